@@ -1,0 +1,9 @@
+//! Domain types: subjects, visits, doses, adverse events, vitals, labs, scores, MRI.
+
+mod record;
+mod scales;
+mod time;
+
+pub use record::{AdverseEvent, Dose, FieldError, Lab, Mri, MriReference, RawRecord, Record, Score, Vital};
+pub use scales::{CtcaeGrade, Edss, Relatedness, Seriousness, SubjectId};
+pub use time::{ClinicalTime, Precision, TimeParseError};

@@ -1,0 +1,524 @@
+//! The native visit record: the raw shape read from JSON, and the checked domain type.
+//!
+//! `RawRecord` exists only at the edge; `Record::from_raw` is the single door in, and it
+//! names the field of every refusal (`adverse_events[0].grade: …`).
+
+use super::scales::{CtcaeGrade, Edss, Relatedness, Seriousness, SubjectId};
+use super::time::ClinicalTime;
+use serde::{Deserialize, Serialize};
+
+/// A refusal, with the path of the field that caused it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+fn refuse(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    pub subject: Option<String>,
+    pub site: Option<String>,
+    pub arm: Option<String>,
+    pub visit: Option<String>,
+    pub date: Option<String>,
+    pub record_id: Option<String>,
+    #[serde(default)]
+    pub doses: Vec<RawDose>,
+    #[serde(default)]
+    pub adverse_events: Vec<RawAdverseEvent>,
+    #[serde(default)]
+    pub vitals: Vec<RawVital>,
+    #[serde(default)]
+    pub labs: Vec<RawLab>,
+    #[serde(default)]
+    pub scores: Vec<RawScore>,
+    pub relapse: Option<RawRelapse>,
+    pub mri: Option<RawMri>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDose {
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub product: Option<String>,
+    pub amount: Option<f64>,
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdverseEvent {
+    pub id: Option<String>,
+    pub term: Option<String>,
+    pub onset: Option<String>,
+    pub end: Option<String>,
+    pub grade: Option<f64>,
+    pub serious: Option<bool>,
+    #[serde(default)]
+    pub seriousness: Vec<String>,
+    pub related: Option<String>,
+    pub outcome: Option<String>,
+    /// When the sponsor/site became aware of the event (drives SAE clocks).
+    pub awareness: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVital {
+    pub time: Option<String>,
+    pub systolic_bp: Option<f64>,
+    pub diastolic_bp: Option<f64>,
+    pub heart_rate: Option<f64>,
+    pub temperature_c: Option<f64>,
+    pub spo2: Option<f64>,
+    pub respiratory_rate: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLab {
+    pub test: Option<String>,
+    pub value: Option<f64>,
+    pub unit: Option<String>,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScore {
+    pub name: Option<String>,
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRelapse {
+    Flag(bool),
+    Onset { onset: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMri {
+    pub date: Option<String>,
+    pub t2_new_or_enlarging: Option<f64>,
+    pub gd_enhancing: Option<f64>,
+    pub t2_total: Option<f64>,
+    /// The scan that "new" is counted against: `previous` (default) or `baseline`.
+    pub reference: Option<String>,
+}
+
+/// One visit record as vigil understands it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub subject: SubjectId,
+    pub site: Option<String>,
+    /// Treatment arm: blinded information. Stored; never rendered for a blinded reader.
+    #[serde(skip)]
+    pub arm: Option<String>,
+    pub visit: Option<String>,
+    pub date: Option<ClinicalTime>,
+    pub record_id: Option<String>,
+    pub doses: Vec<Dose>,
+    pub adverse_events: Vec<AdverseEvent>,
+    pub vitals: Vec<Vital>,
+    pub labs: Vec<Lab>,
+    pub scores: Vec<Score>,
+    /// Onset of a relapse reported at this visit.
+    pub relapse: Option<ClinicalTime>,
+    pub mri: Option<Mri>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dose {
+    pub start: ClinicalTime,
+    pub end: Option<ClinicalTime>,
+    pub product: Option<String>,
+    pub amount: Option<f64>,
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AdverseEvent {
+    /// The CRF's id for the event; a later record with the same id is a new version.
+    pub id: Option<String>,
+    pub term: String,
+    pub onset: Option<ClinicalTime>,
+    pub end: Option<ClinicalTime>,
+    pub grade: Option<CtcaeGrade>,
+    pub serious: bool,
+    pub seriousness: Vec<Seriousness>,
+    pub related: Option<Relatedness>,
+    pub outcome: Option<String>,
+    pub awareness: Option<ClinicalTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Vital {
+    pub time: Option<ClinicalTime>,
+    pub systolic_bp: Option<f64>,
+    pub diastolic_bp: Option<f64>,
+    pub heart_rate: Option<f64>,
+    pub temperature_c: Option<f64>,
+    pub spo2: Option<f64>,
+    pub respiratory_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Lab {
+    pub test: String,
+    pub value: f64,
+    pub unit: Option<String>,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub time: Option<ClinicalTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Score {
+    pub name: String,
+    pub value: f64,
+    /// Set when `name` is EDSS: the value checked against the scale.
+    #[serde(skip)]
+    pub edss: Option<Edss>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mri {
+    pub date: ClinicalTime,
+    pub t2_new_or_enlarging: Option<u32>,
+    pub gd_enhancing: Option<u32>,
+    pub t2_total: Option<u32>,
+    pub reference: MriReference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MriReference {
+    Previous,
+    Baseline,
+}
+
+fn time(field: &str, v: &Option<String>) -> Result<Option<ClinicalTime>, FieldError> {
+    v.as_deref()
+        .map(|s| ClinicalTime::parse(s).map_err(|e| refuse(field, e.to_string())))
+        .transpose()
+}
+
+fn text(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn in_range(field: &str, v: Option<f64>, lo: f64, hi: f64, unit: &str) -> Result<Option<f64>, FieldError> {
+    match v {
+        Some(x) if !(lo..=hi).contains(&x) || !x.is_finite() => Err(refuse(
+            field,
+            format!("{x} {unit} is not physiologically possible (expected {lo}–{hi})"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn count(field: &str, v: Option<f64>) -> Result<Option<u32>, FieldError> {
+    match v {
+        None => Ok(None),
+        Some(x) if x >= 0.0 && x.fract() == 0.0 && x < 1e6 => Ok(Some(x as u32)),
+        Some(x) => Err(refuse(field, format!("{x} is not a lesion count"))),
+    }
+}
+
+impl Record {
+    pub fn from_raw(raw: RawRecord) -> Result<Self, FieldError> {
+        let subject = raw
+            .subject
+            .as_deref()
+            .ok_or_else(|| refuse("subject", "missing: every record needs a subject"))
+            .and_then(|s| SubjectId::parse(s).map_err(|e| refuse("subject", e)))?;
+        let date = time("date", &raw.date)?;
+
+        let doses = raw
+            .doses
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let f = |n: &str| format!("doses[{i}].{n}");
+                let start = time(&f("start"), &d.start)?.ok_or_else(|| refuse(f("start"), "missing"))?;
+                let end = time(&f("end"), &d.end)?;
+                if let Some(e) = &end {
+                    if e.latest() < start.earliest() {
+                        return Err(refuse(f("end"), "dose ends before it starts"));
+                    }
+                }
+                if matches!(d.amount, Some(a) if !(a >= 0.0 && a.is_finite())) {
+                    return Err(refuse(f("amount"), "a dose amount cannot be negative"));
+                }
+                Ok(Dose {
+                    start,
+                    end,
+                    product: text(&d.product),
+                    amount: d.amount,
+                    unit: text(&d.unit),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+
+        let adverse_events = raw
+            .adverse_events
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let f = |n: &str| format!("adverse_events[{i}].{n}");
+                let term = text(&a.term).ok_or_else(|| refuse(f("term"), "missing"))?;
+                let grade = a
+                    .grade
+                    .map(|g| CtcaeGrade::parse(g).map_err(|e| refuse(f("grade"), e)))
+                    .transpose()?;
+                let seriousness = a
+                    .seriousness
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| Seriousness::parse(s).map_err(|e| refuse(format!("adverse_events[{i}].seriousness[{j}]"), e)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if a.serious == Some(false) && !seriousness.is_empty() {
+                    return Err(refuse(f("serious"), "false, but seriousness criteria are given"));
+                }
+                let onset = time(&f("onset"), &a.onset)?;
+                let end = time(&f("end"), &a.end)?;
+                if let (Some(o), Some(e)) = (&onset, &end) {
+                    if e.latest() < o.earliest() {
+                        return Err(refuse(f("end"), "adverse event ends before its onset"));
+                    }
+                }
+                if grade.map(|g| g.value()) == Some(5) && !seriousness.contains(&Seriousness::Death) && a.serious == Some(false) {
+                    return Err(refuse(f("serious"), "a grade 5 (fatal) event cannot be non-serious"));
+                }
+                Ok(AdverseEvent {
+                    id: text(&a.id),
+                    term,
+                    onset,
+                    end,
+                    grade,
+                    serious: a.serious.unwrap_or(false) || !seriousness.is_empty(),
+                    seriousness,
+                    related: a
+                        .related
+                        .as_deref()
+                        .map(|r| Relatedness::parse(r).map_err(|e| refuse(f("related"), e)))
+                        .transpose()?,
+                    outcome: text(&a.outcome),
+                    awareness: time(&f("awareness"), &a.awareness)?,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+
+        let vitals = raw
+            .vitals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let f = |n: &str| format!("vitals[{i}].{n}");
+                Ok(Vital {
+                    time: time(&f("time"), &v.time)?,
+                    systolic_bp: in_range(&f("systolic_bp"), v.systolic_bp, 30.0, 300.0, "mmHg")?,
+                    diastolic_bp: in_range(&f("diastolic_bp"), v.diastolic_bp, 10.0, 200.0, "mmHg")?,
+                    heart_rate: in_range(&f("heart_rate"), v.heart_rate, 10.0, 300.0, "/min")?,
+                    temperature_c: in_range(&f("temperature_c"), v.temperature_c, 25.0, 45.0, "°C")?,
+                    spo2: in_range(&f("spo2"), v.spo2, 30.0, 100.0, "%")?,
+                    respiratory_rate: in_range(&f("respiratory_rate"), v.respiratory_rate, 1.0, 80.0, "/min")?,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+
+        let labs = raw
+            .labs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let f = |n: &str| format!("labs[{i}].{n}");
+                let test = text(&l.test).ok_or_else(|| refuse(f("test"), "missing"))?;
+                let value = l.value.ok_or_else(|| refuse(f("value"), "missing"))?;
+                if !value.is_finite() {
+                    return Err(refuse(f("value"), "not a number"));
+                }
+                if let (Some(lo), Some(hi)) = (l.low, l.high) {
+                    if lo > hi {
+                        return Err(refuse(f("low"), format!("lower limit {lo} is above upper limit {hi}")));
+                    }
+                }
+                Ok(Lab {
+                    test,
+                    value,
+                    unit: text(&l.unit),
+                    low: l.low,
+                    high: l.high,
+                    time: time(&f("time"), &l.time)?,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+
+        let scores: Vec<Score> = raw
+            .scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let f = |n: &str| format!("scores[{i}].{n}");
+                let name = text(&s.name).ok_or_else(|| refuse(f("name"), "missing"))?;
+                let value = s.value.ok_or_else(|| refuse(f("value"), "missing"))?;
+                let edss = if name.eq_ignore_ascii_case("EDSS") {
+                    Some(Edss::parse(value).map_err(|e| refuse(f("value"), e))?)
+                } else {
+                    None
+                };
+                Ok(Score { name, value, edss })
+            })
+            .collect::<Result<_, _>>()?;
+        if !scores.is_empty() && date.is_none() {
+            return Err(refuse("date", "missing: scores need the date of the visit"));
+        }
+
+        let relapse = match &raw.relapse {
+            None | Some(RawRelapse::Flag(false)) => None,
+            Some(RawRelapse::Flag(true)) => {
+                Some(date.clone().ok_or_else(|| refuse("date", "missing: `relapse: true` needs the visit date"))?)
+            }
+            Some(RawRelapse::Onset { onset }) => time("relapse.onset", &Some(onset.clone()))?,
+        };
+
+        let mri = raw
+            .mri
+            .as_ref()
+            .map(|m| {
+                let date = time("mri.date", &m.date)?
+                    .or_else(|| date.clone())
+                    .ok_or_else(|| refuse("mri.date", "missing (and the record has no date)"))?;
+                let reference = match m.reference.as_deref().map(str::trim) {
+                    None | Some("previous") => MriReference::Previous,
+                    Some("baseline") => MriReference::Baseline,
+                    Some(other) => return Err(refuse("mri.reference", format!("`{other}`: use previous or baseline"))),
+                };
+                Ok(Mri {
+                    date,
+                    t2_new_or_enlarging: count("mri.t2_new_or_enlarging", m.t2_new_or_enlarging)?,
+                    gd_enhancing: count("mri.gd_enhancing", m.gd_enhancing)?,
+                    t2_total: count("mri.t2_total", m.t2_total)?,
+                    reference,
+                })
+            })
+            .transpose()?;
+
+        Ok(Record {
+            subject,
+            site: text(&raw.site),
+            arm: text(&raw.arm),
+            visit: text(&raw.visit),
+            date,
+            record_id: text(&raw.record_id),
+            doses,
+            adverse_events,
+            vitals,
+            labs,
+            scores,
+            relapse,
+            mri,
+        })
+    }
+
+    /// Parse one JSON object, naming the field of any type error.
+    pub fn from_json(text: &str) -> Result<Self, FieldError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let raw: RawRecord = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.to_string();
+            // serde_json appends " at line L column C"; the caller names the line itself.
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            refuse(if path == "." { "record".to_string() } else { path }, msg)
+        })?;
+        Self::from_raw(raw)
+    }
+
+    /// The time this record stands for: its date, else the earliest time inside it.
+    pub fn when(&self) -> Option<&ClinicalTime> {
+        self.date.as_ref().or_else(|| {
+            self.doses
+                .iter()
+                .map(|d| &d.start)
+                .chain(self.adverse_events.iter().filter_map(|a| a.onset.as_ref()))
+                .chain(self.vitals.iter().filter_map(|v| v.time.as_ref()))
+                .chain(self.mri.iter().map(|m| &m.date))
+                .min_by_key(|t| t.earliest())
+        })
+    }
+
+    pub fn edss(&self) -> Option<Edss> {
+        self.scores.iter().find_map(|s| s.edss)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DESIGN_EXAMPLE: &str = r#"{
+      "subject": "MSC-03", "site": "KS", "arm": "MSC", "visit": "W12", "date": "2019-05-21",
+      "record_id": "edc-export-2019-05-21-0042",
+      "doses": [{"start": "2019-02-26T09:10:00+01:00", "end": "2019-02-26T09:40:00+01:00",
+                 "product": "autologous BM-MSC", "amount": 1.6e6, "unit": "cells/kg"}],
+      "adverse_events": [{"id": "AE-17", "term": "Infusion related reaction",
+                          "onset": "2019-02-26T10:05:00+01:00", "end": "2019-02-26T14:00:00+01:00",
+                          "grade": 2, "serious": false, "seriousness": [],
+                          "related": "probable", "outcome": "recovered"}],
+      "vitals": [{"time": "2019-02-26T11:10:00+01:00", "systolic_bp": 128, "diastolic_bp": 82,
+                  "heart_rate": 96, "temperature_c": 38.2, "spo2": 97}],
+      "labs": [{"test": "ALT", "value": 52, "unit": "U/L", "low": 0, "high": 45}],
+      "scores": [{"name": "EDSS", "value": 4.5}],
+      "relapse": false,
+      "mri": {"date": "2019-05-20", "t2_new_or_enlarging": 1, "gd_enhancing": 0, "t2_total": 38}
+    }"#;
+
+    #[test]
+    fn the_design_example_parses() {
+        let r = Record::from_json(DESIGN_EXAMPLE).unwrap();
+        assert_eq!(r.subject.as_str(), "MSC-03");
+        assert_eq!(r.adverse_events[0].grade.unwrap().value(), 2);
+        assert_eq!(r.edss().unwrap().value(), 4.5);
+        assert_eq!(r.mri.as_ref().unwrap().t2_new_or_enlarging, Some(1));
+        assert_eq!(r.arm.as_deref(), Some("MSC"));
+        // The arm never leaves through serialization.
+        assert!(!serde_json::to_string(&r).unwrap().contains("\"arm\""));
+    }
+
+    fn err(json: &str) -> FieldError {
+        Record::from_json(json).unwrap_err()
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        assert_eq!(err(r#"{"site":"KS"}"#).field, "subject");
+        assert_eq!(err(r#"{"subject":"A","adverse_events":[{"term":"x","grade":7}]}"#).field, "adverse_events[0].grade");
+        assert_eq!(err(r#"{"subject":"A","date":"2019-01-01","scores":[{"name":"EDSS","value":0.5}]}"#).field, "scores[0].value");
+        assert_eq!(err(r#"{"subject":"A","date":"2019-02-30"}"#).field, "date");
+        assert_eq!(err(r#"{"subject":"A","adverse_events":[{"term":"x","grade":"three"}]}"#).field, "adverse_events[0].grade");
+        assert_eq!(err(r#"{"subject":"A","vitals":[{"temperature_c":52}]}"#).field, "vitals[0].temperature_c");
+        assert_eq!(err(r#"{"subject":"A","colour":"red"}"#).field, "colour");
+        assert_eq!(err(r#"{"subject":"A","scores":[{"name":"EDSS","value":3}]}"#).field, "date");
+    }
+
+    #[test]
+    fn partial_dates_are_accepted_and_flagged() {
+        let r = Record::from_json(r#"{"subject":"A","adverse_events":[{"term":"Headache","onset":"2019-05","grade":1}]}"#).unwrap();
+        assert!(r.adverse_events[0].onset.as_ref().unwrap().is_partial());
+    }
+}
