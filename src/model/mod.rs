@@ -1,9 +1,13 @@
 //! Domain types: subjects, visits, doses, adverse events, vitals, labs, scores, MRI.
 
+mod edss_change;
+mod history;
 mod record;
 mod scales;
 mod time;
 
+pub use edss_change::{ChangeStep, MinimumChange};
+pub use history::{EdssVisit, SubjectHistory};
 pub use record::{AdverseEvent, Dose, FieldError, Lab, Mri, MriReference, RawRecord, Record, Score, Vital};
 pub use scales::{CtcaeGrade, Edss, Relatedness, Seriousness, SubjectId};
 pub use time::{ClinicalTime, Precision, TimeParseError};

@@ -1,0 +1,125 @@
+//! A subject's whole stored history, in the order it happened, and the views rules read.
+
+use super::record::{AdverseEvent, Dose, Mri, Record};
+use super::scales::{Edss, SubjectId};
+use super::time::ClinicalTime;
+use chrono::NaiveDate;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub struct SubjectHistory {
+    pub subject: SubjectId,
+    /// Records in arrival order (store sequence). Views below sort by clinical time.
+    pub records: Vec<Record>,
+}
+
+/// One EDSS assessment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdssVisit {
+    pub date: NaiveDate,
+    pub visit: Option<String>,
+    pub score: Edss,
+}
+
+impl SubjectHistory {
+    pub fn new(subject: SubjectId, records: Vec<Record>) -> Self {
+        Self { subject, records }
+    }
+
+    /// The site of the most recent record that names one.
+    pub fn site(&self) -> Option<&str> {
+        self.records.iter().rev().find_map(|r| r.site.as_deref())
+    }
+
+    /// The treatment arm (blinded information: only for unblinded outputs).
+    pub fn arm(&self) -> Option<&str> {
+        self.records.iter().rev().find_map(|r| r.arm.as_deref())
+    }
+
+    /// Every dose, earliest first, without repeats from re-sent records.
+    pub fn doses(&self) -> Vec<&Dose> {
+        let mut doses: Vec<&Dose> = self.records.iter().flat_map(|r| &r.doses).collect();
+        doses.sort_by_key(|d| d.start.earliest());
+        doses.dedup_by(|a, b| a.start == b.start && a.product == b.product);
+        doses
+    }
+
+    pub fn first_dose(&self) -> Option<&Dose> {
+        self.doses().into_iter().next()
+    }
+
+    /// The current version of every adverse event: an event sent again with the same id
+    /// replaces the earlier version in this view (the store keeps every version).
+    pub fn adverse_events(&self) -> Vec<&AdverseEvent> {
+        let mut latest: Vec<&AdverseEvent> = Vec::new();
+        let mut by_id: HashMap<&str, usize> = HashMap::new();
+        for ae in self.records.iter().flat_map(|r| &r.adverse_events) {
+            match ae.id.as_deref() {
+                Some(id) => match by_id.get(id) {
+                    Some(&i) => latest[i] = ae,
+                    None => {
+                        by_id.insert(id, latest.len());
+                        latest.push(ae);
+                    }
+                },
+                None => latest.push(ae),
+            }
+        }
+        latest
+    }
+
+    /// EDSS assessments by date; a later record for the same date replaces the earlier.
+    pub fn edss(&self) -> Vec<EdssVisit> {
+        let mut by_day: Vec<EdssVisit> = Vec::new();
+        for r in &self.records {
+            let (Some(score), Some(date)) = (r.edss(), r.date.as_ref()) else { continue };
+            let v = EdssVisit {
+                date: date.day(),
+                visit: r.visit.clone(),
+                score,
+            };
+            match by_day.iter_mut().find(|e| e.date == v.date) {
+                Some(e) => *e = v,
+                None => by_day.push(v),
+            }
+        }
+        by_day.sort_by_key(|e| e.date);
+        by_day
+    }
+
+    /// MRI scans by date, with the visit label of the record that carried them.
+    pub fn mri(&self) -> Vec<(Option<&str>, &Mri)> {
+        let mut scans: Vec<(Option<&str>, &Mri)> = Vec::new();
+        for r in &self.records {
+            if let Some(m) = &r.mri {
+                match scans.iter_mut().find(|(_, s)| s.date == m.date) {
+                    Some(slot) => *slot = (r.visit.as_deref(), m),
+                    None => scans.push((r.visit.as_deref(), m)),
+                }
+            }
+        }
+        scans.sort_by_key(|(_, m)| m.date.earliest());
+        scans
+    }
+
+    /// Relapse onsets, earliest first.
+    pub fn relapses(&self) -> Vec<&ClinicalTime> {
+        let mut r: Vec<&ClinicalTime> = self.records.iter().filter_map(|r| r.relapse.as_ref()).collect();
+        r.sort_by_key(|t| t.earliest());
+        r.dedup();
+        r
+    }
+
+    /// Visit labels seen, with the date of each (first record that carried the label).
+    pub fn visits(&self) -> Vec<(&str, Option<&ClinicalTime>)> {
+        let mut seen: Vec<(&str, Option<&ClinicalTime>)> = Vec::new();
+        for r in &self.records {
+            if let Some(v) = r.visit.as_deref() {
+                if !seen.iter().any(|(s, _)| *s == v) {
+                    seen.push((v, r.date.as_ref()));
+                }
+            }
+        }
+        seen
+    }
+}
