@@ -1,0 +1,1 @@
+//! DSMB reports.

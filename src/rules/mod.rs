@@ -1,0 +1,3 @@
+//! Safety rules: loading, checking and evaluating them.
+
+pub mod progression;

@@ -1,0 +1,1 @@
+//! EDSS disability worsening: baselines, minimum change, confirmation.
