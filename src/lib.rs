@@ -2,7 +2,15 @@
 //!
 //! The pipeline, one module per stage:
 //! sources (`ingest`) → `store` → evaluate (`rules`) → `alerts` → `notify`, plus `report`.
+//! `daemon` wires them together; `http` serves the API.
 
+pub mod alerts;
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod ingest;
 pub mod model;
+pub mod notify;
 pub mod report;
 pub mod rules;
+pub mod store;

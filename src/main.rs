@@ -1,1 +1,282 @@
-fn main() {}
+//! The `vigil` command line. Exit codes: 0 success, 1 findings or failures (invalid
+//! rules, quarantined input), 2 usage or environment errors.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use vigil::config::Config;
+use vigil::store::Store;
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "Safety and adverse-event monitoring for clinical trials")]
+struct Cli {
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, global = true, env = "VIGIL_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: watch the inbox, evaluate rules, send alert emails.
+    Run {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and rule files; exit 1 on any error.
+    Check {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Rule files or folders (default: those of the config, else ./rules).
+        rules: Vec<PathBuf>,
+    },
+    /// Ingest files once: store, evaluate, queue alert emails (and send them with --deliver).
+    Ingest {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        /// Also try to send the queued emails once before exiting.
+        #[arg(long)]
+        deliver: bool,
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Write reports.
+    Report {
+        #[command(subcommand)]
+        report: ReportCommand,
+    },
+    /// Look at alerts.
+    Alerts {
+        #[command(subcommand)]
+        alerts: AlertsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The DSMB summary report (open report, HTML).
+    Dsmb {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Data cut-off (YYYY-MM-DD or RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    List {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// An error that is the input's fault (exit 1) rather than the environment's (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Findings(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigil: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) if e.downcast_ref::<Findings>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("vigil: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            let app = vigil::daemon::App::build(config).await?;
+            app.run_until_stopped(shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config, rules } => check(config.as_deref(), rules),
+        Command::Ingest { config, deliver, inputs } => ingest(&config, deliver, &inputs).await,
+        Command::Report {
+            report: ReportCommand::Dsmb { config, out, as_of },
+        } => report_dsmb(&config, out, as_of.as_deref()).await,
+        Command::Alerts {
+            alerts: AlertsCommand::List { config, format },
+        } => alerts_list(&config, format).await,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn check(config: Option<&Path>, rules: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = config.map(Config::load).transpose()?;
+    let paths = match (rules.is_empty(), &config) {
+        (false, _) => rules,
+        (true, Some(c)) => c.rules.clone(),
+        (true, None) => vec![PathBuf::from("rules")],
+    };
+    let mut problems: Vec<String> = Vec::new();
+    let loaded = match vigil::rules::load_rules(&paths) {
+        Ok(set) => Some(set),
+        Err(errors) => {
+            problems.extend(errors.iter().map(ToString::to_string));
+            None
+        }
+    };
+    if let (Some(set), Some(c)) = (&loaded, &config) {
+        problems.extend(vigil::alerts::Router::new(c).unknown_roles(set));
+    }
+    if !problems.is_empty() {
+        return Err(Findings(problems.join("\n")).into());
+    }
+    let n = loaded.map_or(0, |s| s.rules.len());
+    println!("ok: {n} rules valid{}", if config.is_some() { ", configuration valid" } else { "" });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn ingest(config: &Path, deliver: bool, inputs: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let app = vigil::daemon::App::build(config).await?;
+    let mut quarantined = 0;
+    for input in inputs {
+        let text = std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?;
+        let name = input.display().to_string();
+        let parsed = vigil::ingest::native::parse(&name, &text);
+        let outcome = app.store.store_batch(&parsed.records, &parsed.rejected).await?;
+        for r in parsed.rejected.iter().chain(outcome.conflicts.iter()) {
+            eprintln!("{}:{}: {}: {}", r.source, r.line, r.field, r.reason);
+            quarantined += 1;
+        }
+        println!("{name}: {} stored, {} already stored", outcome.stored, outcome.duplicates);
+    }
+    let raised = app.evaluate().await?;
+    println!("{} alerts raised", raised.len());
+    if deliver {
+        let pass = app.outbox.deliver_due().await?;
+        println!("{} emails sent, {} to retry, {} failed", pass.sent, pass.retrying, pass.failed);
+    }
+    app.store.close().await;
+    if quarantined > 0 {
+        return Err(Findings(format!("{quarantined} records quarantined")).into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_as_of(s: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match s {
+        None => Ok(chrono::Utc::now()),
+        Some(s) => {
+            let t = vigil::model::ClinicalTime::parse(s).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?;
+            // A date means the end of that day.
+            Ok(t.latest())
+        }
+    }
+}
+
+async fn report_dsmb(config: &Path, out: Option<PathBuf>, as_of: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let as_of = parse_as_of(as_of)?;
+    let rules = vigil::daemon::load_rules(&config)?;
+    let store = Store::connect(&config.database_url).await?;
+    let subjects = store.all_histories().await?;
+    let quarantined = store.quarantine_count().await?;
+    store.close().await;
+    let edss_change = rules.edss_change();
+    let input = vigil::report::DsmbInput {
+        study_title: &config.study.title,
+        as_of,
+        subjects: &subjects,
+        edss_change: &edss_change,
+        visit_order: &config.study.visits,
+        infusion_reaction_terms: &config.report.infusion_reaction_terms,
+        quarantined_records: quarantined.max(0) as u64,
+    };
+    let summary = vigil::report::summarize(&input);
+    let html = vigil::report::try_render_html(&input, &summary)?;
+    let dir = out.unwrap_or_else(|| config.report.out_dir.clone());
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("dsmb-open-{}.html", as_of.format("%Y-%m-%d")));
+    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn alerts_list(config: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let store = Store::connect(&config.database_url).await?;
+    let alerts = store.alerts().await?;
+    store.close().await;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&alerts)?),
+        Format::Text => {
+            for a in &alerts {
+                println!(
+                    "#{:<5} {:<8} {:<9} {:<10} {} ({}, {})",
+                    a.id,
+                    a.severity.to_uppercase(),
+                    a.status,
+                    if a.subject.is_empty() { "cohort" } else { &a.subject },
+                    a.title,
+                    a.rule_id,
+                    a.raised_at.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
+            if alerts.is_empty() {
+                println!("no alerts");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,349 @@
+//! Configuration: one YAML file, overridden by environment variables, checked at start.
+//!
+//! Relative paths in the file are resolved against the file's own folder, so the same
+//! command works from any working directory. Secrets (SMTP password, API token) come
+//! from the environment, never from the file.
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub study: StudyConfig,
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    #[serde(default = "default_inbox")]
+    pub inbox: PathBuf,
+    #[serde(default)]
+    pub processed_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub quarantine_dir: Option<PathBuf>,
+    #[serde(default = "default_rules")]
+    pub rules: Vec<PathBuf>,
+    #[serde(default)]
+    pub rescan_interval_secs: Option<u64>,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub email: EmailConfig,
+    #[serde(default)]
+    pub recipients: BTreeMap<String, RoleConfig>,
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    #[serde(default)]
+    pub report: ReportConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    pub title: String,
+    /// Protocol visit labels in schedule order (used to order report tables).
+    #[serde(default)]
+    pub visits: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; empty or absent = no HTTP server.
+    #[serde(default)]
+    pub addr: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    #[serde(default = "default_from")]
+    pub from: String,
+    /// `smtp://host:port` (plain, loopback only), `smtp://…?tls=starttls`, `smtps://user:pass@host`.
+    /// Absent = write .eml files into `outbox_dir` instead of sending.
+    #[serde(default)]
+    pub smtp_url: Option<String>,
+    #[serde(default = "default_outbox_dir")]
+    pub outbox_dir: PathBuf,
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_secs: u64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    #[serde(default = "default_timeout")]
+    pub smtp_timeout_secs: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            from: default_from(),
+            smtp_url: None,
+            outbox_dir: default_outbox_dir(),
+            retry_initial_secs: default_retry_initial(),
+            retry_max_secs: default_retry_max(),
+            smtp_timeout_secs: default_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleConfig {
+    pub addresses: Vec<String>,
+    /// Blinded recipients never see treatment arm. Default: blinded.
+    #[serde(default = "yes")]
+    pub blinded: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    #[serde(default = "default_report_dir")]
+    pub out_dir: PathBuf,
+    /// AE terms counted as infusion reactions in the report.
+    #[serde(default = "default_irr_terms")]
+    pub infusion_reaction_terms: Vec<String>,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            out_dir: default_report_dir(),
+            infusion_reaction_terms: default_irr_terms(),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://var/vigil.db".into()
+}
+fn default_inbox() -> PathBuf {
+    "var/inbox".into()
+}
+fn default_rules() -> Vec<PathBuf> {
+    vec!["rules".into()]
+}
+fn default_from() -> String {
+    "vigil <vigil@localhost>".into()
+}
+fn default_outbox_dir() -> PathBuf {
+    "var/outbox".into()
+}
+fn default_report_dir() -> PathBuf {
+    "var/reports".into()
+}
+fn default_retry_initial() -> u64 {
+    5
+}
+fn default_retry_max() -> u64 {
+    900
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn yes() -> bool {
+    true
+}
+fn default_irr_terms() -> Vec<String> {
+    ["Infusion related reaction", "Anaphylaxis", "Allergic reaction", "Cytokine release syndrome"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The resolved configuration the program runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub study: StudyConfig,
+    pub database_url: String,
+    pub inbox: PathBuf,
+    pub processed_dir: PathBuf,
+    pub quarantine_dir: PathBuf,
+    pub rules: Vec<PathBuf>,
+    pub rescan_interval_secs: u64,
+    pub http_addr: Option<std::net::SocketAddr>,
+    pub email: EmailConfig,
+    pub recipients: BTreeMap<String, RoleConfig>,
+    pub default_roles: Vec<String>,
+    pub report: ReportConfig,
+}
+
+/// An invalid configuration, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: `{key}`: {message}")]
+    Invalid { file: String, key: String, message: String },
+}
+
+impl Config {
+    /// Reads the file, applies `VIGIL_*` environment overrides and checks every key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Ok(Self::from_str(&text, path, env)?)
+    }
+
+    pub fn from_str(text: &str, path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let de = serde_yaml::Deserializer::from_str(text);
+        let raw: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let at = inner
+                .location()
+                .map(|l| format!("{}:{}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            ConfigError::Parse {
+                file: file.clone(),
+                message: format!("{at}`{key}`: {}", strip_location(&inner.to_string())),
+            }
+        })?;
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            file: file.clone(),
+            key: key.to_string(),
+            message,
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+
+        let database_url = env("VIGIL_DATABASE_URL").unwrap_or_else(|| resolve_sqlite_url(&raw.database_url, &base));
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(invalid("database_url", format!("`{database_url}` must start with sqlite:, postgres:// or postgresql://")));
+        }
+        let inbox = env("VIGIL_INBOX").map(PathBuf::from).unwrap_or_else(|| resolve(&raw.inbox));
+        let http_addr = match env("VIGIL_HTTP_ADDR").or(raw.http.addr.clone()).filter(|a| !a.trim().is_empty()) {
+            None => None,
+            Some(a) => Some(a.trim().parse().map_err(|_| invalid("http.addr", format!("`{a}` is not an address such as 127.0.0.1:8465")))?),
+        };
+        let mut email = raw.email.clone();
+        email.outbox_dir = resolve(&email.outbox_dir);
+        if let Some(url) = env("VIGIL_SMTP_URL") {
+            email.smtp_url = Some(url);
+        }
+        if let Some(url) = &email.smtp_url {
+            crate::notify::SmtpSettings::parse(url).map_err(|m| invalid("email.smtp_url", m))?;
+        }
+        if email.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid("email.from", format!("`{}` is not an email address", email.from)));
+        }
+        if email.retry_initial_secs == 0 || email.retry_max_secs < email.retry_initial_secs {
+            return Err(invalid("email.retry_initial_secs", "must be at least 1 and at most retry_max_secs".into()));
+        }
+        for (role, r) in &raw.recipients {
+            if r.addresses.is_empty() {
+                return Err(invalid(&format!("recipients.{role}.addresses"), "lists no address".into()));
+            }
+            for a in &r.addresses {
+                if a.parse::<lettre::message::Mailbox>().is_err() {
+                    return Err(invalid(&format!("recipients.{role}.addresses"), format!("`{a}` is not an email address")));
+                }
+            }
+        }
+        for role in &raw.default_roles {
+            if !raw.recipients.contains_key(role) {
+                return Err(invalid("default_roles", format!("role `{role}` is not defined under recipients")));
+            }
+        }
+        let rescan = raw.rescan_interval_secs.unwrap_or(5);
+        if rescan == 0 {
+            return Err(invalid("rescan_interval_secs", "must be at least 1".into()));
+        }
+        let mut report = raw.report.clone();
+        report.out_dir = resolve(&report.out_dir);
+        Ok(Config {
+            source: path.to_path_buf(),
+            study: raw.study,
+            database_url,
+            processed_dir: raw.processed_dir.as_deref().map(resolve).unwrap_or_else(|| inbox.join("processed")),
+            quarantine_dir: raw.quarantine_dir.as_deref().map(resolve).unwrap_or_else(|| inbox.join("quarantine")),
+            inbox,
+            rules: raw.rules.iter().map(|p| resolve(p)).collect(),
+            rescan_interval_secs: rescan,
+            http_addr,
+            email,
+            recipients: raw.recipients,
+            default_roles: raw.default_roles,
+            report,
+        })
+    }
+}
+
+fn strip_location(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_string()
+}
+
+/// `sqlite://var/vigil.db` is relative to the config file's folder; made absolute here.
+fn resolve_sqlite_url(url: &str, base: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_string();
+    };
+    let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+    if path == ":memory:" || path.starts_with('/') {
+        return url.to_string();
+    }
+    let abs = base.join(path);
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", abs.display()),
+        None => format!("sqlite://{}", abs.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "study:\n  title: Test\n";
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_str(text, Path::new("/etc/vigil/vigil.yaml"), move |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_resolve_against_the_config_folder() {
+        let c = load(MINIMAL, &[]).unwrap();
+        assert_eq!(c.database_url, "sqlite:///etc/vigil/var/vigil.db");
+        assert_eq!(c.inbox, PathBuf::from("/etc/vigil/var/inbox"));
+        assert_eq!(c.processed_dir, PathBuf::from("/etc/vigil/var/inbox/processed"));
+        assert!(c.email.smtp_url.is_none());
+        assert!(c.http_addr.is_none());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = load(
+            MINIMAL,
+            &[
+                ("VIGIL_DATABASE_URL", "postgres://127.0.0.1/test"),
+                ("VIGIL_SMTP_URL", "smtp://127.0.0.1:2525"),
+                ("VIGIL_INBOX", "/data/in"),
+                ("VIGIL_HTTP_ADDR", "127.0.0.1:9000"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.database_url, "postgres://127.0.0.1/test");
+        assert_eq!(c.email.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
+        assert_eq!(c.inbox, PathBuf::from("/data/in"));
+        assert_eq!(c.http_addr.unwrap().port(), 9000);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load("study:\n  title: T\nemail:\n  retry_initial_secs: soon\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("email.retry_initial_secs"), "{e}");
+        let e = load("study:\n  title: T\nemial: {}\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("emial"), "{e}");
+        let e = load(MINIMAL, &[("VIGIL_HTTP_ADDR", "localhost")]).unwrap_err().to_string();
+        assert!(e.contains("http.addr"), "{e}");
+        let e = load("study:\n  title: T\nrecipients:\n  safety-officer:\n    addresses: [not-an-address]\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("recipients.safety-officer.addresses"), "{e}");
+        let e = load(MINIMAL, &[("VIGIL_SMTP_URL", "ftp://x")]).unwrap_err().to_string();
+        assert!(e.contains("email.smtp_url"), "{e}");
+        let e = load("study:\n  title: T\ndefault_roles: [dsmb]\n", &[]).unwrap_err().to_string();
+        assert!(e.contains("default_roles"), "{e}");
+    }
+}

@@ -1,0 +1,180 @@
+//! The daemon: wires the stages together and runs them until told to stop.
+//!
+//! Tasks: the inbox watcher (notify events plus a periodic rescan, which also covers
+//! network file systems where inotify sees nothing), the outbox worker, and the HTTP
+//! server. Work left pending by a crash (unevaluated subjects, unsent emails) is picked
+//! up at start because it lives in the database, not in memory.
+
+use crate::alerts::{self, Router};
+use crate::config::Config;
+use crate::ingest::DropFolder;
+use crate::notify::{self, Outbox};
+use crate::rules::RuleSet;
+use crate::store::Store;
+use anyhow::Context;
+use ::notify::Watcher;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub rules: RuleSet,
+    pub router: Router,
+    pub folder: DropFolder,
+    pub outbox: Outbox,
+    message_domain: String,
+    outbox_wake: Arc<Notify>,
+}
+
+/// Loads the rules named by the configuration, or explains every problem.
+pub fn load_rules(config: &Config) -> anyhow::Result<RuleSet> {
+    let rules = crate::rules::load_rules(&config.rules).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
+    })?;
+    let unknown = Router::new(config).unknown_roles(&rules);
+    if !unknown.is_empty() {
+        anyhow::bail!("invalid rules:\n{}", unknown.join("\n"));
+    }
+    Ok(rules)
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let rules = load_rules(&config)?;
+        let store = Store::connect(&config.database_url).await?;
+        let folder = DropFolder::new(&config.inbox, &config.processed_dir, &config.quarantine_dir)?;
+        let outbox = Outbox {
+            store: store.clone(),
+            mailer: notify::mailer(&config)?,
+            from: config.email.from.parse().context("email.from")?,
+            study_title: config.study.title.clone(),
+            retry_initial_secs: config.email.retry_initial_secs,
+            retry_max_secs: config.email.retry_max_secs,
+        };
+        Ok(Self {
+            router: Router::new(&config),
+            message_domain: notify::message_domain(&config),
+            config,
+            store,
+            rules,
+            folder,
+            outbox,
+            outbox_wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Evaluates every subject with new records and wakes the outbox if anything was raised.
+    pub async fn evaluate(&self) -> anyhow::Result<Vec<i64>> {
+        let raised = alerts::evaluate_pending(&self.store, &self.rules, &self.router, &self.message_domain, chrono::Utc::now()).await?;
+        if !raised.is_empty() {
+            self.outbox_wake.notify_one();
+        }
+        Ok(raised)
+    }
+
+    /// Ingests every ready file in the inbox. Returns true if some file was too fresh
+    /// to take and the inbox should be looked at again soon.
+    pub async fn process_inbox(&self) -> anyhow::Result<bool> {
+        let (files, waiting) = self.folder.ready_files()?;
+        for path in files {
+            if let Err(e) = self.folder.ingest_file(&self.store, &path).await {
+                // The file stays in the inbox and is tried again on the next scan.
+                tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot ingest file; will retry.");
+            }
+            self.evaluate().await?;
+        }
+        Ok(waiting)
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let app = Arc::new(self);
+        tracing::info!(
+            rules = app.rules.rules.len(),
+            inbox = %app.config.inbox.display(),
+            database = %crate::store::redact(&app.config.database_url),
+            email = if app.config.email.smtp_url.is_some() { "smtp" } else { "files" },
+            "vigil started."
+        );
+        // Whatever a crash left pending.
+        app.evaluate().await?;
+
+        let inbox = tokio::spawn(inbox_loop(app.clone()));
+        let outbox = tokio::spawn(outbox_loop(app.clone()));
+        let http = match app.config.http_addr {
+            Some(addr) => Some(tokio::spawn(crate::http::serve(addr, app.store.clone()))),
+            None => None,
+        };
+        let http_done = async {
+            match http {
+                Some(h) => h.await,
+                None => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            _ = shutdown => { tracing::info!("Shutting down."); Ok(()) }
+            r = inbox => task_exit("inbox", r),
+            r = outbox => task_exit("outbox", r),
+            r = http_done => task_exit("http", r),
+        };
+        app.store.close().await;
+        result
+    }
+}
+
+fn task_exit(name: &str, r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    match r {
+        Ok(Ok(())) => anyhow::bail!("the {name} task stopped"),
+        Ok(Err(e)) => Err(e.context(format!("the {name} task failed"))),
+        Err(e) => anyhow::bail!("the {name} task panicked: {e}"),
+    }
+}
+
+async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = ::notify::recommended_watcher(move |_event: ::notify::Result<::notify::Event>| {
+        let _ = tx.send(());
+    })
+    .context("cannot start the inbox watcher")?;
+    watcher
+        .watch(&app.config.inbox, ::notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("cannot watch {}", app.config.inbox.display()))?;
+    let rescan = Duration::from_secs(app.config.rescan_interval_secs);
+    loop {
+        let waiting = match app.process_inbox().await {
+            Ok(w) => w,
+            Err(e) => {
+                // Usually the database is unreachable: keep the daemon up and try again.
+                tracing::error!(error = %format!("{e:#}"), "Inbox pass failed; will retry.");
+                true
+            }
+        };
+        let wait = if waiting { Duration::from_millis(350) } else { rescan };
+        tokio::select! {
+            _ = rx.recv() => {
+                // Let a burst of events settle, then take them all at once.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while rx.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
+    loop {
+        if let Err(e) = app.outbox.deliver_due().await {
+            tracing::error!(error = %format!("{e:#}"), "Outbox pass failed; will retry.");
+        }
+        let wait = match app.store.next_notification_due().await {
+            Ok(Some(due)) => Duration::from_millis((due - crate::store::now_ms()).clamp(50, 30_000) as u64),
+            _ => Duration::from_secs(30),
+        };
+        tokio::select! {
+            _ = app.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The drop folder: files arrive in the inbox, are stored, then moved to `processed/`;
+//! lines that cannot be read go to `quarantine/` with their reasons.
+//!
+//! Order matters for crash safety: records are committed before the file moves, so a
+//! crash in between only means the file is read again, which changes nothing.
+
+use super::native;
+use crate::store::{BatchOutcome, Rejected, Store};
+use anyhow::Context;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone)]
+pub struct DropFolder {
+    pub inbox: PathBuf,
+    pub processed: PathBuf,
+    pub quarantine: PathBuf,
+}
+
+/// What happened to one file.
+#[derive(Debug, Default)]
+pub struct FileOutcome {
+    pub stored: usize,
+    pub duplicates: usize,
+    pub quarantined: usize,
+    pub subjects: Vec<String>,
+}
+
+/// Files still being written are skipped: writers should write `name.tmp` (or a dotfile)
+/// and rename, but a plain copy is also safe once it has been quiet this long.
+const SETTLE: Duration = Duration::from_millis(300);
+
+impl DropFolder {
+    pub fn new(inbox: &Path, processed: &Path, quarantine: &Path) -> anyhow::Result<Self> {
+        for d in [inbox, processed, quarantine] {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create folder {}", d.display()))?;
+        }
+        Ok(Self {
+            inbox: inbox.to_path_buf(),
+            processed: processed.to_path_buf(),
+            quarantine: quarantine.to_path_buf(),
+        })
+    }
+
+    /// Files ready to read, oldest first, and whether some were too fresh to take yet.
+    pub fn ready_files(&self) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+        let mut ready = Vec::new();
+        let mut waiting = false;
+        let now = SystemTime::now();
+        for entry in std::fs::read_dir(&self.inbox).with_context(|| format!("cannot read inbox {}", self.inbox.display()))? {
+            let entry = entry?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let meta = match entry.metadata() {
+                Ok(m) if m.is_file() => m,
+                _ => continue,
+            };
+            if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+                continue;
+            }
+            let modified = meta.modified().unwrap_or(now);
+            if now.duration_since(modified).unwrap_or_default() < SETTLE {
+                waiting = true;
+                continue;
+            }
+            ready.push((modified, path));
+        }
+        ready.sort();
+        Ok((ready.into_iter().map(|(_, p)| p).collect(), waiting))
+    }
+
+    /// Reads, stores and files away one inbox file.
+    pub async fn ingest_file(&self, store: &Store, path: &Path) -> anyhow::Result<FileOutcome> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "unnamed".into());
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let parsed = match String::from_utf8(bytes) {
+            Ok(text) => native::parse(&name, &text),
+            Err(e) => native::Parsed {
+                records: Vec::new(),
+                rejected: vec![Rejected {
+                    source: name.clone(),
+                    line: 1,
+                    field: "file".into(),
+                    reason: format!("not UTF-8 text ({e})"),
+                    raw: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                }],
+            },
+        };
+        let outcome: BatchOutcome = store
+            .store_batch(&parsed.records, &parsed.rejected)
+            .await
+            .with_context(|| format!("cannot store the records of {name}"))?;
+        let rejected: Vec<&Rejected> = parsed.rejected.iter().chain(outcome.conflicts.iter()).collect();
+        if !rejected.is_empty() {
+            self.write_quarantine(&name, path, &rejected)?;
+        }
+        self.move_to_processed(path, &name)?;
+        for r in &rejected {
+            tracing::warn!(file = %name, line = r.line, field = %r.field, reason = %r.reason, "Line quarantined.");
+        }
+        tracing::info!(
+            file = %name,
+            stored = outcome.stored,
+            duplicates = outcome.duplicates,
+            quarantined = rejected.len(),
+            "File ingested."
+        );
+        Ok(FileOutcome {
+            stored: outcome.stored,
+            duplicates: outcome.duplicates,
+            quarantined: rejected.len(),
+            subjects: outcome.subjects,
+        })
+    }
+
+    /// One NDJSON file per source file: each bad line with its reason. Named by the
+    /// source's content hash, so reading the same file again rewrites the same file.
+    fn write_quarantine(&self, name: &str, path: &Path, rejected: &[&Rejected]) -> anyhow::Result<()> {
+        let hash = hex::encode(&Sha256::digest(std::fs::read(path).unwrap_or_default())[..4]);
+        let mut text = String::new();
+        for r in rejected {
+            let entry = json!({
+                "reason": format!("{}:{}: {}: {}", r.source, r.line, r.field, r.reason),
+                "file": r.source, "line": r.line, "field": r.field, "raw": r.raw,
+            });
+            text.push_str(&entry.to_string());
+            text.push('\n');
+        }
+        let target = self.quarantine.join(format!("{name}.{hash}.quarantine.ndjson"));
+        write_durably(&target, text.as_bytes())
+    }
+
+    fn move_to_processed(&self, path: &Path, name: &str) -> anyhow::Result<()> {
+        let mut target = self.processed.join(name);
+        if target.exists() {
+            let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+            target = self.processed.join(format!("{name}.{stamp}"));
+        }
+        std::fs::rename(path, &target).with_context(|| format!("cannot move {} to {}", path.display(), target.display()))?;
+        sync_dir(&self.processed);
+        sync_dir(&self.inbox);
+        Ok(())
+    }
+}
+
+/// Writes to a temporary name, fsyncs, renames over the target.
+fn write_durably(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = target.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, target)?;
+    if let Some(dir) = target.parent() {
+        sync_dir(dir);
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

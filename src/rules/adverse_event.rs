@@ -1,0 +1,267 @@
+//! `adverse_event`: an AE that matches terms, a minimum CTCAE grade, seriousness,
+//! relatedness and an onset window after a dose. Episode = the AE; level = its grade,
+//! so the same event worsening (grade 2 → 3) raises again.
+
+use super::{study_day_text, Finding, Severity};
+use crate::model::{AdverseEvent, Dose, SubjectHistory};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdverseEventRule {
+    #[serde(rename = "match")]
+    pub criteria: Criteria,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criteria {
+    /// AE terms (case-insensitive); empty = any term.
+    #[serde(default)]
+    pub terms: Vec<String>,
+    pub grade: Option<AtLeast>,
+    /// Only serious (true) or only non-serious (false) events.
+    pub serious: Option<bool>,
+    /// Only events assessed as related (possible or stronger).
+    pub related: Option<bool>,
+    pub onset_within: Option<OnsetWindow>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtLeast {
+    pub at_least: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnsetWindow {
+    pub after: Anchor,
+    pub hours: f64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    /// The start of any dose.
+    Dose,
+}
+
+impl AdverseEventRule {
+    pub(super) fn check(&self) -> Result<(), (String, String)> {
+        if let Some(g) = &self.criteria.grade {
+            if !(1..=5).contains(&g.at_least) {
+                return Err(("match.grade.at_least".into(), format!("CTCAE grades are 1 to 5, not {}", g.at_least)));
+            }
+        }
+        if let Some(w) = &self.criteria.onset_within {
+            if !(w.hours > 0.0 && w.hours.is_finite()) {
+                return Err(("match.onset_within.hours".into(), "must be a positive number of hours".into()));
+            }
+        }
+        if self.criteria.terms.iter().any(|t| t.trim().is_empty()) {
+            return Err(("match.terms".into(), "an empty term matches nothing".into()));
+        }
+        Ok(())
+    }
+
+    fn term_matches(&self, ae: &AdverseEvent) -> bool {
+        self.criteria.terms.is_empty() || self.criteria.terms.iter().any(|t| t.trim().eq_ignore_ascii_case(ae.term.trim()))
+    }
+
+    /// The dose (index, dose) whose window the onset may fall in. Partial onsets count if
+    /// any plausible instant is inside the window: for safety, doubt raises the alert.
+    fn dose_window<'h>(&self, ae: &AdverseEvent, doses: &[&'h Dose]) -> Option<Option<(usize, &'h Dose)>> {
+        let Some(w) = &self.criteria.onset_within else { return Some(None) };
+        let onset = ae.onset.as_ref()?;
+        let span = chrono::Duration::minutes((w.hours * 60.0).round() as i64);
+        doses
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, d)| onset.latest() >= d.start.earliest() && onset.earliest() <= d.start.latest() + span)
+            .map(|(i, d)| Some((i, *d)))
+    }
+
+    pub(super) fn evaluate(&self, h: &SubjectHistory, severity: Severity) -> Vec<Finding> {
+        let c = &self.criteria;
+        let doses = h.doses();
+        let mut out = Vec::new();
+        for ae in h.adverse_events() {
+            let grade = ae.grade.map_or(0, |g| g.value());
+            if !self.term_matches(ae)
+                || c.grade.as_ref().is_some_and(|g| grade < g.at_least)
+                || c.serious.is_some_and(|s| s != ae.serious)
+                || c.related.is_some_and(|r| r != ae.related.is_some_and(|x| x.is_related()))
+            {
+                continue;
+            }
+            let Some(dose) = self.dose_window(ae, &doses) else { continue };
+            let episode = match &ae.id {
+                Some(id) => format!("ae:{id}"),
+                None => format!("ae:{}@{}", ae.term.to_lowercase(), ae.onset.as_ref().map_or("", |o| o.raw())),
+            };
+            let mut what = format!("Adverse event \"{}\"", ae.term);
+            what.push_str(&match ae.grade {
+                Some(g) => format!(", CTCAE grade {g}"),
+                None => ", not graded".to_string(),
+            });
+            if ae.serious {
+                let criteria: Vec<&str> = ae.seriousness.iter().map(|s| s.label()).collect();
+                what.push_str(&if criteria.is_empty() {
+                    ", serious".to_string()
+                } else {
+                    format!(", serious ({})", criteria.join(", "))
+                });
+            }
+            if let Some(onset) = &ae.onset {
+                what.push_str(&format!(", onset {}", study_day_text(h, onset)));
+                if let Some((i, d)) = dose {
+                    what.push_str(&format!(", {} after the start of dose {}", elapsed(d, onset), i + 1));
+                }
+                if onset.is_partial() {
+                    what.push_str(" (partial onset date, imputed)");
+                }
+            }
+            if let Some(r) = ae.related {
+                what.push_str(&format!(", related: {}", r.label()));
+            }
+            what.push('.');
+            let mut why = Vec::new();
+            if let Some(g) = &c.grade {
+                why.push(format!("grade {grade} >= {}", g.at_least));
+            }
+            if !c.terms.is_empty() {
+                why.push(format!("term \"{}\" is in the rule's list", ae.term));
+            }
+            if let Some(s) = c.serious {
+                why.push(if s { "serious".into() } else { "non-serious".into() });
+            }
+            if c.related == Some(true) {
+                why.push("assessed as related".into());
+            }
+            if let Some(w) = &c.onset_within {
+                why.push(format!("onset within {} h of a dose", w.hours));
+            }
+            out.push(Finding {
+                episode,
+                level: i64::from(grade),
+                severity,
+                title: None,
+                summary: what,
+                why: why.join(" and "),
+                evidence: json!({
+                    "adverse_event": ae,
+                    "dose": dose.map(|(i, d)| json!({"number": i + 1, "study_day": 1 + d.start.days_since(&doses[0].start)})),
+                    "threshold": {"grade_at_least": c.grade.as_ref().map(|g| g.at_least),
+                                  "onset_within_hours": c.onset_within.as_ref().map(|w| w.hours)},
+                }),
+            });
+        }
+        out
+    }
+}
+
+fn elapsed(dose: &Dose, onset: &crate::model::ClinicalTime) -> String {
+    if onset.is_partial() || onset.precision() != crate::model::Precision::Time {
+        return "on the day".to_string();
+    }
+    let m = (onset.earliest() - dose.start.earliest()).num_minutes();
+    if m < 120 {
+        format!("{m} min")
+    } else {
+        format!("{:.1} h", m as f64 / 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Record, SubjectId};
+
+    fn history(json: &[&str]) -> SubjectHistory {
+        SubjectHistory::new(
+            SubjectId::parse("KS-101").unwrap(),
+            json.iter().map(|j| Record::from_json(j).unwrap()).collect(),
+        )
+    }
+
+    fn rule(yaml: &str) -> AdverseEventRule {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    const DOSE: &str = r#"{"subject":"KS-101","visit":"D1","doses":[{"start":"2019-02-26T09:10:00+01:00"}]}"#;
+
+    #[test]
+    fn severe_reaction_within_a_day_of_the_dose() {
+        let r = rule("match: {terms: [Infusion related reaction], grade: {at_least: 3}, onset_within: {after: dose, hours: 24}}");
+        let h = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"id":"AE-1","term":"infusion related reaction","grade":3,
+                "onset":"2019-02-26T09:35:00+01:00","seriousness":["hospitalization"],"related":"probable"}]}"#,
+        ]);
+        let f = r.evaluate(&h, Severity::Critical);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].episode, "ae:AE-1");
+        assert_eq!(f[0].level, 3);
+        assert!(f[0].summary.contains("CTCAE grade 3"), "{}", f[0].summary);
+        assert!(f[0].summary.contains("25 min after the start of dose 1"), "{}", f[0].summary);
+        assert!(f[0].summary.contains("study day 1"), "{}", f[0].summary);
+        assert!(f[0].why.contains("grade 3 >= 3"));
+    }
+
+    #[test]
+    fn outside_the_window_or_below_grade_is_quiet() {
+        let r = rule("match: {terms: [Infusion related reaction], grade: {at_least: 3}, onset_within: {after: dose, hours: 24}}");
+        let late = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"term":"Infusion related reaction","grade":3,"onset":"2019-02-27T09:11:00+01:00"}]}"#,
+        ]);
+        assert!(r.evaluate(&late, Severity::Critical).is_empty());
+        let mild = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"term":"Infusion related reaction","grade":2,"onset":"2019-02-26T10:00:00+01:00"}]}"#,
+        ]);
+        assert!(r.evaluate(&mild, Severity::Critical).is_empty());
+        // Exactly 24 h after the start is inside the window.
+        let edge = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"term":"Infusion related reaction","grade":3,"onset":"2019-02-27T09:10:00+01:00"}]}"#,
+        ]);
+        assert_eq!(r.evaluate(&edge, Severity::Critical).len(), 1);
+    }
+
+    #[test]
+    fn a_partial_onset_that_may_be_in_the_window_counts() {
+        let r = rule("match: {grade: {at_least: 1}, onset_within: {after: dose, hours: 24}}");
+        let h = history(&[DOSE, r#"{"subject":"KS-101","adverse_events":[{"term":"Fever","grade":1,"onset":"2019-02"}]}"#]);
+        let f = r.evaluate(&h, Severity::Info);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].summary.contains("partial onset"));
+    }
+
+    #[test]
+    fn the_latest_version_of_an_event_decides_the_level() {
+        let r = rule("match: {grade: {at_least: 2}}");
+        let h = history(&[
+            r#"{"subject":"KS-101","record_id":"a","adverse_events":[{"id":"AE-9","term":"Headache","grade":2}]}"#,
+            r#"{"subject":"KS-101","record_id":"b","adverse_events":[{"id":"AE-9","term":"Headache","grade":3}]}"#,
+        ]);
+        let f = r.evaluate(&h, Severity::Warning);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].level, 3);
+    }
+
+    #[test]
+    fn serious_and_related_filters() {
+        let r = rule("match: {serious: true, related: true}");
+        let h = history(&[
+            r#"{"subject":"KS-101","adverse_events":[{"term":"Syncope","seriousness":["life_threatening"],"related":"possible"},
+                {"term":"Rash","serious":true,"related":"unlikely"},{"term":"Cough","related":"definite"}]}"#,
+        ]);
+        let f = r.evaluate(&h, Severity::Critical);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].summary.contains("Syncope") && f[0].summary.contains("life-threatening"));
+    }
+}

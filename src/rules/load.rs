@@ -1,0 +1,327 @@
+//! Loading rule files: every error with `file:line:col`, unknown keys with a suggestion.
+
+use super::yamlpos::Positions;
+use super::{AdverseEventRule, DisabilityRule, MriRule, Rule, RuleKind, Severity};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in a rule file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+const KINDS: &[&str] = &["adverse_event", "disability_progression", "mri_activity"];
+const COMMON_KEYS: &[&str] = &["id", "title", "kind", "severity", "notify", "labels", "version", "description"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    rules: Vec<serde_yaml::Mapping>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Common {
+    id: String,
+    title: Option<String>,
+    kind: String,
+    severity: Severity,
+    #[serde(default)]
+    notify: Vec<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    version: Option<String>,
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+/// Loads every `.yaml`/`.yml` file under the given files or folders (test files, named
+/// `*.test.yaml`, are skipped). Returns every error found, not just the first.
+pub fn load_rules(paths: &[PathBuf]) -> Result<super::RuleSet, Vec<RuleError>> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            match rule_files_in(p) {
+                Ok(mut found) => files.append(&mut found),
+                Err(e) => errors.push(at(p, 1, 1, format!("cannot read folder: {e}"))),
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(text) => match parse_rules(&f, &text) {
+                Ok(mut found) => rules.append(&mut found),
+                Err(mut e) => errors.append(&mut e),
+            },
+            Err(e) => errors.push(at(&f, 1, 1, format!("cannot read file: {e}"))),
+        }
+    }
+    let mut seen: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
+    for r in &rules {
+        if let Some((file, line)) = seen.get(&r.id) {
+            errors.push(at(&r.file, r.line, 1, format!("rule id `{}` is already used at {}:{line}", r.id, file.display())));
+        } else {
+            seen.insert(r.id.clone(), (r.file.clone(), r.line));
+        }
+    }
+    if errors.is_empty() {
+        Ok(super::RuleSet { rules })
+    } else {
+        Err(errors)
+    }
+}
+
+fn rule_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if p.is_dir() {
+            if name != "tests" {
+                out.append(&mut rule_files_in(&p)?);
+            }
+        } else if (name.ends_with(".yaml") || name.ends_with(".yml")) && !name.contains(".test.") {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn at(file: &Path, line: usize, col: usize, message: String) -> RuleError {
+    RuleError {
+        file: file.to_path_buf(),
+        line,
+        col,
+        message,
+    }
+}
+
+/// Parses one file's text. Public for tests and `vigil check` of a single file.
+pub fn parse_rules(file: &Path, text: &str) -> Result<Vec<Rule>, Vec<RuleError>> {
+    let doc: RuleFile = serde_yaml::from_str(text).map_err(|e| {
+        let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        let msg = if msg.contains("unknown field") { with_suggestion(&msg) } else { msg };
+        vec![at(file, line, col, msg)]
+    })?;
+    let pos = Positions::index(text);
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    for (i, mapping) in doc.rules.into_iter().enumerate() {
+        match parse_rule(file, &pos, i, mapping) {
+            Ok(r) => rules.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_rule(file: &Path, pos: &Positions, i: usize, mapping: serde_yaml::Mapping) -> Result<Rule, RuleError> {
+    let prefix = format!("rules[{i}]");
+    let line = pos.value(&prefix).map_or(1, |p| p.0);
+    let version_hash = {
+        let canonical = serde_json::to_string(&mapping).unwrap_or_default();
+        hex::encode(&Sha256::digest(canonical.as_bytes())[..4])
+    };
+    let (mut common, mut params) = (serde_yaml::Mapping::new(), serde_yaml::Mapping::new());
+    for (k, v) in mapping {
+        if k.as_str().is_some_and(|k| COMMON_KEYS.contains(&k)) {
+            common.insert(k, v);
+        } else {
+            params.insert(k, v);
+        }
+    }
+    let common: Common = typed(file, pos, &prefix, common)?;
+    let error_at = |path: &str, message: String| {
+        let (l, c) = pos.value(&format!("{prefix}.{path}")).unwrap_or((line, 1));
+        at(file, l, c, message)
+    };
+    if common.id.trim().is_empty() || common.id.contains(char::is_whitespace) {
+        return Err(error_at("id", format!("rule id `{}` must be one word, e.g. infusion-reaction-severe", common.id)));
+    }
+    let kind = match common.kind.as_str() {
+        "adverse_event" => RuleKind::AdverseEvent(typed::<AdverseEventRule>(file, pos, &prefix, params)?),
+        "disability_progression" => RuleKind::DisabilityProgression(typed::<DisabilityRule>(file, pos, &prefix, params)?),
+        "mri_activity" => RuleKind::MriActivity(typed::<MriRule>(file, pos, &prefix, params)?),
+        other => {
+            let hint = nearest(other, KINDS).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+            return Err(error_at("kind", format!("unknown rule kind `{other}`{hint}; kinds: {}", KINDS.join(", "))));
+        }
+    };
+    let checked = match &kind {
+        RuleKind::AdverseEvent(r) => r.check(),
+        RuleKind::DisabilityProgression(r) => r.check(),
+        RuleKind::MriActivity(r) => r.check(),
+    };
+    if let Err((path, message)) = checked {
+        return Err(error_at(&path, message));
+    }
+    Ok(Rule {
+        title: common.title.unwrap_or_else(|| common.id.clone()),
+        id: common.id,
+        severity: common.severity,
+        notify: common.notify,
+        labels: common.labels,
+        version: common.version.unwrap_or(version_hash),
+        file: file.to_path_buf(),
+        line,
+        kind,
+    })
+}
+
+/// Deserializes part of a rule, turning serde's error into `file:line:col`.
+fn typed<T: DeserializeOwned>(file: &Path, pos: &Positions, prefix: &str, m: serde_yaml::Mapping) -> Result<T, RuleError> {
+    serde_path_to_error::deserialize(serde_yaml::Value::Mapping(m)).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        let full = if path == "." { prefix.to_string() } else { format!("{prefix}.{path}") };
+        if let Some(field) = unknown_field(&msg) {
+            let parent = if path == "." || path == "?" {
+                prefix.to_string()
+            } else {
+                full.rsplit_once('.').map_or(full.clone(), |(p, _)| p.to_string())
+            };
+            let (l, c) = pos.key(&format!("{parent}.{field}")).or_else(|| pos.value(&parent)).unwrap_or((1, 1));
+            return at(file, l, c, with_suggestion(&msg));
+        }
+        let (l, c) = if msg.starts_with("missing field") { pos.value(prefix) } else { pos.value(&full) }.unwrap_or((1, 1));
+        at(file, l, c, format!("`{}`: {msg}", full.trim_start_matches(prefix).trim_start_matches('.')).replace("``: ", ""))
+    })
+}
+
+fn unknown_field(msg: &str) -> Option<&str> {
+    msg.strip_prefix("unknown field `")?.split('`').next()
+}
+
+/// Adds "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`".
+fn with_suggestion(msg: &str) -> String {
+    let Some(field) = unknown_field(msg) else { return msg.to_string() };
+    let expected: Vec<&str> = msg.split("expected ").nth(1).unwrap_or("").split('`').skip(1).step_by(2).collect();
+    let mut all: Vec<&str> = expected.clone();
+    all.extend(COMMON_KEYS);
+    match nearest(field, &all) {
+        Some(s) => format!("{msg} (did you mean `{s}`?)"),
+        None => msg.to_string(),
+    }
+}
+
+/// The closest candidate by edit distance, if it is close enough to be a typo.
+fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(2))
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_rules(Path::new("r.yaml"), text)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const GOOD: &str = "rules:
+  - id: irr-severe
+    title: Severe infusion reaction
+    kind: adverse_event
+    match:
+      terms: [Infusion related reaction]
+      grade: {at_least: 3}
+      onset_within: {after: dose, hours: 24}
+    severity: critical
+";
+
+    #[test]
+    fn a_good_file_loads() {
+        let rules = parse_rules(Path::new("r.yaml"), GOOD).unwrap();
+        assert_eq!(rules[0].id, "irr-severe");
+        assert_eq!(rules[0].line, 2);
+        assert_eq!(rules[0].version.len(), 8);
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_key_and_suggest() {
+        let e = errors(&GOOD.replace("      grade:", "      grde:"));
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("r.yaml:7:7: unknown field `grde`"), "{e:?}");
+        assert!(e[0].contains("did you mean `grade`?"), "{e:?}");
+        let e = errors(&GOOD.replace("    severity:", "    severty:"));
+        assert!(e[0].starts_with("r.yaml:9:5:") && e[0].contains("`severity`"), "{e:?}");
+    }
+
+    #[test]
+    fn bad_values_point_at_the_value() {
+        let e = errors(&GOOD.replace("at_least: 3", "at_least: 7"));
+        assert!(e[0].starts_with("r.yaml:7:25:"), "{e:?}");
+        let e = errors(&GOOD.replace("severity: critical", "severity: high"));
+        assert!(e[0].starts_with("r.yaml:9:15:"), "{e:?}");
+        let e = errors(&GOOD.replace("kind: adverse_event", "kind: adverse_events"));
+        assert!(e[0].starts_with("r.yaml:4:11:") && e[0].contains("did you mean `adverse_event`"), "{e:?}");
+    }
+
+    #[test]
+    fn missing_fields_and_syntax_errors_have_locations() {
+        let e = errors("rules:\n  - id: x\n    kind: mri_activity\n    measure: t2_new_or_enlarging\n");
+        assert!(e[0].starts_with("r.yaml:2:") && e[0].contains("severity"), "{e:?}");
+        let e = errors("rules:\n  - id: x\n    title: \"unclosed\n");
+        assert!(e[0].starts_with("r.yaml:3:"), "{e:?}");
+    }
+
+    #[test]
+    fn edit_distance() {
+        assert_eq!(levenshtein("grde", "grade"), 1);
+        assert_eq!(nearest("sevrity", &["severity", "site"]), Some("severity"));
+        assert_eq!(nearest("zzzzzz", &["grade"]), None);
+    }
+}
