@@ -19,10 +19,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(config: &Config) -> Self {
-        Self {
-            roles: config.recipients.clone(),
-            default_roles: config.default_roles.clone(),
-        }
+        Self { roles: config.recipients.clone(), default_roles: config.default_roles.clone() }
     }
 
     /// (role, address, blinded) for every address the rule notifies.

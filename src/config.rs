@@ -107,10 +107,7 @@ pub struct ReportConfig {
 
 impl Default for ReportConfig {
     fn default() -> Self {
-        Self {
-            out_dir: default_report_dir(),
-            infusion_reaction_terms: default_irr_terms(),
-        }
+        Self { out_dir: default_report_dir(), infusion_reaction_terms: default_irr_terms() }
     }
 }
 
@@ -180,21 +177,23 @@ pub enum ConfigError {
 impl Config {
     /// Reads the file, applies `VIGIL_*` environment overrides and checks every key.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         Ok(Self::from_str(&text, path, env)?)
     }
 
-    pub fn from_str(text: &str, path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_str(
+        text: &str,
+        path: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let de = serde_yaml::Deserializer::from_str(text);
         let raw: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
-            let at = inner
-                .location()
-                .map(|l| format!("{}:{}: ", l.line(), l.column()))
-                .unwrap_or_default();
+            let at = inner.location().map(|l| format!("{}:{}: ", l.line(), l.column())).unwrap_or_default();
             ConfigError::Parse {
                 file: file.clone(),
                 message: format!("{at}`{key}`: {}", strip_location(&inner.to_string())),
@@ -206,17 +205,33 @@ impl Config {
             message,
         };
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
 
-        let database_url = env("VIGIL_DATABASE_URL").unwrap_or_else(|| resolve_sqlite_url(&raw.database_url, &base));
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(invalid("database_url", format!("`{database_url}` must start with sqlite:, postgres:// or postgresql://")));
+        let database_url =
+            env("VIGIL_DATABASE_URL").unwrap_or_else(|| resolve_sqlite_url(&raw.database_url, &base));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                format!("`{database_url}` must start with sqlite:, postgres:// or postgresql://"),
+            ));
         }
         let inbox = env("VIGIL_INBOX").map(PathBuf::from).unwrap_or_else(|| resolve(&raw.inbox));
-        let http_addr = match env("VIGIL_HTTP_ADDR").or(raw.http.addr.clone()).filter(|a| !a.trim().is_empty()) {
-            None => None,
-            Some(a) => Some(a.trim().parse().map_err(|_| invalid("http.addr", format!("`{a}` is not an address such as 127.0.0.1:8465")))?),
-        };
+        let http_addr =
+            match env("VIGIL_HTTP_ADDR").or(raw.http.addr.clone()).filter(|a| !a.trim().is_empty()) {
+                None => None,
+                Some(a) => Some(a.trim().parse().map_err(|_| {
+                    invalid("http.addr", format!("`{a}` is not an address such as 127.0.0.1:8465"))
+                })?),
+            };
         let mut email = raw.email.clone();
         email.outbox_dir = resolve(&email.outbox_dir);
         if let Some(url) = env("VIGIL_SMTP_URL") {
@@ -229,7 +244,10 @@ impl Config {
             return Err(invalid("email.from", format!("`{}` is not an email address", email.from)));
         }
         if email.retry_initial_secs == 0 || email.retry_max_secs < email.retry_initial_secs {
-            return Err(invalid("email.retry_initial_secs", "must be at least 1 and at most retry_max_secs".into()));
+            return Err(invalid(
+                "email.retry_initial_secs",
+                "must be at least 1 and at most retry_max_secs".into(),
+            ));
         }
         for (role, r) in &raw.recipients {
             if r.addresses.is_empty() {
@@ -237,13 +255,19 @@ impl Config {
             }
             for a in &r.addresses {
                 if a.parse::<lettre::message::Mailbox>().is_err() {
-                    return Err(invalid(&format!("recipients.{role}.addresses"), format!("`{a}` is not an email address")));
+                    return Err(invalid(
+                        &format!("recipients.{role}.addresses"),
+                        format!("`{a}` is not an email address"),
+                    ));
                 }
             }
         }
         for role in &raw.default_roles {
             if !raw.recipients.contains_key(role) {
-                return Err(invalid("default_roles", format!("role `{role}` is not defined under recipients")));
+                return Err(invalid(
+                    "default_roles",
+                    format!("role `{role}` is not defined under recipients"),
+                ));
             }
         }
         let rescan = raw.rescan_interval_secs.unwrap_or(5);
@@ -256,8 +280,16 @@ impl Config {
             source: path.to_path_buf(),
             study: raw.study,
             database_url,
-            processed_dir: raw.processed_dir.as_deref().map(resolve).unwrap_or_else(|| inbox.join("processed")),
-            quarantine_dir: raw.quarantine_dir.as_deref().map(resolve).unwrap_or_else(|| inbox.join("quarantine")),
+            processed_dir: raw
+                .processed_dir
+                .as_deref()
+                .map(resolve)
+                .unwrap_or_else(|| inbox.join("processed")),
+            quarantine_dir: raw
+                .quarantine_dir
+                .as_deref()
+                .map(resolve)
+                .unwrap_or_else(|| inbox.join("quarantine")),
             inbox,
             rules: raw.rules.iter().map(|p| resolve(p)).collect(),
             rescan_interval_secs: rescan,
@@ -333,13 +365,19 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = load("study:\n  title: T\nemail:\n  retry_initial_secs: soon\n", &[]).unwrap_err().to_string();
+        let e =
+            load("study:\n  title: T\nemail:\n  retry_initial_secs: soon\n", &[]).unwrap_err().to_string();
         assert!(e.contains("email.retry_initial_secs"), "{e}");
         let e = load("study:\n  title: T\nemial: {}\n", &[]).unwrap_err().to_string();
         assert!(e.contains("emial"), "{e}");
         let e = load(MINIMAL, &[("VIGIL_HTTP_ADDR", "localhost")]).unwrap_err().to_string();
         assert!(e.contains("http.addr"), "{e}");
-        let e = load("study:\n  title: T\nrecipients:\n  safety-officer:\n    addresses: [not-an-address]\n", &[]).unwrap_err().to_string();
+        let e = load(
+            "study:\n  title: T\nrecipients:\n  safety-officer:\n    addresses: [not-an-address]\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("recipients.safety-officer.addresses"), "{e}");
         let e = load(MINIMAL, &[("VIGIL_SMTP_URL", "ftp://x")]).unwrap_err().to_string();
         assert!(e.contains("email.smtp_url"), "{e}");

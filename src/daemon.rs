@@ -11,8 +11,8 @@ use crate::ingest::DropFolder;
 use crate::notify::{self, Outbox};
 use crate::rules::RuleSet;
 use crate::store::Store;
-use anyhow::Context;
 use ::notify::Watcher;
+use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -68,7 +68,14 @@ impl App {
 
     /// Evaluates every subject with new records and wakes the outbox if anything was raised.
     pub async fn evaluate(&self) -> anyhow::Result<Vec<i64>> {
-        let raised = alerts::evaluate_pending(&self.store, &self.rules, &self.router, &self.message_domain, chrono::Utc::now()).await?;
+        let raised = alerts::evaluate_pending(
+            &self.store,
+            &self.rules,
+            &self.router,
+            &self.message_domain,
+            chrono::Utc::now(),
+        )
+        .await?;
         if !raised.is_empty() {
             self.outbox_wake.notify_one();
         }
@@ -89,7 +96,10 @@ impl App {
         Ok(waiting)
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         let app = Arc::new(self);
         tracing::info!(
             rules = app.rules.rules.len(),
@@ -103,10 +113,7 @@ impl App {
 
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let outbox = tokio::spawn(outbox_loop(app.clone()));
-        let http = match app.config.http_addr {
-            Some(addr) => Some(tokio::spawn(crate::http::serve(addr, app.store.clone()))),
-            None => None,
-        };
+        let http = app.config.http_addr.map(|addr| tokio::spawn(crate::http::serve(addr, app.store.clone())));
         let http_done = async {
             match http {
                 Some(h) => h.await,

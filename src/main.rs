@@ -133,12 +133,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Check { config, rules } => check(config.as_deref(), rules),
         Command::Ingest { config, deliver, inputs } => ingest(&config, deliver, &inputs).await,
-        Command::Report {
-            report: ReportCommand::Dsmb { config, out, as_of },
-        } => report_dsmb(&config, out, as_of.as_deref()).await,
-        Command::Alerts {
-            alerts: AlertsCommand::List { config, format },
-        } => alerts_list(&config, format).await,
+        Command::Report { report: ReportCommand::Dsmb { config, out, as_of } } => {
+            report_dsmb(&config, out, as_of.as_deref()).await
+        }
+        Command::Alerts { alerts: AlertsCommand::List { config, format } } => {
+            alerts_list(&config, format).await
+        }
     }
 }
 
@@ -191,7 +191,8 @@ async fn ingest(config: &Path, deliver: bool, inputs: &[PathBuf]) -> anyhow::Res
     let app = vigil::daemon::App::build(config).await?;
     let mut quarantined = 0;
     for input in inputs {
-        let text = std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?;
+        let text =
+            std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?;
         let name = input.display().to_string();
         let parsed = vigil::ingest::native::parse(&name, &text);
         let outcome = app.store.store_batch(&parsed.records, &parsed.rejected).await?;

@@ -49,7 +49,9 @@ impl DropFolder {
         let mut ready = Vec::new();
         let mut waiting = false;
         let now = SystemTime::now();
-        for entry in std::fs::read_dir(&self.inbox).with_context(|| format!("cannot read inbox {}", self.inbox.display()))? {
+        for entry in std::fs::read_dir(&self.inbox)
+            .with_context(|| format!("cannot read inbox {}", self.inbox.display()))?
+        {
             let entry = entry?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -73,10 +75,8 @@ impl DropFolder {
 
     /// Reads, stores and files away one inbox file.
     pub async fn ingest_file(&self, store: &Store, path: &Path) -> anyhow::Result<FileOutcome> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "unnamed".into());
+        let name =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "unnamed".into());
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let parsed = match String::from_utf8(bytes) {
             Ok(text) => native::parse(&name, &text),
@@ -141,7 +141,8 @@ impl DropFolder {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
             target = self.processed.join(format!("{name}.{stamp}"));
         }
-        std::fs::rename(path, &target).with_context(|| format!("cannot move {} to {}", path.display(), target.display()))?;
+        std::fs::rename(path, &target)
+            .with_context(|| format!("cannot move {} to {}", path.display(), target.display()))?;
         sync_dir(&self.processed);
         sync_dir(&self.inbox);
         Ok(())

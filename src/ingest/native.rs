@@ -76,12 +76,7 @@ fn one(out: &mut Parsed, source: &str, line: usize, text: &str) {
         }
     };
     match Record::from_json(text) {
-        Ok(record) => out.records.push(NewRecord {
-            source: source.into(),
-            line,
-            body,
-            record,
-        }),
+        Ok(record) => out.records.push(NewRecord { source: source.into(), line, body, record }),
         Err(e) => out.rejected.push(reject(e.field, e.message)),
     }
 }

@@ -32,8 +32,14 @@ impl MinimumChange {
                 return Err(format!("step {}: `by: {}` must be a positive multiple of 0.5", i + 1, s.by));
             }
             match (s.baseline_up_to, i == last) {
-                (None, false) => return Err(format!("step {}: only the last step may omit baseline_up_to", i + 1)),
-                (Some(_), true) => return Err("the last step must omit baseline_up_to (it covers every higher baseline)".into()),
+                (None, false) => {
+                    return Err(format!("step {}: only the last step may omit baseline_up_to", i + 1))
+                }
+                (Some(_), true) => {
+                    return Err(
+                        "the last step must omit baseline_up_to (it covers every higher baseline)".into()
+                    )
+                }
                 (Some(b), false) => {
                     if previous.is_some_and(|p| b <= p) {
                         return Err(format!("step {}: baseline_up_to must rise from step to step", i + 1));
@@ -60,12 +66,7 @@ impl MinimumChange {
     }
 
     fn from_table(t: &[(Option<f64>, f64)]) -> Self {
-        Self {
-            steps: t
-                .iter()
-                .map(|&(baseline_up_to, by)| ChangeStep { baseline_up_to, by })
-                .collect(),
-        }
+        Self { steps: t.iter().map(|&(baseline_up_to, by)| ChangeStep { baseline_up_to, by }).collect() }
     }
 
     pub fn steps(&self) -> &[ChangeStep] {
@@ -75,10 +76,7 @@ impl MinimumChange {
     /// The change from `baseline` that counts.
     pub fn required(&self, baseline: Edss) -> f64 {
         let b = baseline.value();
-        self.steps
-            .iter()
-            .find(|s| s.baseline_up_to.is_none_or(|up| b <= up))
-            .map_or(0.5, |s| s.by)
+        self.steps.iter().find(|s| s.baseline_up_to.is_none_or(|up| b <= up)).map_or(0.5, |s| s.by)
     }
 
     /// True when `score` is worse than `baseline` by at least the required change.

@@ -72,12 +72,10 @@ impl SubjectHistory {
     pub fn edss(&self) -> Vec<EdssVisit> {
         let mut by_day: Vec<EdssVisit> = Vec::new();
         for r in &self.records {
-            let (Some(score), Some(date)) = (r.edss(), r.date.as_ref()) else { continue };
-            let v = EdssVisit {
-                date: date.day(),
-                visit: r.visit.clone(),
-                score,
+            let (Some(score), Some(date)) = (r.edss(), r.date.as_ref()) else {
+                continue;
             };
+            let v = EdssVisit { date: date.day(), visit: r.visit.clone(), score };
             match by_day.iter_mut().find(|e| e.date == v.date) {
                 Some(e) => *e = v,
                 None => by_day.push(v),

@@ -16,10 +16,7 @@ pub struct FieldError {
 }
 
 fn refuse(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.into(),
-        message: message.into(),
-    }
+    FieldError { field: field.into(), message: message.into() }
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,9 +209,7 @@ pub enum MriReference {
 }
 
 fn time(field: &str, v: &Option<String>) -> Result<Option<ClinicalTime>, FieldError> {
-    v.as_deref()
-        .map(|s| ClinicalTime::parse(s).map_err(|e| refuse(field, e.to_string())))
-        .transpose()
+    v.as_deref().map(|s| ClinicalTime::parse(s).map_err(|e| refuse(field, e.to_string()))).transpose()
 }
 
 fn text(v: &Option<String>) -> Option<String> {
@@ -223,10 +218,9 @@ fn text(v: &Option<String>) -> Option<String> {
 
 fn in_range(field: &str, v: Option<f64>, lo: f64, hi: f64, unit: &str) -> Result<Option<f64>, FieldError> {
     match v {
-        Some(x) if !(lo..=hi).contains(&x) || !x.is_finite() => Err(refuse(
-            field,
-            format!("{x} {unit} is not physiologically possible (expected {lo}–{hi})"),
-        )),
+        Some(x) if !(lo..=hi).contains(&x) || !x.is_finite() => {
+            Err(refuse(field, format!("{x} {unit} is not physiologically possible (expected {lo}–{hi})")))
+        }
         other => Ok(other),
     }
 }
@@ -264,13 +258,7 @@ impl Record {
                 if matches!(d.amount, Some(a) if !(a >= 0.0 && a.is_finite())) {
                     return Err(refuse(f("amount"), "a dose amount cannot be negative"));
                 }
-                Ok(Dose {
-                    start,
-                    end,
-                    product: text(&d.product),
-                    amount: d.amount,
-                    unit: text(&d.unit),
-                })
+                Ok(Dose { start, end, product: text(&d.product), amount: d.amount, unit: text(&d.unit) })
             })
             .collect::<Result<_, _>>()?;
 
@@ -281,15 +269,16 @@ impl Record {
             .map(|(i, a)| {
                 let f = |n: &str| format!("adverse_events[{i}].{n}");
                 let term = text(&a.term).ok_or_else(|| refuse(f("term"), "missing"))?;
-                let grade = a
-                    .grade
-                    .map(|g| CtcaeGrade::parse(g).map_err(|e| refuse(f("grade"), e)))
-                    .transpose()?;
+                let grade =
+                    a.grade.map(|g| CtcaeGrade::parse(g).map_err(|e| refuse(f("grade"), e))).transpose()?;
                 let seriousness = a
                     .seriousness
                     .iter()
                     .enumerate()
-                    .map(|(j, s)| Seriousness::parse(s).map_err(|e| refuse(format!("adverse_events[{i}].seriousness[{j}]"), e)))
+                    .map(|(j, s)| {
+                        Seriousness::parse(s)
+                            .map_err(|e| refuse(format!("adverse_events[{i}].seriousness[{j}]"), e))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 if a.serious == Some(false) && !seriousness.is_empty() {
                     return Err(refuse(f("serious"), "false, but seriousness criteria are given"));
@@ -301,7 +290,10 @@ impl Record {
                         return Err(refuse(f("end"), "adverse event ends before its onset"));
                     }
                 }
-                if grade.map(|g| g.value()) == Some(5) && !seriousness.contains(&Seriousness::Death) && a.serious == Some(false) {
+                if grade.map(|g| g.value()) == Some(5)
+                    && !seriousness.contains(&Seriousness::Death)
+                    && a.serious == Some(false)
+                {
                     return Err(refuse(f("serious"), "a grade 5 (fatal) event cannot be non-serious"));
                 }
                 Ok(AdverseEvent {
@@ -336,7 +328,13 @@ impl Record {
                     heart_rate: in_range(&f("heart_rate"), v.heart_rate, 10.0, 300.0, "/min")?,
                     temperature_c: in_range(&f("temperature_c"), v.temperature_c, 25.0, 45.0, "°C")?,
                     spo2: in_range(&f("spo2"), v.spo2, 30.0, 100.0, "%")?,
-                    respiratory_rate: in_range(&f("respiratory_rate"), v.respiratory_rate, 1.0, 80.0, "/min")?,
+                    respiratory_rate: in_range(
+                        &f("respiratory_rate"),
+                        v.respiratory_rate,
+                        1.0,
+                        80.0,
+                        "/min",
+                    )?,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -390,9 +388,10 @@ impl Record {
 
         let relapse = match &raw.relapse {
             None | Some(RawRelapse::Flag(false)) => None,
-            Some(RawRelapse::Flag(true)) => {
-                Some(date.clone().ok_or_else(|| refuse("date", "missing: `relapse: true` needs the visit date"))?)
-            }
+            Some(RawRelapse::Flag(true)) => Some(
+                date.clone()
+                    .ok_or_else(|| refuse("date", "missing: `relapse: true` needs the visit date"))?,
+            ),
             Some(RawRelapse::Onset { onset }) => time("relapse.onset", &Some(onset.clone()))?,
         };
 
@@ -406,7 +405,9 @@ impl Record {
                 let reference = match m.reference.as_deref().map(str::trim) {
                     None | Some("previous") => MriReference::Previous,
                     Some("baseline") => MriReference::Baseline,
-                    Some(other) => return Err(refuse("mri.reference", format!("`{other}`: use previous or baseline"))),
+                    Some(other) => {
+                        return Err(refuse("mri.reference", format!("`{other}`: use previous or baseline")))
+                    }
                 };
                 Ok(Mri {
                     date,
@@ -507,18 +508,33 @@ mod tests {
     #[test]
     fn refusals_name_the_field() {
         assert_eq!(err(r#"{"site":"KS"}"#).field, "subject");
-        assert_eq!(err(r#"{"subject":"A","adverse_events":[{"term":"x","grade":7}]}"#).field, "adverse_events[0].grade");
-        assert_eq!(err(r#"{"subject":"A","date":"2019-01-01","scores":[{"name":"EDSS","value":0.5}]}"#).field, "scores[0].value");
+        assert_eq!(
+            err(r#"{"subject":"A","adverse_events":[{"term":"x","grade":7}]}"#).field,
+            "adverse_events[0].grade"
+        );
+        assert_eq!(
+            err(r#"{"subject":"A","date":"2019-01-01","scores":[{"name":"EDSS","value":0.5}]}"#).field,
+            "scores[0].value"
+        );
         assert_eq!(err(r#"{"subject":"A","date":"2019-02-30"}"#).field, "date");
-        assert_eq!(err(r#"{"subject":"A","adverse_events":[{"term":"x","grade":"three"}]}"#).field, "adverse_events[0].grade");
-        assert_eq!(err(r#"{"subject":"A","vitals":[{"temperature_c":52}]}"#).field, "vitals[0].temperature_c");
+        assert_eq!(
+            err(r#"{"subject":"A","adverse_events":[{"term":"x","grade":"three"}]}"#).field,
+            "adverse_events[0].grade"
+        );
+        assert_eq!(
+            err(r#"{"subject":"A","vitals":[{"temperature_c":52}]}"#).field,
+            "vitals[0].temperature_c"
+        );
         assert_eq!(err(r#"{"subject":"A","colour":"red"}"#).field, "colour");
         assert_eq!(err(r#"{"subject":"A","scores":[{"name":"EDSS","value":3}]}"#).field, "date");
     }
 
     #[test]
     fn partial_dates_are_accepted_and_flagged() {
-        let r = Record::from_json(r#"{"subject":"A","adverse_events":[{"term":"Headache","onset":"2019-05","grade":1}]}"#).unwrap();
+        let r = Record::from_json(
+            r#"{"subject":"A","adverse_events":[{"term":"Headache","onset":"2019-05","grade":1}]}"#,
+        )
+        .unwrap();
         assert!(r.adverse_events[0].onset.as_ref().unwrap().is_partial());
     }
 }

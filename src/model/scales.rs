@@ -161,7 +161,9 @@ impl Relatedness {
             "not_related" | "none" | "unrelated" | "no" | "n" => Self::NotRelated,
             "unlikely" | "remote" | "unlikely_related" => Self::Unlikely,
             "possible" | "possibly" | "possibly_related" => Self::Possible,
-            "probable" | "probably" | "likely" | "probably_related" | "related" | "yes" | "y" => Self::Probable,
+            "probable" | "probably" | "likely" | "probably_related" | "related" | "yes" | "y" => {
+                Self::Probable
+            }
             "definite" | "definitely" | "certain" | "definitely_related" => Self::Definite,
             _ => {
                 return Err(format!(

@@ -38,10 +38,7 @@ pub struct TimeParseError {
 impl ClinicalTime {
     pub fn parse(text: &str) -> Result<Self, TimeParseError> {
         let s = text.trim();
-        let err = |why| TimeParseError {
-            text: text.to_string(),
-            why,
-        };
+        let err = |why| TimeParseError { text: text.to_string(), why };
         if s.is_empty() {
             return Err(err("empty"));
         }
@@ -61,12 +58,7 @@ impl ClinicalTime {
                     .ok_or_else(|| err("impossible or malformed date-time"))?;
                 (Utc.from_utc_datetime(&naive), Precision::Time)
             };
-            return Ok(Self {
-                raw: s.to_string(),
-                earliest,
-                latest: earliest,
-                precision,
-            });
+            return Ok(Self { raw: s.to_string(), earliest, latest: earliest, precision });
         }
         let parts: Vec<&str> = s.split('-').collect();
         let num = |p: &str, len: usize| -> Result<u32, TimeParseError> {
@@ -96,7 +88,8 @@ impl ClinicalTime {
             }
             [_, m, d] => {
                 let (month, day) = (num(m, 2)?, num(d, 2)?);
-                let first = NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| err("impossible date"))?;
+                let first =
+                    NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| err("impossible date"))?;
                 (first, first + Duration::days(1), Precision::Day)
             }
             // `2019---15`: month unknown, day known.
@@ -127,12 +120,7 @@ impl ClinicalTime {
 
     /// A complete timestamp, for times the system itself makes.
     pub fn at(t: DateTime<Utc>) -> Self {
-        Self {
-            raw: t.to_rfc3339(),
-            earliest: t,
-            latest: t,
-            precision: Precision::Time,
-        }
+        Self { raw: t.to_rfc3339(), earliest: t, latest: t, precision: Precision::Time }
     }
 
     pub fn raw(&self) -> &str {

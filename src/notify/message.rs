@@ -8,12 +8,7 @@ use lettre::Message;
 
 pub fn subject_line(alert: &AlertRow) -> String {
     let who = if alert.subject.is_empty() { "cohort" } else { &alert.subject };
-    format!(
-        "[vigil][{}] {who} — {} (rule {})",
-        alert.severity.to_uppercase(),
-        alert.title,
-        alert.rule_id
-    )
+    format!("[vigil][{}] {who} — {} (rule {})", alert.severity.to_uppercase(), alert.title, alert.rule_id)
 }
 
 pub fn body(alert: &AlertRow, study_title: &str) -> String {
@@ -30,7 +25,10 @@ pub fn body(alert: &AlertRow, study_title: &str) -> String {
     b.push_str(&alert.summary);
     b.push('\n');
     if let Some(why) = alert.evidence.get("why").and_then(|w| w.as_str()) {
-        b.push_str(&format!("Why this fired: {why} (rule {}, version {}).\n", alert.rule_id, alert.rule_version));
+        b.push_str(&format!(
+            "Why this fired: {why} (rule {}, version {}).\n",
+            alert.rule_id, alert.rule_version
+        ));
     }
     b.push_str(&format!("Severity: {}. Alert #{}.\n\n", alert.severity, alert.id));
     if let Some(details) = alert.evidence.get("details") {
@@ -49,7 +47,12 @@ pub fn body(alert: &AlertRow, study_title: &str) -> String {
     b
 }
 
-pub fn build(alert: &AlertRow, n: &NotificationRow, from: &Mailbox, study_title: &str) -> anyhow::Result<Message> {
+pub fn build(
+    alert: &AlertRow,
+    n: &NotificationRow,
+    from: &Mailbox,
+    study_title: &str,
+) -> anyhow::Result<Message> {
     let to: Mailbox = n.recipient.parse()?;
     Ok(Message::builder()
         .from(from.clone())

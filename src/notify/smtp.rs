@@ -78,7 +78,11 @@ impl SmtpSettings {
                 Some(("tls", "implicit")) => tls = TlsMode::Implicit,
                 Some(("tls", "none")) => tls = TlsMode::None,
                 Some(("ca", path)) => ca_file = Some(PathBuf::from(percent_decode(path))),
-                _ => return Err(format!("unknown SMTP URL option `{pair}`: use tls=starttls|implicit|none or ca=PATH")),
+                _ => {
+                    return Err(format!(
+                        "unknown SMTP URL option `{pair}`: use tls=starttls|implicit|none or ca=PATH"
+                    ))
+                }
             }
         }
         if tls == TlsMode::None && !is_loopback(&host) {
@@ -93,21 +97,15 @@ impl SmtpSettings {
             TlsMode::None => 25,
         });
         let password = password.or_else(|| std::env::var("VIGIL_SMTP_PASSWORD").ok());
-        Ok(Self {
-            host,
-            port,
-            tls,
-            user,
-            password,
-            ca_file,
-        })
+        Ok(Self { host, port, tls, user, password, ca_file })
     }
 
     pub fn transport(&self, timeout: Duration) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
         let tls_parameters = || -> anyhow::Result<TlsParameters> {
             let mut b = TlsParameters::builder(self.host.clone());
             if let Some(ca) = &self.ca_file {
-                let pem = std::fs::read(ca).map_err(|e| anyhow::anyhow!("cannot read SMTP CA file {}: {e}", ca.display()))?;
+                let pem = std::fs::read(ca)
+                    .map_err(|e| anyhow::anyhow!("cannot read SMTP CA file {}: {e}", ca.display()))?;
                 b = b.add_root_certificate(Certificate::from_pem(&pem)?);
             }
             Ok(b.build_rustls()?)
@@ -133,7 +131,7 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
             if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
                 out.push(b);
                 i += 3;
@@ -168,7 +166,8 @@ pub enum SendError {
 
 impl Mailer {
     pub fn files(dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create outbox folder {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create outbox folder {}: {e}", dir.display()))?;
         Ok(Self::Files(AsyncFileTransport::<Tokio1Executor>::new(dir)))
     }
 
@@ -182,7 +181,9 @@ impl Mailer {
                     SendError::Transient(e.to_string())
                 }
             }),
-            Self::Files(t) => t.send(message).await.map(|_| ()).map_err(|e| SendError::Transient(e.to_string())),
+            Self::Files(t) => {
+                t.send(message).await.map(|_| ()).map_err(|e| SendError::Transient(e.to_string()))
+            }
         }
     }
 }

@@ -34,13 +34,9 @@ impl Outbox {
         let mut pass = Pass::default();
         for n in self.store.due_notifications(100).await? {
             let outcome = match self.store.alert(n.alert_id).await? {
-                None => Delivery::Failed {
-                    error: format!("alert {} does not exist", n.alert_id),
-                },
+                None => Delivery::Failed { error: format!("alert {} does not exist", n.alert_id) },
                 Some(alert) => match message::build(&alert, &n, &self.from, &self.study_title) {
-                    Err(e) => Delivery::Failed {
-                        error: format!("cannot build the message: {e}"),
-                    },
+                    Err(e) => Delivery::Failed { error: format!("cannot build the message: {e}") },
                     Ok(m) => match self.mailer.send(m).await {
                         Ok(()) => Delivery::Sent,
                         Err(SendError::Permanent(error)) => Delivery::Failed { error },

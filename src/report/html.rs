@@ -42,16 +42,10 @@ pub fn try_render_html(input: &DsmbInput, summary: &DsmbSummary) -> Result<Strin
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_syntax(
-        SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .keep_trailing_newline(true)
-            .build()?,
+        SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build()?,
     );
     env.add_template(TEMPLATE_NAME, TEMPLATE)?;
-    let page = env
-        .get_template(TEMPLATE_NAME)?
-        .render(page_context(input, summary))?;
+    let page = env.get_template(TEMPLATE_NAME)?.render(page_context(input, summary))?;
     Ok(page)
 }
 
@@ -74,44 +68,23 @@ fn escape(s: &str) -> String {
 fn page_context(input: &DsmbInput, s: &DsmbSummary) -> Value {
     let ae = &s.adverse_events;
     let mut serious = vec![tally_row("Serious (any criterion)", ae.serious)];
-    serious.extend(
-        ICH_CRITERIA
-            .iter()
-            .map(|&c| tally_row(&capitalise(c.label()), ae.criterion(c))),
-    );
+    serious.extend(ICH_CRITERIA.iter().map(|&c| tally_row(&capitalise(c.label()), ae.criterion(c))));
     if ae.serious_without_criterion.events > 0 {
-        serious.push(tally_row(
-            "Serious, criterion not recorded",
-            ae.serious_without_criterion,
-        ));
+        serious.push(tally_row("Serious, criterion not recorded", ae.serious_without_criterion));
     }
     let dq = &s.data_quality;
     let mut quality = vec![dq.sentence()];
     let notes = [
-        (
-            "Records dated after the data cut-off (still counted above)",
-            dq.records_after_cutoff,
-        ),
+        ("Records dated after the data cut-off (still counted above)", dq.records_after_cutoff),
         ("Adverse events without an onset date", dq.ae_onset_missing),
-        (
-            "Adverse events with a partial onset date (earliest plausible date used)",
-            dq.ae_onset_partial,
-        ),
+        ("Adverse events with a partial onset date (earliest plausible date used)", dq.ae_onset_partial),
         (
             "Post-baseline EDSS assessments without a visit label (not in the EDSS table)",
             dq.edss_without_visit,
         ),
-        (
-            "MRI scans without a visit label (not in the MRI table)",
-            dq.mri_without_visit,
-        ),
+        ("MRI scans without a visit label (not in the MRI table)", dq.mri_without_visit),
     ];
-    quality.extend(
-        notes
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(what, n)| format!("{what}: {n}.")),
-    );
+    quality.extend(notes.iter().filter(|(_, n)| *n > 0).map(|(what, n)| format!("{what}: {n}.")));
 
     context! {
         title => input.study_title,
@@ -165,11 +138,7 @@ fn grade_rows(g: &GradeTable) -> Vec<Value> {
         "Grade 4 (life-threatening)",
         "Grade 5 (death)",
     ];
-    let mut rows: Vec<Value> = LABELS
-        .iter()
-        .zip(g.by_grade)
-        .map(|(label, t)| tally_row(label, t))
-        .collect();
+    let mut rows: Vec<Value> = LABELS.iter().zip(g.by_grade).map(|(label, t)| tally_row(label, t)).collect();
     rows.push(tally_row("Not graded", g.not_graded));
     rows.push(tally_row("Any grade", g.any));
     rows
@@ -195,14 +164,12 @@ fn irr_row(r: &InfusionReaction) -> Value {
 
 fn describe_timing(t: DoseTiming) -> String {
     match t {
-        DoseTiming::AfterDose {
-            dose,
-            minutes: Some(m),
-        } => format!("{} after the start of dose {dose}", duration(m)),
-        DoseTiming::AfterDose {
-            dose,
-            minutes: None,
-        } => format!("after dose {dose} (dose start time not recorded)"),
+        DoseTiming::AfterDose { dose, minutes: Some(m) } => {
+            format!("{} after the start of dose {dose}", duration(m))
+        }
+        DoseTiming::AfterDose { dose, minutes: None } => {
+            format!("after dose {dose} (dose start time not recorded)")
+        }
         DoseTiming::NoPrecedingDose => "before the first dose".to_string(),
         DoseTiming::OnsetTimeUnknown => "onset time not recorded".to_string(),
     }
@@ -270,9 +237,6 @@ mod tests {
 
     #[test]
     fn the_failure_page_escapes_too() {
-        assert_eq!(
-            escape("<a href='x'>&\""),
-            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
-        );
+        assert_eq!(escape("<a href='x'>&\""), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
     }
 }

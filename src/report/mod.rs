@@ -17,8 +17,7 @@ mod tests;
 pub use html::{render_html, try_render_html, ReportError};
 pub use summary::{
     summarize, AdverseEventSummary, DataQuality, Disposition, DoseTiming, EdssAtVisit, EdssSummary,
-    GradeTable, InfusionReaction, InfusionSummary, MriAtVisit, Tally, VisitCompletion,
-    ICH_CRITERIA,
+    GradeTable, InfusionReaction, InfusionSummary, MriAtVisit, Tally, VisitCompletion, ICH_CRITERIA,
 };
 
 use crate::model::{MinimumChange, SubjectHistory};

@@ -5,8 +5,8 @@
 
 use super::{DsmbInput, DsmbSummary};
 use crate::model::{
-    AdverseEvent, ClinicalTime, CtcaeGrade, Dose, Edss, MriReference, Precision, Relatedness,
-    Seriousness, SubjectHistory, SubjectId,
+    AdverseEvent, ClinicalTime, CtcaeGrade, Dose, Edss, MriReference, Precision, Relatedness, Seriousness,
+    SubjectHistory, SubjectId,
 };
 use chrono::{DateTime, Utc};
 use std::borrow::Cow;
@@ -44,10 +44,7 @@ impl Disposition {
 
     /// Subjects with a record at `visit`, if the visit is known at all.
     pub fn completed(&self, visit: &str) -> Option<usize> {
-        self.visits
-            .iter()
-            .find(|v| v.visit == visit)
-            .map(|v| v.subjects)
+        self.visits.iter().find(|v| v.visit == visit).map(|v| v.subjects)
     }
 }
 
@@ -188,10 +185,7 @@ pub struct EdssAtVisit {
 impl EdssAtVisit {
     /// `EDSS worse than baseline at {visit}: {worse} of {assessed}`
     pub fn sentence(&self) -> String {
-        format!(
-            "EDSS worse than baseline at {}: {} of {}",
-            self.visit, self.worse, self.assessed
-        )
+        format!("EDSS worse than baseline at {}: {} of {}", self.visit, self.worse, self.assessed)
     }
 }
 
@@ -340,10 +334,8 @@ fn order_visits(listed: &[String], subjects: &[Cow<'_, SubjectHistory>]) -> Vec<
             (a, b) => a.or(b),
         };
     }
-    let mut rest: Vec<(bool, Option<DateTime<Utc>>, &str)> = first
-        .into_iter()
-        .map(|(v, t)| (t.is_none(), t, v))
-        .collect();
+    let mut rest: Vec<(bool, Option<DateTime<Utc>>, &str)> =
+        first.into_iter().map(|(v, t)| (t.is_none(), t, v)).collect();
     rest.sort();
     out.extend(rest.into_iter().map(|(_, _, v)| v.to_string()));
     out
@@ -414,11 +406,7 @@ fn infusion_summary(subjects: &[Cow<'_, SubjectHistory>], terms: &[String]) -> I
         }));
         per_subject.push(irr);
     }
-    InfusionSummary {
-        terms: terms.to_vec(),
-        grades: GradeTable::from_subjects(&per_subject),
-        listing,
-    }
+    InfusionSummary { terms: terms.to_vec(), grades: GradeTable::from_subjects(&per_subject), listing }
 }
 
 /// Time from the start of the latest dose that began at or before the onset.
@@ -427,17 +415,11 @@ fn dose_timing(onset: Option<&ClinicalTime>, doses: &[&Dose]) -> DoseTiming {
         return DoseTiming::OnsetTimeUnknown;
     };
     let t = onset.earliest();
-    match doses
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, d)| d.start.earliest() <= t)
-    {
+    match doses.iter().enumerate().rev().find(|(_, d)| d.start.earliest() <= t) {
         None => DoseTiming::NoPrecedingDose,
         Some((i, d)) => DoseTiming::AfterDose {
             dose: i + 1,
-            minutes: (d.start.precision() == Precision::Time)
-                .then(|| (t - d.start.earliest()).num_minutes()),
+            minutes: (d.start.precision() == Precision::Time).then(|| (t - d.start.earliest()).num_minutes()),
         },
     }
 }
@@ -508,11 +490,7 @@ fn edss_summary(
         let halves: u64 = baselines.iter().map(|b| u64::from(b.halves())).sum();
         halves as f64 / 2.0 / baselines.len() as f64
     });
-    let summary = EdssSummary {
-        baseline_subjects: baselines.len(),
-        baseline_mean,
-        by_visit,
-    };
+    let summary = EdssSummary { baseline_subjects: baselines.len(), baseline_mean, by_visit };
     (summary, without_visit)
 }
 
@@ -527,10 +505,7 @@ struct MriAcc {
     against_baseline: usize,
 }
 
-fn mri_summary(
-    subjects: &[Cow<'_, SubjectHistory>],
-    visits: &[String],
-) -> (Vec<MriAtVisit>, usize) {
+fn mri_summary(subjects: &[Cow<'_, SubjectHistory>], visits: &[String]) -> (Vec<MriAtVisit>, usize) {
     let mut acc: BTreeMap<String, MriAcc> = BTreeMap::new();
     let mut without_visit = 0;
     for h in subjects {

@@ -106,15 +106,7 @@ fn cohort() -> Vec<SubjectHistory> {
         ),
     );
     // ... and a headache reported at grade 2, re-sent at grade 3 (serious) with the same id.
-    add(
-        &mut out,
-        0,
-        rec(
-            "KS-101",
-            "D7",
-            &ae(Some("AE-1"), "Headache", Some(2), Some("2019-03-10"), ""),
-        ),
-    );
+    add(&mut out, 0, rec("KS-101", "D7", &ae(Some("AE-1"), "Headache", Some(2), Some("2019-03-10"), "")));
     add(
         &mut out,
         0,
@@ -134,61 +126,29 @@ fn cohort() -> Vec<SubjectHistory> {
     add(
         &mut out,
         2,
-        rec(
-            "KS-103",
-            "H2",
-            &ae(
-                Some("AE-3"),
-                "infusion related REACTION",
-                Some(1),
-                Some("2019-03-04"),
-                "",
-            ),
-        ),
+        rec("KS-103", "H2", &ae(Some("AE-3"), "infusion related REACTION", Some(1), Some("2019-03-04"), "")),
     );
     // KS-105: fatigue without id or onset.
-    add(
-        &mut out,
-        4,
-        rec("KS-105", "D7", &ae(None, "Fatigue", Some(1), None, "")),
-    );
+    add(&mut out, 4, rec("KS-105", "D7", &ae(None, "Fatigue", Some(1), None, "")));
     // KS-106: an ungraded infection with a partial onset date.
     add(
         &mut out,
         5,
-        rec(
-            "KS-106",
-            "W12",
-            &ae(
-                Some("AE-6"),
-                "Urinary tract infection",
-                None,
-                Some("2019-05"),
-                "",
-            ),
-        ),
+        rec("KS-106", "W12", &ae(Some("AE-6"), "Urinary tract infection", None, Some("2019-05"), "")),
     );
     // KS-102 had an unscheduled visit.
     add(&mut out, 1, rec("KS-102", "UNS", ""));
     // KS-107: screened and baselined, never dosed.
-    out.push(history(
-        "KS-107",
-        vec![rec("KS-107", "SCR", ""), rec("KS-107", "BL", &edss(3.5))],
-    ));
+    out.push(history("KS-107", vec![rec("KS-107", "SCR", ""), rec("KS-107", "BL", &edss(3.5))]));
     out
 }
 
 fn visit_order() -> Vec<String> {
-    ["BL", "H2", "D7", "W4", "W12", "W24", "W48"]
-        .map(String::from)
-        .to_vec()
+    ["BL", "H2", "D7", "W4", "W12", "W24", "W48"].map(String::from).to_vec()
 }
 
 fn irr_terms() -> Vec<String> {
-    vec![
-        "Infusion related reaction".to_string(),
-        "Allergic reaction".to_string(),
-    ]
+    vec!["Infusion related reaction".to_string(), "Allergic reaction".to_string()]
 }
 
 struct Fixture {
@@ -239,10 +199,7 @@ fn disposition_counts_enrolled_dosed_and_each_visit_in_protocol_order() {
     assert_eq!(s.disposition.dosed, 6);
     assert_eq!(s.disposition.sentence(), "Enrolled: 7. Dosed: 6.");
     // Protocol visits first, then the others by first date (SCR before UNS).
-    assert_eq!(
-        s.visits,
-        ["BL", "H2", "D7", "W4", "W12", "W24", "W48", "SCR", "UNS"]
-    );
+    assert_eq!(s.visits, ["BL", "H2", "D7", "W4", "W12", "W24", "W48", "SCR", "UNS"]);
     let completed: Vec<usize> = s.disposition.visits.iter().map(|v| v.subjects).collect();
     assert_eq!(completed, [7, 6, 6, 6, 6, 5, 5, 1, 1]);
     assert_eq!(s.disposition.completed("W48"), Some(5));
@@ -257,10 +214,7 @@ fn edss_change_from_baseline_by_construction() {
     assert_eq!(visits, ["W12", "W48"], "baseline-only visits have no row");
 
     let w12 = s.edss.at("W12").unwrap();
-    assert_eq!(
-        (w12.assessed, w12.worse, w12.stable, w12.better),
-        (6, 0, 6, 0)
-    );
+    assert_eq!((w12.assessed, w12.worse, w12.stable, w12.better), (6, 0, 6, 0));
     assert_eq!(w12.mean_change, 0.0);
 
     let w48 = s.edss.at("W48").unwrap();
@@ -288,21 +242,10 @@ fn mri_new_t2_by_construction() {
     let rows: Vec<(&str, usize, usize, u64, usize)> = s
         .mri
         .iter()
-        .map(|m| {
-            (
-                m.visit.as_str(),
-                m.scans,
-                m.subjects_scanned,
-                m.total_new_t2,
-                m.subjects_with_new_t2,
-            )
-        })
+        .map(|m| (m.visit.as_str(), m.scans, m.subjects_scanned, m.total_new_t2, m.subjects_with_new_t2))
         .collect();
     assert_eq!(rows, [("W12", 6, 6, 1, 1), ("W48", 5, 5, 4, 3)]);
-    assert_eq!(
-        s.mri[1].sentence(),
-        "New or enlarging T2 lesions at W48: 3 of 5"
-    );
+    assert_eq!(s.mri[1].sentence(), "New or enlarging T2 lesions at W48: 3 of 5");
     assert_eq!(s.mri[1].against_previous, 5);
 }
 
@@ -319,10 +262,7 @@ fn the_html_states_the_findings_as_sentences() {
     ] {
         assert!(html.contains(sentence), "missing `{sentence}` in\n{html}");
     }
-    assert!(
-        !html.contains("EDSS worse than baseline at BL"),
-        "no row for the baseline visit"
-    );
+    assert!(!html.contains("EDSS worse than baseline at BL"), "no row for the baseline visit");
     assert!(html.contains("OPEN REPORT"));
     assert!(html.contains("Data cut-off: <strong>2020-03-01 00:00 UTC</strong>"));
     assert!(html.contains("Subjects enrolled: <strong>7</strong>"));
@@ -333,63 +273,19 @@ fn the_html_states_the_findings_as_sentences() {
 fn adverse_events_by_grade_count_each_event_once_at_its_latest_grade() {
     let s = Fixture::new(cohort()).summary();
     let g = s.adverse_events.grades;
-    assert_eq!(
-        g.any,
-        Tally {
-            events: 5,
-            subjects: 4
-        }
-    );
-    assert_eq!(
-        g.grade(1),
-        Tally {
-            events: 2,
-            subjects: 2
-        }
-    );
-    assert_eq!(
-        g.grade(2),
-        Tally {
-            events: 1,
-            subjects: 0
-        },
-        "KS-101's worst grade is 3"
-    );
-    assert_eq!(
-        g.grade(3),
-        Tally {
-            events: 1,
-            subjects: 1
-        }
-    );
+    assert_eq!(g.any, Tally { events: 5, subjects: 4 });
+    assert_eq!(g.grade(1), Tally { events: 2, subjects: 2 });
+    assert_eq!(g.grade(2), Tally { events: 1, subjects: 0 }, "KS-101's worst grade is 3");
+    assert_eq!(g.grade(3), Tally { events: 1, subjects: 1 });
     assert_eq!(g.grade(4), Tally::default());
     assert_eq!(g.grade(5), Tally::default());
-    assert_eq!(
-        g.not_graded,
-        Tally {
-            events: 1,
-            subjects: 1
-        }
-    );
-    let subjects: usize =
-        g.by_grade.iter().map(|t| t.subjects).sum::<usize>() + g.not_graded.subjects;
+    assert_eq!(g.not_graded, Tally { events: 1, subjects: 1 });
+    let subjects: usize = g.by_grade.iter().map(|t| t.subjects).sum::<usize>() + g.not_graded.subjects;
     assert_eq!(subjects, g.any.subjects);
 
     let ae = s.adverse_events;
-    assert_eq!(
-        ae.serious,
-        Tally {
-            events: 1,
-            subjects: 1
-        }
-    );
-    assert_eq!(
-        ae.criterion(Seriousness::Hospitalization),
-        Tally {
-            events: 1,
-            subjects: 1
-        }
-    );
+    assert_eq!(ae.serious, Tally { events: 1, subjects: 1 });
+    assert_eq!(ae.criterion(Seriousness::Hospitalization), Tally { events: 1, subjects: 1 });
     assert_eq!(ae.criterion(Seriousness::Death), Tally::default());
     assert_eq!(ae.serious_without_criterion, Tally::default());
 }
@@ -399,81 +295,33 @@ fn an_adverse_event_resent_at_a_higher_grade_counts_once_at_that_grade() {
     let subjects = vec![history(
         "KS-201",
         vec![
-            rec(
-                "KS-201",
-                "D7",
-                &ae(Some("AE-9"), "Nausea", Some(2), Some("2019-03-10"), ""),
-            ),
-            rec(
-                "KS-201",
-                "W4",
-                &ae(Some("AE-9"), "Nausea", Some(3), Some("2019-03-10"), ""),
-            ),
+            rec("KS-201", "D7", &ae(Some("AE-9"), "Nausea", Some(2), Some("2019-03-10"), "")),
+            rec("KS-201", "W4", &ae(Some("AE-9"), "Nausea", Some(3), Some("2019-03-10"), "")),
         ],
     )];
     let f = Fixture::new(subjects);
     let g = f.summary().adverse_events.grades;
-    assert_eq!(
-        g.any,
-        Tally {
-            events: 1,
-            subjects: 1
-        }
-    );
+    assert_eq!(g.any, Tally { events: 1, subjects: 1 });
     assert_eq!(g.grade(2), Tally::default());
-    assert_eq!(
-        g.grade(3),
-        Tally {
-            events: 1,
-            subjects: 1
-        }
-    );
+    assert_eq!(g.grade(3), Tally { events: 1, subjects: 1 });
 }
 
 #[test]
 fn infusion_reactions_with_time_from_the_start_of_the_dose() {
     let s = Fixture::new(cohort()).summary();
     let irr = &s.infusion_reactions;
-    assert_eq!(
-        irr.grades.any,
-        Tally {
-            events: 2,
-            subjects: 2
-        }
-    );
-    assert_eq!(
-        irr.grades.grade(1),
-        Tally {
-            events: 1,
-            subjects: 1
-        }
-    );
-    assert_eq!(
-        irr.grades.grade(2),
-        Tally {
-            events: 1,
-            subjects: 1
-        }
-    );
+    assert_eq!(irr.grades.any, Tally { events: 2, subjects: 2 });
+    assert_eq!(irr.grades.grade(1), Tally { events: 1, subjects: 1 });
+    assert_eq!(irr.grades.grade(2), Tally { events: 1, subjects: 1 });
     assert_eq!(irr.listing.len(), 2);
     let first = &irr.listing[0];
     assert_eq!(first.subject.as_str(), "KS-101");
     assert_eq!(first.grade, Some(CtcaeGrade::new(2).unwrap()));
     assert_eq!(first.onset_study_day, Some(1));
-    assert_eq!(
-        first.timing,
-        DoseTiming::AfterDose {
-            dose: 1,
-            minutes: Some(55)
-        }
-    );
+    assert_eq!(first.timing, DoseTiming::AfterDose { dose: 1, minutes: Some(55) });
     let second = &irr.listing[1];
     assert_eq!(second.subject.as_str(), "KS-103");
-    assert_eq!(
-        second.timing,
-        DoseTiming::OnsetTimeUnknown,
-        "a date without a time"
-    );
+    assert_eq!(second.timing, DoseTiming::OnsetTimeUnknown, "a date without a time");
     assert_eq!(second.onset_study_day, Some(1));
 
     let html = Fixture::new(cohort()).html();
@@ -485,9 +333,7 @@ fn infusion_reactions_with_time_from_the_start_of_the_dose() {
 fn the_nearest_preceding_dose_is_used() {
     let dose = |start: &str| format!(r#"{{"start":"{start}"}}"#);
     let json = |visit: &str, date: &str, doses: &str, aes: &str| {
-        format!(
-            r#"{{"subject":"KS-301","visit":"{visit}","date":"{date}","doses":[{doses}]{aes}}}"#
-        )
+        format!(r#"{{"subject":"KS-301","visit":"{visit}","date":"{date}","doses":[{doses}]{aes}}}"#)
     };
     let records = vec![
         Record::from_json(&json("BL", "2019-03-04", &dose("2019-03-04T09:00:00Z"), "")).unwrap(),
@@ -495,46 +341,24 @@ fn the_nearest_preceding_dose_is_used() {
             "W4",
             "2019-04-01",
             &dose("2019-04-01T08:00:00Z"),
-            &ae(
-                Some("AE-1"),
-                "Allergic reaction",
-                Some(3),
-                Some("2019-04-01T11:20:00Z"),
-                "",
-            ),
+            &ae(Some("AE-1"), "Allergic reaction", Some(3), Some("2019-04-01T11:20:00Z"), ""),
         ))
         .unwrap(),
         Record::from_json(&json(
             "SCR",
             "2019-02-20",
             "",
-            &ae(
-                Some("AE-0"),
-                "Allergic reaction",
-                Some(1),
-                Some("2019-02-20T10:00:00Z"),
-                "",
-            ),
+            &ae(Some("AE-0"), "Allergic reaction", Some(1), Some("2019-02-20T10:00:00Z"), ""),
         ))
         .unwrap(),
     ];
     let s = Fixture::new(vec![history("KS-301", records)]).summary();
     let listing = &s.infusion_reactions.listing;
     assert_eq!(listing.len(), 2);
-    assert_eq!(
-        listing[0].ae_id.as_deref(),
-        Some("AE-0"),
-        "ordered by onset"
-    );
+    assert_eq!(listing[0].ae_id.as_deref(), Some("AE-0"), "ordered by onset");
     assert_eq!(listing[0].timing, DoseTiming::NoPrecedingDose);
     assert_eq!(listing[0].onset_study_day, Some(-12));
-    assert_eq!(
-        listing[1].timing,
-        DoseTiming::AfterDose {
-            dose: 2,
-            minutes: Some(200)
-        }
-    );
+    assert_eq!(listing[1].timing, DoseTiming::AfterDose { dose: 2, minutes: Some(200) });
     assert_eq!(listing[1].onset_study_day, Some(29));
 }
 
@@ -547,23 +371,19 @@ fn data_quality_counts() {
     assert_eq!(q.ae_onset_partial, 1, "KS-106 infection");
 
     let f = Fixture::new(cohort());
-    let input = DsmbInput {
-        as_of: chrono::Utc.with_ymd_and_hms(2019, 12, 31, 0, 0, 0).unwrap(),
-        ..f.input()
-    };
+    let input =
+        DsmbInput { as_of: chrono::Utc.with_ymd_and_hms(2019, 12, 31, 0, 0, 0).unwrap(), ..f.input() };
     let s = summarize(&input);
     assert_eq!(s.data_quality.records_after_cutoff, 5, "five W48 records");
-    assert!(render_html(&input, &s)
-        .contains("Records dated after the data cut-off (still counted above): 5."));
+    assert!(
+        render_html(&input, &s).contains("Records dated after the data cut-off (still counted above): 5.")
+    );
 }
 
 #[test]
 fn the_arm_never_appears() {
     let f = Fixture::new(cohort());
-    assert!(f
-        .subjects
-        .iter()
-        .all(|h| h.records.iter().all(|r| r.arm.as_deref() == Some(ARM))));
+    assert!(f.subjects.iter().all(|h| h.records.iter().all(|r| r.arm.as_deref() == Some(ARM))));
     let html = f.html();
     assert!(!html.contains(ARM), "the open report shows the arm");
     assert!(!format!("{:?}", f.summary()).contains(ARM));
@@ -574,17 +394,7 @@ fn data_text_is_escaped() {
     let evil = "<script>alert('x')</script>";
     let mut f = Fixture::new(vec![history(
         "KS-401",
-        vec![rec(
-            "KS-401",
-            "H2",
-            &ae(
-                Some("AE-<1>"),
-                evil,
-                Some(2),
-                Some("2019-03-04T10:00:00Z"),
-                "",
-            ),
-        )],
+        vec![rec("KS-401", "H2", &ae(Some("AE-<1>"), evil, Some(2), Some("2019-03-04T10:00:00Z"), ""))],
     )]);
     f.terms = vec![evil.to_string()];
     f.title = "Cells & <b>MS</b>".to_string();
@@ -602,9 +412,7 @@ fn data_text_is_escaped() {
 fn the_page_is_self_contained_and_printable() {
     let html = Fixture::new(cohort()).html();
     assert!(html.starts_with("<!DOCTYPE html>"));
-    for banned in [
-        "<script", "http://", "https://", "src=", "<link", "@import", "url(",
-    ] {
+    for banned in ["<script", "http://", "https://", "src=", "<link", "@import", "url("] {
         assert!(!html.contains(banned), "`{banned}` in the page");
     }
     assert!(html.contains("@media print"));

@@ -52,7 +52,10 @@ impl AdverseEventRule {
     pub(super) fn check(&self) -> Result<(), (String, String)> {
         if let Some(g) = &self.criteria.grade {
             if !(1..=5).contains(&g.at_least) {
-                return Err(("match.grade.at_least".into(), format!("CTCAE grades are 1 to 5, not {}", g.at_least)));
+                return Err((
+                    "match.grade.at_least".into(),
+                    format!("CTCAE grades are 1 to 5, not {}", g.at_least),
+                ));
             }
         }
         if let Some(w) = &self.criteria.onset_within {
@@ -67,20 +70,25 @@ impl AdverseEventRule {
     }
 
     fn term_matches(&self, ae: &AdverseEvent) -> bool {
-        self.criteria.terms.is_empty() || self.criteria.terms.iter().any(|t| t.trim().eq_ignore_ascii_case(ae.term.trim()))
+        self.criteria.terms.is_empty()
+            || self.criteria.terms.iter().any(|t| t.trim().eq_ignore_ascii_case(ae.term.trim()))
     }
 
     /// The dose (index, dose) whose window the onset may fall in. Partial onsets count if
     /// any plausible instant is inside the window: for safety, doubt raises the alert.
     fn dose_window<'h>(&self, ae: &AdverseEvent, doses: &[&'h Dose]) -> Option<Option<(usize, &'h Dose)>> {
-        let Some(w) = &self.criteria.onset_within else { return Some(None) };
+        let Some(w) = &self.criteria.onset_within else {
+            return Some(None);
+        };
         let onset = ae.onset.as_ref()?;
         let span = chrono::Duration::minutes((w.hours * 60.0).round() as i64);
         doses
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, d)| onset.latest() >= d.start.earliest() && onset.earliest() <= d.start.latest() + span)
+            .find(|(_, d)| {
+                onset.latest() >= d.start.earliest() && onset.earliest() <= d.start.latest() + span
+            })
             .map(|(i, d)| Some((i, *d)))
     }
 
@@ -97,10 +105,14 @@ impl AdverseEventRule {
             {
                 continue;
             }
-            let Some(dose) = self.dose_window(ae, &doses) else { continue };
+            let Some(dose) = self.dose_window(ae, &doses) else {
+                continue;
+            };
             let episode = match &ae.id {
                 Some(id) => format!("ae:{id}"),
-                None => format!("ae:{}@{}", ae.term.to_lowercase(), ae.onset.as_ref().map_or("", |o| o.raw())),
+                None => {
+                    format!("ae:{}@{}", ae.term.to_lowercase(), ae.onset.as_ref().map_or("", |o| o.raw()))
+                }
             };
             let mut what = format!("Adverse event \"{}\"", ae.term);
             what.push_str(&match ae.grade {
@@ -235,7 +247,10 @@ mod tests {
     #[test]
     fn a_partial_onset_that_may_be_in_the_window_counts() {
         let r = rule("match: {grade: {at_least: 1}, onset_within: {after: dose, hours: 24}}");
-        let h = history(&[DOSE, r#"{"subject":"KS-101","adverse_events":[{"term":"Fever","grade":1,"onset":"2019-02"}]}"#]);
+        let h = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"term":"Fever","grade":1,"onset":"2019-02"}]}"#,
+        ]);
         let f = r.evaluate(&h, Severity::Info);
         assert_eq!(f.len(), 1);
         assert!(f[0].summary.contains("partial onset"));

@@ -5,7 +5,7 @@
 //! (level 1, `unconfirmed_severity`) and "confirmed" once a visit at least
 //! `confirm_after` later still shows it (level 2, the rule's severity).
 
-use super::progression::{self, Baseline, EventKind, ProgressionParams};
+use super::progression::{self, Baseline, EventKind, EventStatus, ProgressionParams};
 use super::{Finding, Severity, Span};
 use crate::model::{ChangeStep, EdssVisit, MinimumChange, SubjectHistory};
 use chrono::{DateTime, Utc};
@@ -33,7 +33,7 @@ struct Written {
     confirm_after: Span,
     #[serde(default = "seven_days")]
     confirm_tolerance_before: Span,
-    /// Absent = any later visit confirms.
+    /// Absent = no upper limit (the first eligible later visit decides).
     confirm_tolerance_after: Option<Span>,
     #[serde(default = "thirty_days")]
     relapse_exclusion: Span,
@@ -45,6 +45,17 @@ struct Written {
     /// Severity of the unconfirmed-worsening alert; `none` = no such alert.
     #[serde(default = "info")]
     unconfirmed_severity: String,
+}
+
+/// "study day N" for a date, when the subject has a dose.
+fn describe_date(h: &SubjectHistory, date: chrono::NaiveDate) -> String {
+    match h.first_dose() {
+        Some(d) => {
+            let n = (date - d.start.day()).num_days();
+            format!("study day {}", if n >= 0 { n + 1 } else { n })
+        }
+        None => "the confirmation window".to_string(),
+    }
 }
 
 fn fixed() -> Baseline {
@@ -71,19 +82,29 @@ impl<'de> Deserialize<'de> for DisabilityRule {
             return Err(D::Error::custom(format!("score `{}`: only EDSS is supported so far", w.score)));
         }
         let min_change = match (&w.increase, w.threshold_variant.as_deref()) {
-            (Some(_), Some(_)) => return Err(D::Error::custom("give either `increase` or `threshold_variant`, not both")),
-            (Some(steps), None) => MinimumChange::new(steps.clone()).map_err(|e| D::Error::custom(format!("increase: {e}")))?,
+            (Some(_), Some(_)) => {
+                return Err(D::Error::custom("give either `increase` or `threshold_variant`, not both"))
+            }
+            (Some(steps), None) => {
+                MinimumChange::new(steps.clone()).map_err(|e| D::Error::custom(format!("increase: {e}")))?
+            }
             (None, None) | (None, Some("A")) => MinimumChange::variant_a(),
             (None, Some("B")) => MinimumChange::variant_b(),
             (None, Some("C")) => MinimumChange::variant_c(),
-            (None, Some(v)) => return Err(D::Error::custom(format!("threshold_variant `{v}`: use A, B or C"))),
+            (None, Some(v)) => {
+                return Err(D::Error::custom(format!("threshold_variant `{v}`: use A, B or C")))
+            }
         };
         let unconfirmed_severity = match w.unconfirmed_severity.as_str() {
             "none" => None,
             "info" => Some(Severity::Info),
             "warning" => Some(Severity::Warning),
             "critical" => Some(Severity::Critical),
-            other => return Err(D::Error::custom(format!("unconfirmed_severity `{other}`: use info, warning, critical or none"))),
+            other => {
+                return Err(D::Error::custom(format!(
+                    "unconfirmed_severity `{other}`: use info, warning, critical or none"
+                )))
+            }
         };
         Ok(DisabilityRule {
             params: ProgressionParams {
@@ -95,7 +116,6 @@ impl<'de> Deserialize<'de> for DisabilityRule {
                 relapse_exclusion_days: if w.ignore_during_relapse { w.relapse_exclusion.days() } else { 0 },
                 sustained: w.sustained,
                 include_improvement: false,
-                ..ProgressionParams::default()
             },
             unconfirmed_severity,
         })
@@ -110,11 +130,18 @@ impl DisabilityRule {
         Ok(())
     }
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, severity: Severity, _as_of: DateTime<Utc>) -> Vec<Finding> {
+    pub(super) fn evaluate(
+        &self,
+        h: &SubjectHistory,
+        severity: Severity,
+        _as_of: DateTime<Utc>,
+    ) -> Vec<Finding> {
         let visits = h.edss();
         let relapses: Vec<chrono::NaiveDate> = h.relapses().iter().map(|t| t.day()).collect();
         let describe = |v: &EdssVisit| {
-            let day = h.first_dose().map(|d| (v.date - d.start.day()).num_days() + if v.date >= d.start.day() { 1 } else { 0 });
+            let day = h
+                .first_dose()
+                .map(|d| (v.date - d.start.day()).num_days() + if v.date >= d.start.day() { 1 } else { 0 });
             match (&v.visit, day) {
                 (Some(name), Some(d)) => format!("{name} (study day {d})"),
                 (Some(name), None) => name.clone(),
@@ -142,11 +169,21 @@ impl DisabilityRule {
                 describe(&e.baseline)
             );
             match &e.confirmation {
-                Some(c) => summary.push_str(&format!("; confirmed at {} with EDSS {}.", describe(c), c.score)),
-                None => summary.push_str(&format!(
-                    "; not confirmed yet (needs a visit at least {} days later).",
-                    self.params.confirm_after_days
-                )),
+                Some(c) => {
+                    summary.push_str(&format!("; confirmed at {} with EDSS {}.", describe(c), c.score))
+                }
+                None => summary.push_str(&match e.status {
+                    EventStatus::Disproved => {
+                        "; not confirmed: a later visit no longer showed the increase.".to_string()
+                    }
+                    EventStatus::Lapsed => {
+                        "; not confirmed: no visit within the confirmation window.".to_string()
+                    }
+                    _ => format!(
+                        "; not confirmed yet (a visit from {} on can confirm it).",
+                        describe_date(h, e.window.opens)
+                    ),
+                }),
             }
             let why = format!(
                 "increase {:+.1} >= {:.1} required from a baseline of {} ({} baseline){}",

@@ -12,7 +12,8 @@ impl Span {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: i64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as 30m, 24h, 7d or 12w"))?;
+        let n: i64 =
+            num.parse().map_err(|_| format!("`{s}` is not a duration such as 30m, 24h, 7d or 12w"))?;
         let minutes = match unit {
             "m" | "min" => n,
             "h" => n * 60,

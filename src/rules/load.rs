@@ -27,7 +27,8 @@ impl fmt::Display for RuleError {
 impl std::error::Error for RuleError {}
 
 const KINDS: &[&str] = &["adverse_event", "disability_progression", "mri_activity"];
-const COMMON_KEYS: &[&str] = &["id", "title", "kind", "severity", "notify", "labels", "version", "description"];
+const COMMON_KEYS: &[&str] =
+    &["id", "title", "kind", "severity", "notify", "labels", "version", "description"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,7 +80,12 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<super::RuleSet, Vec<RuleError>> {
     let mut seen: BTreeMap<String, (PathBuf, usize)> = BTreeMap::new();
     for r in &rules {
         if let Some((file, line)) = seen.get(&r.id) {
-            errors.push(at(&r.file, r.line, 1, format!("rule id `{}` is already used at {}:{line}", r.id, file.display())));
+            errors.push(at(
+                &r.file,
+                r.line,
+                1,
+                format!("rule id `{}` is already used at {}:{line}", r.id, file.display()),
+            ));
         } else {
             seen.insert(r.id.clone(), (r.file.clone(), r.line));
         }
@@ -110,20 +116,18 @@ fn rule_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn at(file: &Path, line: usize, col: usize, message: String) -> RuleError {
-    RuleError {
-        file: file.to_path_buf(),
-        line,
-        col,
-        message,
-    }
+    RuleError { file: file.to_path_buf(), line, col, message }
 }
 
 /// Parses one file's text. Public for tests and `vigil check` of a single file.
 pub fn parse_rules(file: &Path, text: &str) -> Result<Vec<Rule>, Vec<RuleError>> {
     let doc: RuleFile = serde_yaml::from_str(text).map_err(|e| {
-        let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        let (msg, last) = split_locations(&e.to_string());
+        // "…, while scanning a quoted scalar at line 3 column 12": the start is more useful.
+        let (line, col) = last
+            .filter(|_| msg.contains("while scanning"))
+            .or_else(|| e.location().map(|l| (l.line(), l.column())))
+            .unwrap_or((1, 1));
         let msg = if msg.contains("unknown field") { with_suggestion(&msg) } else { msg };
         vec![at(file, line, col, msg)]
     })?;
@@ -143,12 +147,22 @@ pub fn parse_rules(file: &Path, text: &str) -> Result<Vec<Rule>, Vec<RuleError>>
     }
 }
 
-fn parse_rule(file: &Path, pos: &Positions, i: usize, mapping: serde_yaml::Mapping) -> Result<Rule, RuleError> {
+fn parse_rule(
+    file: &Path,
+    pos: &Positions,
+    i: usize,
+    mapping: serde_yaml::Mapping,
+) -> Result<Rule, RuleError> {
     let prefix = format!("rules[{i}]");
     let line = pos.value(&prefix).map_or(1, |p| p.0);
     let version_hash = {
         let canonical = serde_json::to_string(&mapping).unwrap_or_default();
         hex::encode(&Sha256::digest(canonical.as_bytes())[..4])
+    };
+    let error_at = |path: &str, message: String| {
+        let full = if path.is_empty() { prefix.clone() } else { format!("{prefix}.{path}") };
+        let (l, c) = pos.value(&full).unwrap_or((line, 1));
+        at(file, l, c, message)
     };
     let (mut common, mut params) = (serde_yaml::Mapping::new(), serde_yaml::Mapping::new());
     for (k, v) in mapping {
@@ -158,23 +172,34 @@ fn parse_rule(file: &Path, pos: &Positions, i: usize, mapping: serde_yaml::Mappi
             params.insert(k, v);
         }
     }
+    // The kind's own keys first: a misspelt common key (`severty`) lands among them and
+    // is reported as unknown with a suggestion, rather than as a missing `severity`.
+    let kind = match common.get("kind") {
+        None => return Err(error_at("", format!("missing field `kind` (one of: {})", KINDS.join(", ")))),
+        Some(serde_yaml::Value::String(k)) => match k.as_str() {
+            "adverse_event" => RuleKind::AdverseEvent(typed::<AdverseEventRule>(file, pos, &prefix, params)?),
+            "disability_progression" => {
+                RuleKind::DisabilityProgression(typed::<DisabilityRule>(file, pos, &prefix, params)?)
+            }
+            "mri_activity" => RuleKind::MriActivity(typed::<MriRule>(file, pos, &prefix, params)?),
+            other => {
+                let hint =
+                    nearest(other, KINDS).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+                return Err(error_at(
+                    "kind",
+                    format!("unknown rule kind `{other}`{hint}; kinds: {}", KINDS.join(", ")),
+                ));
+            }
+        },
+        Some(_) => return Err(error_at("kind", format!("`kind` must be one of: {}", KINDS.join(", ")))),
+    };
     let common: Common = typed(file, pos, &prefix, common)?;
-    let error_at = |path: &str, message: String| {
-        let (l, c) = pos.value(&format!("{prefix}.{path}")).unwrap_or((line, 1));
-        at(file, l, c, message)
-    };
     if common.id.trim().is_empty() || common.id.contains(char::is_whitespace) {
-        return Err(error_at("id", format!("rule id `{}` must be one word, e.g. infusion-reaction-severe", common.id)));
+        return Err(error_at(
+            "id",
+            format!("rule id `{}` must be one word, e.g. infusion-reaction-severe", common.id),
+        ));
     }
-    let kind = match common.kind.as_str() {
-        "adverse_event" => RuleKind::AdverseEvent(typed::<AdverseEventRule>(file, pos, &prefix, params)?),
-        "disability_progression" => RuleKind::DisabilityProgression(typed::<DisabilityRule>(file, pos, &prefix, params)?),
-        "mri_activity" => RuleKind::MriActivity(typed::<MriRule>(file, pos, &prefix, params)?),
-        other => {
-            let hint = nearest(other, KINDS).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
-            return Err(error_at("kind", format!("unknown rule kind `{other}`{hint}; kinds: {}", KINDS.join(", "))));
-        }
-    };
     let checked = match &kind {
         RuleKind::AdverseEvent(r) => r.check(),
         RuleKind::DisabilityProgression(r) => r.check(),
@@ -196,8 +221,34 @@ fn parse_rule(file: &Path, pos: &Positions, i: usize, mapping: serde_yaml::Mappi
     })
 }
 
+/// Removes every " at line L column C" from a YAML error, returning the last location.
+fn split_locations(msg: &str) -> (String, Option<(usize, usize)>) {
+    let mut out = String::new();
+    let mut last = None;
+    let mut rest = msg;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " at line ".len()..];
+        let line_end = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+        let line = after[..line_end].parse().ok();
+        let tail = after[line_end..].strip_prefix(" column ").unwrap_or(&after[line_end..]);
+        let col_end = tail.find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len());
+        if let (Some(l), Ok(c)) = (line, tail[..col_end].parse()) {
+            last = Some((l, c));
+        }
+        rest = &tail[col_end..];
+    }
+    out.push_str(rest);
+    (out, last)
+}
+
 /// Deserializes part of a rule, turning serde's error into `file:line:col`.
-fn typed<T: DeserializeOwned>(file: &Path, pos: &Positions, prefix: &str, m: serde_yaml::Mapping) -> Result<T, RuleError> {
+fn typed<T: DeserializeOwned>(
+    file: &Path,
+    pos: &Positions,
+    prefix: &str,
+    m: serde_yaml::Mapping,
+) -> Result<T, RuleError> {
     serde_path_to_error::deserialize(serde_yaml::Value::Mapping(m)).map_err(|e| {
         let path = e.path().to_string();
         let msg = e.into_inner().to_string();
@@ -209,11 +260,19 @@ fn typed<T: DeserializeOwned>(file: &Path, pos: &Positions, prefix: &str, m: ser
             } else {
                 full.rsplit_once('.').map_or(full.clone(), |(p, _)| p.to_string())
             };
-            let (l, c) = pos.key(&format!("{parent}.{field}")).or_else(|| pos.value(&parent)).unwrap_or((1, 1));
+            let (l, c) =
+                pos.key(&format!("{parent}.{field}")).or_else(|| pos.value(&parent)).unwrap_or((1, 1));
             return at(file, l, c, with_suggestion(&msg));
         }
-        let (l, c) = if msg.starts_with("missing field") { pos.value(prefix) } else { pos.value(&full) }.unwrap_or((1, 1));
-        at(file, l, c, format!("`{}`: {msg}", full.trim_start_matches(prefix).trim_start_matches('.')).replace("``: ", ""))
+        let (l, c) = if msg.starts_with("missing field") { pos.value(prefix) } else { pos.value(&full) }
+            .unwrap_or((1, 1));
+        at(
+            file,
+            l,
+            c,
+            format!("`{}`: {msg}", full.trim_start_matches(prefix).trim_start_matches('.'))
+                .replace("``: ", ""),
+        )
     })
 }
 
@@ -223,8 +282,11 @@ fn unknown_field(msg: &str) -> Option<&str> {
 
 /// Adds "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`".
 fn with_suggestion(msg: &str) -> String {
-    let Some(field) = unknown_field(msg) else { return msg.to_string() };
-    let expected: Vec<&str> = msg.split("expected ").nth(1).unwrap_or("").split('`').skip(1).step_by(2).collect();
+    let Some(field) = unknown_field(msg) else {
+        return msg.to_string();
+    };
+    let expected: Vec<&str> =
+        msg.split("expected ").nth(1).unwrap_or("").split('`').skip(1).step_by(2).collect();
     let mut all: Vec<&str> = expected.clone();
     all.extend(COMMON_KEYS);
     match nearest(field, &all) {

@@ -57,7 +57,9 @@ impl MriRule {
                     (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
                 },
             };
-            let Some(count) = count.filter(|c| *c >= self.at_least) else { continue };
+            let Some(count) = count.filter(|c| *c >= self.at_least) else {
+                continue;
+            };
             let at = match visit {
                 Some(v) => format!("visit {v}, {}", study_day_text(h, &scan.date)),
                 None => study_day_text(h, &scan.date),

@@ -238,10 +238,7 @@ impl Verdict {
     fn status(self) -> EventStatus {
         match self {
             Self::Confirmed { retained: true, .. } => EventStatus::Confirmed,
-            Self::Confirmed {
-                retained: false, ..
-            }
-            | Self::Disproved => EventStatus::Disproved,
+            Self::Confirmed { retained: false, .. } | Self::Disproved => EventStatus::Disproved,
             Self::Lapsed => EventStatus::Lapsed,
             Self::Pending => EventStatus::Pending,
         }
@@ -267,9 +264,7 @@ impl Scanner<'_> {
     /// True within `relapse_exclusion_days` after a relapse onset (onset day included).
     fn after_relapse(&self, date: NaiveDate) -> bool {
         let n = self.params.relapse_exclusion_days;
-        self.relapses
-            .iter()
-            .any(|r| (0..n).contains(&days_between(*r, date)))
+        self.relapses.iter().any(|r| (0..n).contains(&days_between(*r, date)))
     }
 
     /// True when `score` has moved from `baseline` by the required change in direction `kind`.
@@ -283,23 +278,13 @@ impl Scanner<'_> {
     /// Days after onset that bound the window: (opens, closes).
     fn window_days(&self) -> (i64, Option<i64>) {
         let p = self.params;
-        let opens = p
-            .confirm_after_days
-            .saturating_sub(p.confirm_tolerance_before_days);
-        let closes = p
-            .confirm_tolerance_after_days
-            .map(|t| p.confirm_after_days.saturating_add(t));
+        let opens = p.confirm_after_days.saturating_sub(p.confirm_tolerance_before_days);
+        let closes = p.confirm_tolerance_after_days.map(|t| p.confirm_after_days.saturating_add(t));
         (opens, closes)
     }
 
     /// Judges the onset at `visits[onset]` against `baseline` with the visits after it.
-    fn verdict(
-        &self,
-        visits: &[EdssVisit],
-        baseline: Edss,
-        onset: usize,
-        kind: EventKind,
-    ) -> Verdict {
+    fn verdict(&self, visits: &[EdssVisit], baseline: Edss, onset: usize, kind: EventKind) -> Verdict {
         let Some(onset_date) = visits.get(onset).map(|v| v.date) else {
             return Verdict::Pending;
         };
@@ -349,12 +334,7 @@ impl Scanner<'_> {
                 break;
             };
             let verdict = self.verdict(visits, base, onset, kind);
-            steps.push(Step {
-                kind,
-                baseline,
-                onset,
-                verdict,
-            });
+            steps.push(Step { kind, baseline, onset, verdict });
             from = onset + 1;
             if let Verdict::Confirmed { at, retained } = verdict {
                 match p.baseline {
@@ -422,11 +402,7 @@ mod tests {
     }
 
     fn v(d: i64, score: f64) -> EdssVisit {
-        EdssVisit {
-            date: day(d),
-            visit: None,
-            score: Edss::parse(score).unwrap(),
-        }
+        EdssVisit { date: day(d), visit: None, score: Edss::parse(score).unwrap() }
     }
 
     fn visits(list: &[(i64, f64)]) -> Vec<EdssVisit> {
@@ -442,10 +418,7 @@ mod tests {
     type Subjects = BTreeMap<u32, (Vec<EdssVisit>, Vec<NaiveDate>)>;
 
     fn csv_rows(name: &str) -> Vec<Vec<String>> {
-        let path = format!(
-            "{}/../shared/data/ms-msprog/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../shared/data/ms-msprog/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         text.lines()
             .skip(1)
@@ -463,18 +436,10 @@ mod tests {
                 visit: Some(format!("day {}", r[2])),
                 score: Edss::parse(r[3].parse().unwrap()).unwrap(),
             };
-            subjects
-                .entry(r[0].parse().unwrap())
-                .or_default()
-                .0
-                .push(visit);
+            subjects.entry(r[0].parse().unwrap()).or_default().0.push(visit);
         }
         for r in csv_rows("toydata_relapses.csv") {
-            subjects
-                .entry(r[0].parse().unwrap())
-                .or_default()
-                .1
-                .push(r[1].parse().unwrap());
+            subjects.entry(r[0].parse().unwrap()).or_default().1.push(r[1].parse().unwrap());
         }
         subjects
     }
@@ -590,10 +555,7 @@ mod tests {
                         .collect();
                     for (date, was_confirmed) in &before {
                         let still = now.iter().find(|(d, _)| d == date);
-                        assert!(
-                            still.is_some(),
-                            "subject {id}: onset {date} vanished at {n}"
-                        );
+                        assert!(still.is_some(), "subject {id}: onset {date} vanished at {n}");
                         assert!(!was_confirmed || still.is_some_and(|s| s.1), "subject {id}");
                     }
                     before = now;
@@ -613,10 +575,7 @@ mod tests {
         assert_eq!(a[0].required_change, 0.5);
         assert_eq!(a[0].confirmation.as_ref().map(|c| c.date), Some(day(200)));
 
-        let b = ProgressionParams {
-            min_change: MinimumChange::variant_b(),
-            ..Default::default()
-        };
+        let b = ProgressionParams { min_change: MinimumChange::variant_b(), ..Default::default() };
         assert!(assess(&vis, &[], &b).is_empty());
     }
 
@@ -637,10 +596,7 @@ mod tests {
 
     #[test]
     fn bounded_window_closes_inclusively_and_then_lapses() {
-        let p = ProgressionParams {
-            confirm_tolerance_after_days: Some(30),
-            ..Default::default()
-        };
+        let p = ProgressionParams { confirm_tolerance_after_days: Some(30), ..Default::default() };
         let last_day = assess(&visits(&[(0, 4.0), (10, 5.0), (124, 5.0)]), &[], &p);
         assert!(last_day[0].is_confirmed());
         assert_eq!(last_day[0].window.closes, Some(day(124)));
@@ -648,13 +604,7 @@ mod tests {
         let late = assess(&visits(&[(0, 4.0), (10, 5.0), (125, 5.0)]), &[], &p);
         // Day 125 lapses the day-10 onset; it is itself a new onset, awaiting its own window.
         let statuses: Vec<_> = late.iter().map(|e| (e.onset.date, e.status)).collect();
-        assert_eq!(
-            statuses,
-            [
-                (day(10), EventStatus::Lapsed),
-                (day(125), EventStatus::Pending)
-            ]
-        );
+        assert_eq!(statuses, [(day(10), EventStatus::Lapsed), (day(125), EventStatus::Pending)]);
     }
 
     #[test]
@@ -669,11 +619,7 @@ mod tests {
         let allowed = assess(&vis, &[day(70)], &p);
         assert!(allowed[0].is_confirmed());
         // An excluded visit is skipped, and the next eligible one confirms.
-        let later = assess(
-            &visits(&[(0, 4.0), (10, 5.0), (100, 5.0), (150, 5.0)]),
-            &[day(80)],
-            &p,
-        );
+        let later = assess(&visits(&[(0, 4.0), (10, 5.0), (100, 5.0), (150, 5.0)]), &[day(80)], &p);
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].confirmation, Some(v(150, 5.0)));
     }
@@ -697,10 +643,7 @@ mod tests {
 
     #[test]
     fn unconfirmed_onset_at_last_visit_is_returned_pending() {
-        let p = ProgressionParams {
-            confirm_tolerance_after_days: Some(30),
-            ..Default::default()
-        };
+        let p = ProgressionParams { confirm_tolerance_after_days: Some(30), ..Default::default() };
         let events = assess(&visits(&[(0, 4.0), (90, 5.0)]), &[], &p);
         assert_eq!(events.len(), 1);
         let e = &events[0];
@@ -717,22 +660,13 @@ mod tests {
     #[test]
     fn a_dip_between_onset_and_confirmation_disproves() {
         let vis = visits(&[(0, 4.0), (10, 5.0), (50, 4.0), (100, 5.0)]);
-        let sustained = ProgressionParams {
-            sustained: true,
-            ..Default::default()
-        };
+        let sustained = ProgressionParams { sustained: true, ..Default::default() };
         // As in msprog (check_intermediate=TRUE), the visits in between must be worse even
         // without `sustained`; day 100 is then a new onset of its own.
         for p in [sustained, ProgressionParams::default()] {
             let events = assess(&vis, &[], &p);
             let seen: Vec<_> = events.iter().map(|e| (e.onset.date, e.status)).collect();
-            assert_eq!(
-                seen,
-                [
-                    (day(10), EventStatus::Disproved),
-                    (day(100), EventStatus::Pending)
-                ]
-            );
+            assert_eq!(seen, [(day(10), EventStatus::Disproved), (day(100), EventStatus::Pending)]);
         }
         // A dip inside a relapse window counts against the onset too.
         let in_relapse = assess(&vis, &[day(45)], &ProgressionParams::default());
@@ -743,10 +677,7 @@ mod tests {
     fn sustained_also_rejects_a_fall_after_confirmation() {
         let vis = visits(&[(0, 4.0), (10, 5.0), (100, 5.0), (200, 4.0)]);
         assert!(assess(&vis, &[], &ProgressionParams::default())[0].is_confirmed());
-        let p = ProgressionParams {
-            sustained: true,
-            ..Default::default()
-        };
+        let p = ProgressionParams { sustained: true, ..Default::default() };
         let events = assess(&vis, &[], &p);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].status, EventStatus::Disproved);
@@ -754,24 +685,11 @@ mod tests {
 
     #[test]
     fn disproved_onset_is_kept_and_does_not_block_later_events() {
-        let vis = visits(&[
-            (0, 4.0),
-            (10, 5.0),
-            (40, 5.0),
-            (100, 4.0),
-            (200, 5.0),
-            (300, 5.0),
-        ]);
+        let vis = visits(&[(0, 4.0), (10, 5.0), (40, 5.0), (100, 4.0), (200, 5.0), (300, 5.0)]);
         let events = assess(&vis, &[], &ProgressionParams::default());
         let seen: Vec<_> = events.iter().map(|e| (e.onset.date, e.status)).collect();
         // Day 40 is the same excursion as day 10, never awaiting confirmation on its own.
-        assert_eq!(
-            seen,
-            [
-                (day(10), EventStatus::Disproved),
-                (day(200), EventStatus::Confirmed)
-            ]
-        );
+        assert_eq!(seen, [(day(10), EventStatus::Disproved), (day(200), EventStatus::Confirmed)]);
     }
 
     #[test]
@@ -780,15 +698,9 @@ mod tests {
         let fixed = assess(&vis, &[], &ProgressionParams::default());
         assert_eq!(confirmed(&fixed).len(), 1);
 
-        let p = ProgressionParams {
-            baseline: Baseline::Roving,
-            ..Default::default()
-        };
+        let p = ProgressionParams { baseline: Baseline::Roving, ..Default::default() };
         let roving = assess(&vis, &[], &p);
-        let got: Vec<_> = roving
-            .iter()
-            .map(|e| (e.baseline.date, e.onset.date))
-            .collect();
+        let got: Vec<_> = roving.iter().map(|e| (e.baseline.date, e.onset.date)).collect();
         assert_eq!(got, [(day(0), day(10)), (day(100), day(200))]);
         assert!(roving.iter().all(ProgressionEvent::is_confirmed));
     }
@@ -797,23 +709,11 @@ mod tests {
     fn roving_rebaselines_on_improvement_only_when_asked() {
         // 4.0 -> 3.0 confirmed, then back to 4.0: worse than 3.0, not than 4.0.
         let vis = visits(&[(0, 4.0), (10, 3.0), (100, 3.0), (200, 4.0), (300, 4.0)]);
-        let p = ProgressionParams {
-            baseline: Baseline::Roving,
-            ..Default::default()
-        };
+        let p = ProgressionParams { baseline: Baseline::Roving, ..Default::default() };
         assert!(assess(&vis, &[], &p).is_empty());
-        let with = ProgressionParams {
-            include_improvement: true,
-            ..p
-        };
-        let kinds: Vec<_> = assess(&vis, &[], &with)
-            .iter()
-            .map(|e| (e.kind, e.is_confirmed()))
-            .collect();
-        assert_eq!(
-            kinds,
-            [(EventKind::Improvement, true), (EventKind::Worsening, true)]
-        );
+        let with = ProgressionParams { include_improvement: true, ..p };
+        let kinds: Vec<_> = assess(&vis, &[], &with).iter().map(|e| (e.kind, e.is_confirmed())).collect();
+        assert_eq!(kinds, [(EventKind::Improvement, true), (EventKind::Worsening, true)]);
     }
 
     #[test]

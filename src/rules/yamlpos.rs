@@ -107,12 +107,13 @@ mod tests {
 
     #[test]
     fn paths_point_at_lines_and_columns() {
-        let src = "rules:\n  - id: a\n    match:\n      grade: {at_least: 3}\n      terms: [x, y]\n  - id: b\n";
+        let src =
+            "rules:\n  - id: a\n    match:\n      grade: {at_least: 3}\n      terms: [x, y]\n  - id: b\n";
         let p = Positions::index(src);
         assert_eq!(p.key("rules[0].match"), Some((3, 5)));
         assert_eq!(p.value("rules[0].match.grade.at_least"), Some((4, 25)));
         assert_eq!(p.value("rules[0].match.terms[1]"), Some((5, 18)));
-        assert_eq!(p.value("rules[1].id"), Some((6, 11)));
+        assert_eq!(p.value("rules[1].id"), Some((6, 9)));
         // Unknown paths fall back to the nearest enclosing node.
         assert_eq!(p.value("rules[1].nothing"), Some((6, 5)));
     }

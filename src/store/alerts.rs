@@ -120,11 +120,13 @@ impl Store {
             .await
             .context("cannot store an alert")?
             .try_get("id")?;
-            sqlx::query("INSERT INTO alert_events (alert_id, at, actor, action) VALUES ($1, $2, 'vigil', 'raised')")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO alert_events (alert_id, at, actor, action) VALUES ($1, $2, 'vigil', 'raised')",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             for (n, (role, address, blinded)) in a.recipients.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO notifications (alert_id, role, recipient, blinded, message_id, status, \
@@ -153,17 +155,12 @@ impl Store {
     }
 
     pub async fn alerts(&self) -> anyhow::Result<Vec<AlertRow>> {
-        let rows = sqlx::query(select_alerts!("ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(select_alerts!("ORDER BY id")).fetch_all(&self.pool).await?;
         rows.iter().map(alert_row).collect()
     }
 
     pub async fn alert(&self, id: i64) -> anyhow::Result<Option<AlertRow>> {
-        let row = sqlx::query(select_alerts!("WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(select_alerts!("WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(alert_row).transpose()
     }
 }

@@ -36,16 +36,15 @@ impl Store {
     /// Connects, creates the SQLite file if needed, and applies the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
         let url = match backend {
             Backend::Sqlite => {
                 if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
-                    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir).with_context(|| format!("cannot create database folder {}", dir.display()))?;
+                    if let Some(dir) =
+                        std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
+                    {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("cannot create database folder {}", dir.display()))?;
                     }
                 }
                 if url.contains('?') {
@@ -71,10 +70,8 @@ impl Store {
                     Ok(())
                 })
             });
-        let pool = options
-            .connect(&url)
-            .await
-            .with_context(|| format!("cannot open database {}", redact(&url)))?;
+        let pool =
+            options.connect(&url).await.with_context(|| format!("cannot open database {}", redact(&url)))?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,

@@ -25,9 +25,14 @@ pub struct NotificationRow {
 pub enum Delivery {
     Sent,
     /// Try again at this time (epoch ms).
-    Retry { at_ms: i64, error: String },
+    Retry {
+        at_ms: i64,
+        error: String,
+    },
     /// Give up: the server refused for good (5xx) or the message cannot be built.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 fn notification_row(r: &sqlx::any::AnyRow) -> anyhow::Result<NotificationRow> {
@@ -102,9 +107,7 @@ impl Store {
     }
 
     pub async fn notifications(&self) -> anyhow::Result<Vec<NotificationRow>> {
-        let rows = sqlx::query(select_notifications!("ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(select_notifications!("ORDER BY id")).fetch_all(&self.pool).await?;
         rows.iter().map(notification_row).collect()
     }
 }

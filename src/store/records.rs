@@ -45,7 +45,11 @@ impl Store {
     /// Stores a batch in one transaction: new records, new adverse-event versions, the
     /// quarantined lines, and the subjects to evaluate. Delivering the same record again
     /// (same record_id, else same content) changes nothing.
-    pub async fn store_batch(&self, records: &[NewRecord], rejected: &[Rejected]) -> anyhow::Result<BatchOutcome> {
+    pub async fn store_batch(
+        &self,
+        records: &[NewRecord],
+        rejected: &[Rejected],
+    ) -> anyhow::Result<BatchOutcome> {
         let mut out = BatchOutcome::default();
         let now = now_ms();
         let mut tx = self.pool.begin().await.context("cannot start a transaction")?;
@@ -194,17 +198,11 @@ impl Store {
     }
 
     pub async fn quarantine_count(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM quarantine")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM quarantine").fetch_one(&self.pool).await?.try_get("n")?)
     }
 
     pub async fn record_count(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM records")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM records").fetch_one(&self.pool).await?.try_get("n")?)
     }
 
     /// Number of stored versions of one adverse event.
@@ -239,7 +237,9 @@ fn decode(rows: &[sqlx::any::AnyRow]) -> anyhow::Result<Vec<Record>> {
         match Record::from_json(&body) {
             Ok(r) => out.push(r),
             // Only possible if a newer vigil tightened the format; keep going, but loudly.
-            Err(e) => tracing::error!(record_seq = seq, error = %e, "Stored record no longer parses; it is left out of evaluation."),
+            Err(e) => {
+                tracing::error!(record_seq = seq, error = %e, "Stored record no longer parses; it is left out of evaluation.")
+            }
         }
     }
     Ok(out)
