@@ -41,6 +41,7 @@ struct RuleFile {
 struct Common {
     id: String,
     title: Option<String>,
+    #[allow(dead_code)] // dispatched on from the mapping before this struct is built
     kind: String,
     severity: Severity,
     #[serde(default)]

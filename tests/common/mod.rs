@@ -1,0 +1,341 @@
+//! Black-box test helpers: a real SMTP server (Debian's python3-aiosmtpd), the real
+//! `vigil` binary with a temporary SQLite database, and waiting on conditions.
+
+#![allow(dead_code)]
+
+use base64::Engine;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A received email, decoded.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub rcpt_to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub body: String,
+    pub raw: String,
+}
+
+impl Email {
+    pub fn parse(raw: &str) -> Email {
+        let (head, body) = raw.split_once("\n\n").unwrap_or((raw, ""));
+        // Unfold continuation lines.
+        let head = head.replace("\n ", " ").replace("\n\t", " ");
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        let qp = header("Content-Transfer-Encoding").eq_ignore_ascii_case("quoted-printable");
+        let b64 = header("Content-Transfer-Encoding").eq_ignore_ascii_case("base64");
+        let body = if qp {
+            decode_qp(body)
+        } else if b64 {
+            String::from_utf8_lossy(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(body.replace(['\n', '\r'], ""))
+                    .unwrap_or_default(),
+            )
+            .into_owned()
+        } else {
+            body.to_string()
+        };
+        Email {
+            rcpt_to: header("X-RcptTo"),
+            subject: decode_words(&header("Subject")),
+            message_id: header("Message-ID"),
+            body,
+            raw: raw.to_string(),
+        }
+    }
+}
+
+fn decode_qp(s: &str) -> String {
+    let s = s.replace("=\r\n", "").replace("=\n", "");
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Decodes RFC 2047 encoded words (`=?utf-8?b?…?=`, `=?utf-8?q?…?=`).
+fn decode_words(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("=?") {
+        out.push_str(&rest[..start]);
+        let tail = &rest[start + 2..];
+        let parts: Vec<&str> = tail.splitn(3, '?').collect();
+        if parts.len() < 3 {
+            out.push_str(&rest[start..]);
+            return out;
+        }
+        let Some(end) = parts[2].find("?=") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let text = &parts[2][..end];
+        let decoded = if parts[1].eq_ignore_ascii_case("b") {
+            String::from_utf8_lossy(
+                &base64::engine::general_purpose::STANDARD.decode(text).unwrap_or_default(),
+            )
+            .into_owned()
+        } else {
+            decode_qp(&text.replace('_', " "))
+        };
+        out.push_str(&decoded);
+        rest = &parts[2][end + 2..];
+        // Whitespace between adjacent encoded words is not part of the text.
+        if rest.trim_start().starts_with("=?") {
+            rest = rest.trim_start();
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// aiosmtpd, saving every message into a Maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> SmtpServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let maildir = dir.path().join("mail");
+        // Debian's interpreter: the one that sees python3-aiosmtpd (see .ci/run).
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd (apt-get install python3-aiosmtpd)");
+        let server = SmtpServer { port, maildir, child, _dir: dir };
+        wait_for("the SMTP server to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn messages(&self) -> Vec<Email> {
+        let mut files: Vec<PathBuf> = ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.maildir.join(d)).ok())
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).map(|raw| Email::parse(&raw)).collect()
+    }
+
+    pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<Email> {
+        wait_for(&format!("{n} emails"), timeout, || {
+            let m = self.messages();
+            (m.len() >= n).then_some(m)
+        })
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A vigil deployment in a temporary folder: config, SQLite database, inbox.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Deployment {
+    /// `smtp_url`: None = .eml files in the outbox folder.
+    pub fn new(smtp_url: Option<&str>) -> Deployment {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let smtp = smtp_url.map(|u| format!("  smtp_url: \"{u}\"\n")).unwrap_or_default();
+        let config = format!(
+            "study:\n  title: Test study\n  visits: [BL, H2, D7, W4, W12, W24, W48]\n\
+             database_url: \"sqlite://vigil.db\"\ninbox: inbox\nrules: [\"{REPO}/rules\"]\n\
+             rescan_interval_secs: 1\n\
+             email:\n  from: \"vigil <vigil@trial.test>\"\n{smtp}  outbox_dir: outbox\n  retry_initial_secs: 1\n  retry_max_secs: 2\n\
+             recipients:\n  safety-officer:\n    addresses: [\"so@trial.test\"]\n\
+             \x20 medical-monitor:\n    addresses: [\"mm@trial.test\"]\n\
+             \x20 dsmb-chair:\n    addresses: [\"chair@trial.test\"]\n    blinded: false\n\
+             default_roles: [safety-officer]\n"
+        );
+        let path = dir.path().join("vigil.yaml");
+        std::fs::write(&path, config).expect("write config");
+        Deployment { dir, config: path }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.path("vigil.db").display())
+    }
+
+    /// Writes `name.tmp`, then renames it into the inbox, as a careful writer does.
+    pub fn drop_file(&self, name: &str, content: &str) {
+        let inbox = self.path("inbox");
+        std::fs::create_dir_all(&inbox).expect("inbox");
+        let tmp = inbox.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, content).expect("write");
+        std::fs::rename(&tmp, inbox.join(name)).expect("rename");
+    }
+
+    pub fn processed(&self, name: &str) -> bool {
+        self.path("inbox/processed").join(name).exists()
+    }
+
+    pub fn processed_count(&self) -> usize {
+        std::fs::read_dir(self.path("inbox/processed")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    pub fn quarantine_files(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = std::fs::read_dir(self.path("inbox/quarantine"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| {
+                        let p = e.path();
+                        (
+                            p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                            std::fs::read_to_string(&p).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    pub fn start(&self) -> Daemon {
+        Daemon::start(self)
+    }
+
+    /// Runs a vigil command to completion.
+    pub fn vigil(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run vigil")
+    }
+
+    pub async fn store(&self) -> vigil::store::Store {
+        vigil::store::Store::connect(&self.db_url()).await.expect("open the test database")
+    }
+}
+
+/// The real binary, running `vigil run`.
+pub struct Daemon {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(d: &Deployment) -> Daemon {
+        let log = d.path(&format!("vigil-{}.log", free_port()));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["run", "--config"])
+            .arg(&d.config)
+            .env("RUST_LOG", "info")
+            .env_remove("VIGIL_SMTP_URL")
+            .env_remove("VIGIL_DATABASE_URL")
+            .env_remove("VIGIL_INBOX")
+            .env_remove("VIGIL_HTTP_ADDR")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("start vigil");
+        let daemon = Daemon { child, log };
+        wait_for("vigil to start", Duration::from_secs(30), || {
+            daemon.log_text().contains("vigil started").then_some(())
+        });
+        daemon
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: a crash, not a clean stop.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
