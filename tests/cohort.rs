@@ -85,7 +85,14 @@ fn the_dsmb_summary_states_the_seed_study_counts() {
 
     let reports = d.path("reports");
     let out = d.vigil(&[
-        "report", "dsmb", "--config", d.config.to_str().unwrap(), "--out", reports.to_str().unwrap(), "--as-of", "2015-01-31",
+        "report",
+        "dsmb",
+        "--config",
+        d.config.to_str().unwrap(),
+        "--out",
+        reports.to_str().unwrap(),
+        "--as-of",
+        "2015-01-31",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let html = std::fs::read_to_string(reports.join("dsmb-open-2015-01-31.html")).unwrap();
@@ -112,7 +119,8 @@ fn the_dsmb_summary_states_the_seed_study_counts() {
     let out = d.vigil(&["alerts", "list", "--config", d.config.to_str().unwrap(), "--format", "json"]);
     let alerts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let by_rule = |rule: &str| alerts.as_array().unwrap().iter().filter(|a| a["rule_id"] == rule).count();
-    let scans_with_new: usize = cohort.iter().map(|s| s.new_t2.iter().filter(|n| n.is_some_and(|n| n > 0)).count()).sum();
+    let scans_with_new: usize =
+        cohort.iter().map(|s| s.new_t2.iter().filter(|n| n.is_some_and(|n| n > 0)).count()).sum();
     assert_eq!(by_rule("mri-new-t2"), scans_with_new);
     assert_eq!(by_rule("infusion-reaction-any"), 7, "fever within 24 h of each infusion");
     assert!(alerts.as_array().unwrap().iter().any(|a| a["subject"] == "MSC-03"

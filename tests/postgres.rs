@@ -9,8 +9,13 @@ const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 async fn fresh_database() -> (String, String) {
     let admin = std::env::var("VIGIL_TEST_POSTGRES_URL").unwrap_or_else(|_| ADMIN_URL.to_string());
-    let name = format!("vigil_test_{}_{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at 127.0.0.1:5432 (see .ci/run)");
+    let name = format!(
+        "vigil_test_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    );
+    let mut conn =
+        sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at 127.0.0.1:5432 (see .ci/run)");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
     (format!("{base}/{name}"), name)
@@ -19,7 +24,9 @@ async fn fresh_database() -> (String, String) {
 async fn drop_database(name: &str) {
     let admin = std::env::var("VIGIL_TEST_POSTGRES_URL").unwrap_or_else(|_| ADMIN_URL.to_string());
     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await;
     }
 }
 
