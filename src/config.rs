@@ -25,6 +25,9 @@ pub struct FileConfig {
     pub rules: Vec<PathBuf>,
     #[serde(default)]
     pub rescan_interval_secs: Option<u64>,
+    /// How often clock-driven rules (SAE clocks, overdue visits) are evaluated.
+    #[serde(default)]
+    pub clock_interval_secs: Option<u64>,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
@@ -44,6 +47,9 @@ pub struct StudyConfig {
     /// Protocol visit labels in schedule order (used to order report tables).
     #[serde(default)]
     pub visits: Vec<String>,
+    /// The schedule of assessments, for overdue-visit rules.
+    #[serde(default)]
+    pub schedule: Vec<crate::rules::ScheduledVisit>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -158,6 +164,7 @@ pub struct Config {
     pub quarantine_dir: PathBuf,
     pub rules: Vec<PathBuf>,
     pub rescan_interval_secs: u64,
+    pub clock_interval_secs: u64,
     pub http_addr: Option<std::net::SocketAddr>,
     pub email: EmailConfig,
     pub recipients: BTreeMap<String, RoleConfig>,
@@ -293,6 +300,7 @@ impl Config {
             inbox,
             rules: raw.rules.iter().map(|p| resolve(p)).collect(),
             rescan_interval_secs: rescan,
+            clock_interval_secs: raw.clock_interval_secs.unwrap_or(60).max(1),
             http_addr,
             email,
             recipients: raw.recipients,

@@ -68,14 +68,26 @@ impl App {
 
     /// Evaluates every subject with new records and wakes the outbox if anything was raised.
     pub async fn evaluate(&self) -> anyhow::Result<Vec<i64>> {
-        let raised = alerts::evaluate_pending(
-            &self.store,
-            &self.rules,
-            &self.router,
-            &self.message_domain,
-            chrono::Utc::now(),
-        )
-        .await?;
+        let raised = self.evaluator().evaluate_pending(chrono::Utc::now()).await?;
+        if !raised.is_empty() {
+            self.outbox_wake.notify_one();
+        }
+        Ok(raised)
+    }
+
+    pub fn evaluator(&self) -> alerts::Evaluator<'_> {
+        alerts::Evaluator {
+            store: &self.store,
+            rules: &self.rules,
+            router: &self.router,
+            schedule: &self.config.study.schedule,
+            message_domain: &self.message_domain,
+        }
+    }
+
+    /// Evaluates the clock-driven rules (SAE clocks, overdue visits) and cohort rules.
+    pub async fn evaluate_clock(&self) -> anyhow::Result<Vec<i64>> {
+        let raised = self.evaluator().evaluate_clock(chrono::Utc::now()).await?;
         if !raised.is_empty() {
             self.outbox_wake.notify_one();
         }
@@ -111,7 +123,9 @@ impl App {
         // Whatever a crash left pending.
         app.evaluate().await?;
 
+        app.evaluate_clock().await?;
         let inbox = tokio::spawn(inbox_loop(app.clone()));
+        let clock = tokio::spawn(clock_loop(app.clone()));
         let outbox = tokio::spawn(outbox_loop(app.clone()));
         let http = app.config.http_addr.map(|addr| tokio::spawn(crate::http::serve(addr, app.store.clone())));
         let http_done = async {
@@ -124,6 +138,7 @@ impl App {
             _ = shutdown => { tracing::info!("Shutting down."); Ok(()) }
             r = inbox => task_exit("inbox", r),
             r = outbox => task_exit("outbox", r),
+            r = clock => task_exit("clock", r),
             r = http_done => task_exit("http", r),
         };
         app.store.close().await;
@@ -166,6 +181,17 @@ async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
                 while rx.try_recv().is_ok() {}
             }
             _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Time passing can raise alerts too (a clock runs out, a visit window closes).
+async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
+    let every = Duration::from_secs(app.config.clock_interval_secs);
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = app.evaluate_clock().await {
+            tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
         }
     }
 }

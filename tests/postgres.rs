@@ -69,11 +69,16 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
         recipients: vec![("safety-officer".into(), "so@trial.test".into(), true)],
     };
     let (subject, seq) = pending.iter().find(|(s, _)| s == "KS-101").cloned().unwrap();
-    let raised = store.commit_evaluation(Some((&subject, seq)), &[alert(3)], "trial.test").await.unwrap();
+    let raised =
+        store.commit_evaluation(Some((&subject, seq)), &[alert(3)], &[], "trial.test").await.unwrap();
     assert_eq!(raised.len(), 1);
     // Same episode at the same or a lower level: nothing new.
-    assert!(store.commit_evaluation(None, &[alert(3), alert(2)], "trial.test").await.unwrap().is_empty());
-    assert_eq!(store.commit_evaluation(None, &[alert(4)], "trial.test").await.unwrap().len(), 1);
+    assert!(store
+        .commit_evaluation(None, &[alert(3), alert(2)], &[], "trial.test")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.commit_evaluation(None, &[alert(4)], &[], "trial.test").await.unwrap().len(), 1);
     assert_eq!(store.pending_subjects().await.unwrap().len(), 1);
 
     let due = store.due_notifications(10).await.unwrap();

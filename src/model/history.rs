@@ -1,6 +1,6 @@
 //! A subject's whole stored history, in the order it happened, and the views rules read.
 
-use super::record::{AdverseEvent, Dose, Mri, Record};
+use super::record::{AdverseEvent, Disposition, Dose, Lab, Mri, Record, Submission, Vital};
 use super::scales::{Edss, SubjectId};
 use super::time::ClinicalTime;
 use chrono::NaiveDate;
@@ -106,6 +106,43 @@ impl SubjectHistory {
         r.sort_by_key(|t| t.earliest());
         r.dedup();
         r
+    }
+
+    /// Every lab result with its time (its own, else its record's date), earliest first;
+    /// results without any time come last.
+    pub fn labs(&self) -> Vec<(Option<&ClinicalTime>, Option<&str>, &Lab)> {
+        let mut labs: Vec<(Option<&ClinicalTime>, Option<&str>, &Lab)> = self
+            .records
+            .iter()
+            .flat_map(|r| {
+                r.labs.iter().map(move |l| (l.time.as_ref().or(r.date.as_ref()), r.visit.as_deref(), l))
+            })
+            .collect();
+        labs.sort_by_key(|(t, _, _)| (t.is_none(), t.map(|t| t.earliest())));
+        labs
+    }
+
+    /// Every vital-sign set with its time (its own, else its record's date), earliest first.
+    pub fn vitals(&self) -> Vec<(Option<&ClinicalTime>, Option<&str>, &Vital)> {
+        let mut v: Vec<(Option<&ClinicalTime>, Option<&str>, &Vital)> = self
+            .records
+            .iter()
+            .flat_map(|r| {
+                r.vitals.iter().map(move |x| (x.time.as_ref().or(r.date.as_ref()), r.visit.as_deref(), x))
+            })
+            .collect();
+        v.sort_by_key(|(t, _, _)| (t.is_none(), t.map(|t| t.earliest())));
+        v
+    }
+
+    /// Safety reports submitted, in arrival order.
+    pub fn submissions(&self) -> Vec<&Submission> {
+        self.records.iter().flat_map(|r| &r.submissions).collect()
+    }
+
+    /// The latest disposition reported (completed, withdrawn, …), if any.
+    pub fn disposition(&self) -> Option<&Disposition> {
+        self.records.iter().rev().find_map(|r| r.disposition.as_ref())
     }
 
     /// Visit labels seen, with the date of each (first record that carried the label).

@@ -8,6 +8,9 @@ mod time;
 
 pub use edss_change::{ChangeStep, MinimumChange};
 pub use history::{EdssVisit, SubjectHistory};
-pub use record::{AdverseEvent, Dose, FieldError, Lab, Mri, MriReference, RawRecord, Record, Score, Vital};
+pub use record::{
+    AdverseEvent, Disposition, DispositionStatus, Dose, FieldError, Lab, Mri, MriReference, RawRecord,
+    Record, ReportKind, Score, Submission, Vital,
+};
 pub use scales::{CtcaeGrade, Edss, Relatedness, Seriousness, SubjectId};
 pub use time::{ClinicalTime, Precision, TimeParseError};

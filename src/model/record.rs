@@ -40,6 +40,9 @@ pub struct RawRecord {
     pub scores: Vec<RawScore>,
     pub relapse: Option<RawRelapse>,
     pub mri: Option<RawMri>,
+    #[serde(default)]
+    pub submissions: Vec<RawSubmission>,
+    pub disposition: Option<RawDisposition>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +70,34 @@ pub struct RawAdverseEvent {
     pub outcome: Option<String>,
     /// When the sponsor/site became aware of the event (drives SAE clocks).
     pub awareness: Option<String>,
+    /// MedDRA coding, when coded (names and codes come from the user's own MedDRA).
+    pub meddra_pt: Option<String>,
+    pub meddra_soc: Option<String>,
+    pub meddra_pt_code: Option<String>,
+    pub meddra_soc_code: Option<String>,
+    /// Expected per the reference safety information (false + serious + related = SUSAR).
+    pub expected: Option<bool>,
+    /// The event led to permanent discontinuation of study treatment.
+    pub discontinued: Option<bool>,
+}
+
+/// A safety report submitted for an adverse event (closes an SAE clock).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubmission {
+    pub ae_id: Option<String>,
+    /// `sponsor` (investigator → sponsor, 24 h), `expedited` (7/15-day report), `follow_up`.
+    pub report: Option<String>,
+    pub submitted: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDisposition {
+    /// completed, withdrawn, screen_failure, lost_to_follow_up, death
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    pub date: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +167,8 @@ pub struct Record {
     /// Onset of a relapse reported at this visit.
     pub relapse: Option<ClinicalTime>,
     pub mri: Option<Mri>,
+    pub submissions: Vec<Submission>,
+    pub disposition: Option<Disposition>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -160,6 +193,48 @@ pub struct AdverseEvent {
     pub related: Option<Relatedness>,
     pub outcome: Option<String>,
     pub awareness: Option<ClinicalTime>,
+    pub meddra_pt: Option<String>,
+    pub meddra_soc: Option<String>,
+    pub meddra_pt_code: Option<String>,
+    pub meddra_soc_code: Option<String>,
+    pub expected: Option<bool>,
+    pub discontinued: bool,
+}
+
+/// Which safety report a submission was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    /// Investigator to sponsor (24 h).
+    Sponsor,
+    /// Expedited report to the authority (7 or 15 days).
+    Expedited,
+    /// Follow-up report (8 more days after a 7-day report).
+    FollowUp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Submission {
+    pub ae_id: String,
+    pub report: ReportKind,
+    pub submitted: ClinicalTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispositionStatus {
+    Completed,
+    Withdrawn,
+    ScreenFailure,
+    LostToFollowUp,
+    Death,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Disposition {
+    pub status: DispositionStatus,
+    pub reason: Option<String>,
+    pub date: Option<ClinicalTime>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -311,6 +386,12 @@ impl Record {
                         .transpose()?,
                     outcome: text(&a.outcome),
                     awareness: time(&f("awareness"), &a.awareness)?,
+                    meddra_pt: text(&a.meddra_pt),
+                    meddra_soc: text(&a.meddra_soc),
+                    meddra_pt_code: text(&a.meddra_pt_code),
+                    meddra_soc_code: text(&a.meddra_soc_code),
+                    expected: a.expected,
+                    discontinued: a.discontinued.unwrap_or(false),
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -419,6 +500,53 @@ impl Record {
             })
             .transpose()?;
 
+        let submissions = raw
+            .submissions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let f = |n: &str| format!("submissions[{i}].{n}");
+                let ae_id = text(&s.ae_id).ok_or_else(|| refuse(f("ae_id"), "missing"))?;
+                let report = match s.report.as_deref().map(str::trim) {
+                    Some("sponsor") => ReportKind::Sponsor,
+                    Some("expedited") => ReportKind::Expedited,
+                    Some("follow_up") => ReportKind::FollowUp,
+                    Some(other) => {
+                        return Err(refuse(
+                            f("report"),
+                            format!("`{other}`: use sponsor, expedited or follow_up"),
+                        ))
+                    }
+                    None => return Err(refuse(f("report"), "missing")),
+                };
+                let submitted =
+                    time(&f("submitted"), &s.submitted)?.ok_or_else(|| refuse(f("submitted"), "missing"))?;
+                Ok(Submission { ae_id, report, submitted })
+            })
+            .collect::<Result<_, _>>()?;
+
+        let disposition = raw
+            .disposition
+            .as_ref()
+            .map(|d| {
+                let status = match d.status.as_deref().map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+                    Some("completed") => DispositionStatus::Completed,
+                    Some("withdrawn") => DispositionStatus::Withdrawn,
+                    Some("screen_failure") => DispositionStatus::ScreenFailure,
+                    Some("lost_to_follow_up") => DispositionStatus::LostToFollowUp,
+                    Some("death") => DispositionStatus::Death,
+                    Some(other) => return Err(refuse(
+                        "disposition.status",
+                        format!(
+                            "`{other}`: use completed, withdrawn, screen_failure, lost_to_follow_up or death"
+                        ),
+                    )),
+                    None => return Err(refuse("disposition.status", "missing")),
+                };
+                Ok(Disposition { status, reason: text(&d.reason), date: time("disposition.date", &d.date)? })
+            })
+            .transpose()?;
+
         Ok(Record {
             subject,
             site: text(&raw.site),
@@ -433,6 +561,8 @@ impl Record {
             scores,
             relapse,
             mri,
+            submissions,
+            disposition,
         })
     }
 

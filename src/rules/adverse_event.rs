@@ -2,7 +2,7 @@
 //! relatedness and an onset window after a dose. Episode = the AE; level = its grade,
 //! so the same event worsening (grade 2 → 3) raises again.
 
-use super::{study_day_text, Finding, Severity};
+use super::{study_day_text, Context, Finding};
 use crate::model::{AdverseEvent, Dose, SubjectHistory};
 use serde::Deserialize;
 use serde_json::json;
@@ -92,7 +92,8 @@ impl AdverseEventRule {
             .map(|(i, d)| Some((i, *d)))
     }
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, severity: Severity) -> Vec<Finding> {
+    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+        let severity = ctx.severity;
         let c = &self.criteria;
         let doses = h.doses();
         let mut out = Vec::new();
@@ -191,6 +192,11 @@ fn elapsed(dose: &Dose, onset: &crate::model::ClinicalTime) -> String {
 mod tests {
     use super::*;
     use crate::model::{Record, SubjectId};
+    use crate::rules::Severity;
+
+    fn ctx(severity: Severity) -> Context<'static> {
+        Context { severity, as_of: chrono::Utc::now(), schedule: &[] }
+    }
 
     fn history(json: &[&str]) -> SubjectHistory {
         SubjectHistory::new(
@@ -213,7 +219,7 @@ mod tests {
             r#"{"subject":"KS-101","adverse_events":[{"id":"AE-1","term":"infusion related reaction","grade":3,
                 "onset":"2019-02-26T09:35:00+01:00","seriousness":["hospitalization"],"related":"probable"}]}"#,
         ]);
-        let f = r.evaluate(&h, Severity::Critical);
+        let f = r.evaluate(&h, &ctx(Severity::Critical));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].episode, "ae:AE-1");
         assert_eq!(f[0].level, 3);
@@ -230,18 +236,18 @@ mod tests {
             DOSE,
             r#"{"subject":"KS-101","adverse_events":[{"term":"Infusion related reaction","grade":3,"onset":"2019-02-27T09:11:00+01:00"}]}"#,
         ]);
-        assert!(r.evaluate(&late, Severity::Critical).is_empty());
+        assert!(r.evaluate(&late, &ctx(Severity::Critical)).is_empty());
         let mild = history(&[
             DOSE,
             r#"{"subject":"KS-101","adverse_events":[{"term":"Infusion related reaction","grade":2,"onset":"2019-02-26T10:00:00+01:00"}]}"#,
         ]);
-        assert!(r.evaluate(&mild, Severity::Critical).is_empty());
+        assert!(r.evaluate(&mild, &ctx(Severity::Critical)).is_empty());
         // Exactly 24 h after the start is inside the window.
         let edge = history(&[
             DOSE,
             r#"{"subject":"KS-101","adverse_events":[{"term":"Infusion related reaction","grade":3,"onset":"2019-02-27T09:10:00+01:00"}]}"#,
         ]);
-        assert_eq!(r.evaluate(&edge, Severity::Critical).len(), 1);
+        assert_eq!(r.evaluate(&edge, &ctx(Severity::Critical)).len(), 1);
     }
 
     #[test]
@@ -251,7 +257,7 @@ mod tests {
             DOSE,
             r#"{"subject":"KS-101","adverse_events":[{"term":"Fever","grade":1,"onset":"2019-02"}]}"#,
         ]);
-        let f = r.evaluate(&h, Severity::Info);
+        let f = r.evaluate(&h, &ctx(Severity::Info));
         assert_eq!(f.len(), 1);
         assert!(f[0].summary.contains("partial onset"));
     }
@@ -263,7 +269,7 @@ mod tests {
             r#"{"subject":"KS-101","record_id":"a","adverse_events":[{"id":"AE-9","term":"Headache","grade":2}]}"#,
             r#"{"subject":"KS-101","record_id":"b","adverse_events":[{"id":"AE-9","term":"Headache","grade":3}]}"#,
         ]);
-        let f = r.evaluate(&h, Severity::Warning);
+        let f = r.evaluate(&h, &ctx(Severity::Warning));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].level, 3);
     }
@@ -275,7 +281,7 @@ mod tests {
             r#"{"subject":"KS-101","adverse_events":[{"term":"Syncope","seriousness":["life_threatening"],"related":"possible"},
                 {"term":"Rash","serious":true,"related":"unlikely"},{"term":"Cough","related":"definite"}]}"#,
         ]);
-        let f = r.evaluate(&h, Severity::Critical);
+        let f = r.evaluate(&h, &ctx(Severity::Critical));
         assert_eq!(f.len(), 1);
         assert!(f[0].summary.contains("Syncope") && f[0].summary.contains("life-threatening"));
     }

@@ -6,9 +6,8 @@
 //! `confirm_after` later still shows it (level 2, the rule's severity).
 
 use super::progression::{self, Baseline, EventKind, EventStatus, ProgressionParams};
-use super::{Finding, Severity, Span};
+use super::{Context, Finding, Severity, Span};
 use crate::model::{ChangeStep, EdssVisit, MinimumChange, SubjectHistory};
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -130,12 +129,8 @@ impl DisabilityRule {
         Ok(())
     }
 
-    pub(super) fn evaluate(
-        &self,
-        h: &SubjectHistory,
-        severity: Severity,
-        _as_of: DateTime<Utc>,
-    ) -> Vec<Finding> {
+    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+        let severity = ctx.severity;
         let visits = h.edss();
         let relapses: Vec<chrono::NaiveDate> = h.relapses().iter().map(|t| t.day()).collect();
         let describe = |v: &EdssVisit| {

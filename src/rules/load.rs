@@ -1,7 +1,10 @@
 //! Loading rule files: every error with `file:line:col`, unknown keys with a suggestion.
 
 use super::yamlpos::Positions;
-use super::{AdverseEventRule, DisabilityRule, MriRule, Rule, RuleKind, Severity};
+use super::{
+    AdverseEventRule, BayesianStoppingRule, CohortRule, DisabilityRule, ExpressionRule, LabRule, MriRule,
+    OverdueVisitRule, Rule, RuleKind, SaeClockRule, Severity, VitalRule,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -26,7 +29,18 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
-const KINDS: &[&str] = &["adverse_event", "disability_progression", "mri_activity"];
+const KINDS: &[&str] = &[
+    "adverse_event",
+    "disability_progression",
+    "mri_activity",
+    "lab",
+    "vital",
+    "sae_clock",
+    "overdue_visit",
+    "expression",
+    "cohort",
+    "bayesian_stopping",
+];
 const COMMON_KEYS: &[&str] =
     &["id", "title", "kind", "severity", "notify", "labels", "version", "description"];
 
@@ -183,6 +197,15 @@ fn parse_rule(
                 RuleKind::DisabilityProgression(typed::<DisabilityRule>(file, pos, &prefix, params)?)
             }
             "mri_activity" => RuleKind::MriActivity(typed::<MriRule>(file, pos, &prefix, params)?),
+            "lab" => RuleKind::Lab(typed::<LabRule>(file, pos, &prefix, params)?),
+            "vital" => RuleKind::Vital(typed::<VitalRule>(file, pos, &prefix, params)?),
+            "sae_clock" => RuleKind::SaeClock(typed::<SaeClockRule>(file, pos, &prefix, params)?),
+            "overdue_visit" => RuleKind::OverdueVisit(typed::<OverdueVisitRule>(file, pos, &prefix, params)?),
+            "expression" => RuleKind::Expression(typed::<ExpressionRule>(file, pos, &prefix, params)?),
+            "cohort" => RuleKind::Cohort(typed::<CohortRule>(file, pos, &prefix, params)?),
+            "bayesian_stopping" => {
+                RuleKind::BayesianStopping(typed::<BayesianStoppingRule>(file, pos, &prefix, params)?)
+            }
             other => {
                 let hint =
                     nearest(other, KINDS).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
@@ -205,6 +228,13 @@ fn parse_rule(
         RuleKind::AdverseEvent(r) => r.check(),
         RuleKind::DisabilityProgression(r) => r.check(),
         RuleKind::MriActivity(r) => r.check(),
+        RuleKind::Lab(r) => r.check(),
+        RuleKind::Vital(r) => r.check(),
+        RuleKind::SaeClock(r) => r.check(),
+        RuleKind::OverdueVisit(r) => r.check(),
+        RuleKind::Expression(r) => r.check(),
+        RuleKind::Cohort(r) => r.check(),
+        RuleKind::BayesianStopping(r) => r.check(),
     };
     if let Err((path, message)) = checked {
         return Err(error_at(&path, message));

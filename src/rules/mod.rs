@@ -5,18 +5,33 @@
 //! `check` for what serde cannot see, and `evaluate`, which turns a history into findings.
 
 mod adverse_event;
+mod cohort;
 mod disability;
 mod duration;
+pub mod expr;
+mod expression;
+mod lab;
 mod load;
 mod mri;
+mod overdue;
 pub mod progression;
+mod sae_clock;
+mod stopping;
+mod vital;
 mod yamlpos;
 
 pub use adverse_event::AdverseEventRule;
+pub use cohort::CohortRule;
 pub use disability::DisabilityRule;
 pub use duration::Span;
-pub use load::{load_rules, RuleError};
+pub use expression::ExpressionRule;
+pub use lab::LabRule;
+pub use load::{load_rules, parse_rules, RuleError};
 pub use mri::MriRule;
+pub use overdue::{OverdueVisitRule, ScheduledVisit};
+pub use sae_clock::SaeClockRule;
+pub use stopping::BayesianStoppingRule;
+pub use vital::VitalRule;
 
 use crate::model::SubjectHistory;
 use chrono::{DateTime, Utc};
@@ -68,6 +83,13 @@ pub enum RuleKind {
     AdverseEvent(AdverseEventRule),
     DisabilityProgression(DisabilityRule),
     MriActivity(MriRule),
+    Lab(LabRule),
+    Vital(VitalRule),
+    SaeClock(SaeClockRule),
+    OverdueVisit(OverdueVisitRule),
+    Expression(ExpressionRule),
+    Cohort(CohortRule),
+    BayesianStopping(BayesianStoppingRule),
 }
 
 impl RuleKind {
@@ -76,7 +98,73 @@ impl RuleKind {
             Self::AdverseEvent(_) => "adverse_event",
             Self::DisabilityProgression(_) => "disability_progression",
             Self::MriActivity(_) => "mri_activity",
+            Self::Lab(_) => "lab",
+            Self::Vital(_) => "vital",
+            Self::SaeClock(_) => "sae_clock",
+            Self::OverdueVisit(_) => "overdue_visit",
+            Self::Expression(_) => "expression",
+            Self::Cohort(_) => "cohort",
+            Self::BayesianStopping(_) => "bayesian_stopping",
         }
+    }
+
+    /// Cohort rules judge the whole cohort from each subject's contribution.
+    pub fn is_cohort(&self) -> bool {
+        matches!(self, Self::Cohort(_) | Self::BayesianStopping(_))
+    }
+
+    /// Rules whose findings change with the clock, not only with new records: the
+    /// daemon evaluates them on a timer too.
+    pub fn is_time_driven(&self) -> bool {
+        matches!(self, Self::SaeClock(_) | Self::OverdueVisit(_))
+    }
+}
+
+/// What every evaluation may need besides the history.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub severity: Severity,
+    /// "Now" for clocks and windows (the evaluation time, or a test's eval time).
+    pub as_of: DateTime<Utc>,
+    /// The protocol's visit schedule (from the configuration).
+    pub schedule: &'a [ScheduledVisit],
+}
+
+/// One subject's part in a cohort rule, stored so the cohort total is a sum, not a
+/// re-evaluation of every subject (cost per record grows with one history only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Contribution {
+    /// Counts towards the denominator (e.g. dosed, or past the DLT window).
+    pub evaluable: bool,
+    /// Has at least one matching event.
+    pub matching: bool,
+    /// Number of matching events.
+    pub events: u32,
+}
+
+/// The cohort's totals for one cohort rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub evaluable: u32,
+    pub matching_subjects: u32,
+    pub events: u32,
+    /// The matching subjects' ids (sorted), for the evidence.
+    pub subjects: Vec<String>,
+}
+
+impl Totals {
+    pub fn from_contributions<'a>(items: impl IntoIterator<Item = (&'a str, Contribution)>) -> Self {
+        let mut t = Totals::default();
+        for (subject, c) in items {
+            t.evaluable += u32::from(c.evaluable);
+            t.events += c.events;
+            if c.matching {
+                t.matching_subjects += 1;
+                t.subjects.push(subject.to_string());
+            }
+        }
+        t.subjects.sort();
+        t
     }
 }
 
@@ -97,12 +185,44 @@ pub struct Finding {
 }
 
 impl Rule {
-    pub fn evaluate(&self, history: &SubjectHistory, as_of: DateTime<Utc>) -> Vec<Finding> {
+    /// Findings of a subject-level rule (none for cohort rules).
+    pub fn evaluate(
+        &self,
+        history: &SubjectHistory,
+        as_of: DateTime<Utc>,
+        schedule: &[ScheduledVisit],
+    ) -> Vec<Finding> {
         let _span = tracing::debug_span!("rule", rule_id = %self.id, kind = self.kind.name()).entered();
+        let ctx = Context { severity: self.severity, as_of, schedule };
         match &self.kind {
-            RuleKind::AdverseEvent(r) => r.evaluate(history, self.severity),
-            RuleKind::DisabilityProgression(r) => r.evaluate(history, self.severity, as_of),
-            RuleKind::MriActivity(r) => r.evaluate(history, self.severity),
+            RuleKind::AdverseEvent(r) => r.evaluate(history, &ctx),
+            RuleKind::DisabilityProgression(r) => r.evaluate(history, &ctx),
+            RuleKind::MriActivity(r) => r.evaluate(history, &ctx),
+            RuleKind::Lab(r) => r.evaluate(history, &ctx),
+            RuleKind::Vital(r) => r.evaluate(history, &ctx),
+            RuleKind::SaeClock(r) => r.evaluate(history, &ctx),
+            RuleKind::OverdueVisit(r) => r.evaluate(history, &ctx),
+            RuleKind::Expression(r) => r.evaluate(history, &ctx),
+            RuleKind::Cohort(_) | RuleKind::BayesianStopping(_) => Vec::new(),
+        }
+    }
+
+    /// A subject's contribution to a cohort rule (None for subject-level rules).
+    pub fn contribution(&self, history: &SubjectHistory, as_of: DateTime<Utc>) -> Option<Contribution> {
+        match &self.kind {
+            RuleKind::Cohort(r) => Some(r.contribution(history, as_of)),
+            RuleKind::BayesianStopping(r) => Some(r.contribution(history, as_of)),
+            _ => None,
+        }
+    }
+
+    /// The cohort-level findings of a cohort rule, from its totals.
+    pub fn judge(&self, totals: &Totals, as_of: DateTime<Utc>) -> Vec<Finding> {
+        let ctx = Context { severity: self.severity, as_of, schedule: &[] };
+        match &self.kind {
+            RuleKind::Cohort(r) => r.judge(totals, &ctx),
+            RuleKind::BayesianStopping(r) => r.judge(totals, &ctx),
+            _ => Vec::new(),
         }
     }
 }

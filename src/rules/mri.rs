@@ -1,7 +1,7 @@
 //! `mri_activity`: new or enlarging T2 lesions, Gd-enhancing lesions, or both, at a scan.
 //! Episode = the scan; level = the lesion count, so a corrected higher count re-alerts.
 
-use super::{study_day_text, Finding, Severity};
+use super::{study_day_text, Context, Finding};
 use crate::model::SubjectHistory;
 use serde::Deserialize;
 use serde_json::json;
@@ -46,7 +46,8 @@ impl MriRule {
         Ok(())
     }
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, severity: Severity) -> Vec<Finding> {
+    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+        let severity = ctx.severity;
         let mut out = Vec::new();
         for (visit, scan) in h.mri() {
             let count = match self.measure {
@@ -86,6 +87,11 @@ impl MriRule {
 mod tests {
     use super::*;
     use crate::model::{Record, SubjectId};
+    use crate::rules::Severity;
+
+    fn ctx(severity: Severity) -> Context<'static> {
+        Context { severity, as_of: chrono::Utc::now(), schedule: &[] }
+    }
 
     #[test]
     fn new_t2_lesions_fire_once_per_scan() {
@@ -100,13 +106,13 @@ mod tests {
             .collect(),
         );
         let r: MriRule = serde_yaml::from_str("measure: t2_new_or_enlarging").unwrap();
-        let f = r.evaluate(&h, Severity::Warning);
+        let f = r.evaluate(&h, &ctx(Severity::Warning));
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].episode.as_str(), f[0].level), ("mri:2020-01-20", 2));
         assert!(f[0].summary.contains("visit W48"));
         let c: MriRule = serde_yaml::from_str("measure: combined_active\nat_least: 3").unwrap();
-        assert_eq!(c.evaluate(&h, Severity::Warning)[0].level, 3);
+        assert_eq!(c.evaluate(&h, &ctx(Severity::Warning))[0].level, 3);
         let g: MriRule = serde_yaml::from_str("measure: gd_enhancing\nat_least: 2").unwrap();
-        assert!(g.evaluate(&h, Severity::Warning).is_empty());
+        assert!(g.evaluate(&h, &ctx(Severity::Warning)).is_empty());
     }
 }

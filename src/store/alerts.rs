@@ -27,6 +27,24 @@ pub struct NewAlert {
     pub recipients: Vec<(String, String, bool)>,
 }
 
+/// A subject's part in a cohort rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CohortContribution {
+    pub rule_id: String,
+    pub evaluable: bool,
+    pub matching: bool,
+    pub events: i64,
+}
+
+/// A cohort rule's totals over every subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CohortTotals {
+    pub evaluable: i64,
+    pub matching: i64,
+    pub events: i64,
+    pub subjects: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertRow {
     pub id: i64,
@@ -82,10 +100,27 @@ impl Store {
         &self,
         subject: Option<(&str, i64)>,
         alerts: &[NewAlert],
+        contributions: &[CohortContribution],
         message_domain: &str,
     ) -> anyhow::Result<Vec<i64>> {
         let now = now_ms();
         let mut tx = self.pool.begin().await.context("cannot start a transaction")?;
+        if let Some((subject, _)) = subject {
+            for c in contributions {
+                sqlx::query(
+                    "INSERT INTO cohort_contributions (rule_id, subject, evaluable, matching, events) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_id, subject) DO UPDATE SET \
+                     evaluable = excluded.evaluable, matching = excluded.matching, events = excluded.events",
+                )
+                .bind(&c.rule_id)
+                .bind(subject)
+                .bind(i64::from(c.evaluable))
+                .bind(i64::from(c.matching))
+                .bind(c.events)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         let mut raised = Vec::new();
         for a in alerts {
             let highest: Option<i64> = sqlx::query(
@@ -152,6 +187,34 @@ impl Store {
         }
         tx.commit().await.context("cannot commit the evaluation")?;
         Ok(raised)
+    }
+
+    /// The totals of one cohort rule over every subject's stored contribution.
+    pub async fn cohort_totals(&self, rule_id: &str) -> anyhow::Result<CohortTotals> {
+        let rows = sqlx::query(
+            "SELECT subject, evaluable, matching, events FROM cohort_contributions WHERE rule_id = $1 ORDER BY subject",
+        )
+        .bind(rule_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut t = CohortTotals::default();
+        for r in rows {
+            t.evaluable += r.try_get::<i64, _>("evaluable")?;
+            t.events += r.try_get::<i64, _>("events")?;
+            if r.try_get::<i64, _>("matching")? != 0 {
+                t.matching += 1;
+                t.subjects.push(r.try_get("subject")?);
+            }
+        }
+        Ok(t)
+    }
+
+    /// Every subject with at least one record.
+    pub async fn subjects(&self) -> anyhow::Result<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT subject FROM records ORDER BY subject")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("subject")?)).collect()
     }
 
     pub async fn alerts(&self) -> anyhow::Result<Vec<AlertRow>> {

@@ -8,7 +8,7 @@ mod alerts;
 mod outbox;
 mod records;
 
-pub use alerts::{AlertRow, NewAlert};
+pub use alerts::{AlertRow, CohortContribution, CohortTotals, NewAlert};
 pub use outbox::{Delivery, NotificationRow};
 pub use records::{BatchOutcome, NewRecord, Rejected};
 

@@ -1,0 +1,1 @@
+//! The expression language of rules: CEL (in progress).
