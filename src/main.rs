@@ -32,6 +32,12 @@ enum Command {
         /// Rule files or folders (default: those of the config, else ./rules).
         rules: Vec<PathBuf>,
     },
+    /// Run rule tests (`*.test.yaml`): records on a timeline and the alerts expected.
+    Test {
+        /// Test files or folders.
+        #[arg(required = true)]
+        tests: Vec<PathBuf>,
+    },
     /// Ingest files once: store, evaluate, queue alert emails (and send them with --deliver).
     Ingest {
         #[arg(long, env = "VIGIL_CONFIG")]
@@ -70,9 +76,18 @@ enum ReportCommand {
 
 #[derive(Subcommand)]
 enum AlertsCommand {
+    /// Every alert, oldest first.
     List {
         #[arg(long, env = "VIGIL_CONFIG")]
         config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// One alert with its explanation: the records, baseline, threshold and rule version.
+    Show {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        id: i64,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -132,12 +147,26 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config, rules } => check(config.as_deref(), rules),
+        Command::Test { tests } => {
+            let outcome = vigil::rules::testing::run(&tests);
+            for line in &outcome.report {
+                println!("{line}");
+            }
+            println!("{} passed, {} failed", outcome.passed, outcome.failed);
+            if outcome.failed > 0 {
+                return Err(Findings(format!("{} rule tests failed", outcome.failed)).into());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ingest { config, deliver, inputs } => ingest(&config, deliver, &inputs).await,
         Command::Report { report: ReportCommand::Dsmb { config, out, as_of } } => {
             report_dsmb(&config, out, as_of.as_deref()).await
         }
         Command::Alerts { alerts: AlertsCommand::List { config, format } } => {
             alerts_list(&config, format).await
+        }
+        Command::Alerts { alerts: AlertsCommand::Show { config, id, format } } => {
+            alerts_show(&config, id, format).await
         }
     }
 }
@@ -278,6 +307,21 @@ async fn alerts_list(config: &Path, format: Format) -> anyhow::Result<ExitCode> 
                 println!("no alerts");
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn alerts_show(config: &Path, id: i64, format: Format) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let store = Store::connect(&config.database_url).await?;
+    let alert = store.alert(id).await?;
+    store.close().await;
+    let Some(alert) = alert else {
+        return Err(Findings(format!("no alert #{id}")).into());
+    };
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&alert)?),
+        Format::Text => print!("{}", vigil::notify::message::body(&alert, &config.study.title)),
     }
     Ok(ExitCode::SUCCESS)
 }

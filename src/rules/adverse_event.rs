@@ -3,7 +3,7 @@
 //! so the same event worsening (grade 2 → 3) raises again.
 
 use super::{study_day_text, Context, Finding};
-use crate::model::{AdverseEvent, Dose, SubjectHistory};
+use crate::model::{AdverseEvent, Dose, Relatedness, Seriousness, SubjectHistory};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -23,8 +23,21 @@ pub struct Criteria {
     pub grade: Option<AtLeast>,
     /// Only serious (true) or only non-serious (false) events.
     pub serious: Option<bool>,
-    /// Only events assessed as related (possible or stronger).
+    /// Only events assessed as related (possible or stronger), or as not related.
     pub related: Option<bool>,
+    /// Only events whose causality is at least this strong (e.g. `probable`).
+    pub related_at_least: Option<String>,
+    /// MedDRA preferred terms (case-insensitive); matches coded events only.
+    #[serde(default)]
+    pub meddra_pt: Vec<String>,
+    /// MedDRA system organ classes (case-insensitive); matches coded events only.
+    #[serde(default)]
+    pub meddra_soc: Vec<String>,
+    /// Any of these ICH E2A criteria (death, life_threatening, hospitalization, …).
+    #[serde(default)]
+    pub seriousness: Vec<String>,
+    /// Only unexpected (false) or expected (true) events, per the reference safety information.
+    pub expected: Option<bool>,
     pub onset_within: Option<OnsetWindow>,
 }
 
@@ -46,6 +59,8 @@ pub struct OnsetWindow {
 pub enum Anchor {
     /// The start of any dose.
     Dose,
+    /// The start of the first dose only.
+    FirstDose,
 }
 
 impl AdverseEventRule {
@@ -66,7 +81,34 @@ impl AdverseEventRule {
         if self.criteria.terms.iter().any(|t| t.trim().is_empty()) {
             return Err(("match.terms".into(), "an empty term matches nothing".into()));
         }
+        if let Some(r) = &self.criteria.related_at_least {
+            Relatedness::parse(r).map_err(|e| ("match.related_at_least".to_string(), e))?;
+        }
+        for (i, c) in self.criteria.seriousness.iter().enumerate() {
+            Seriousness::parse(c).map_err(|e| (format!("match.seriousness[{i}]"), e))?;
+        }
         Ok(())
+    }
+
+    fn listed(list: &[String], value: Option<&str>) -> bool {
+        list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x.trim().eq_ignore_ascii_case(v.trim())))
+    }
+
+    fn matches(&self, ae: &AdverseEvent) -> bool {
+        let c = &self.criteria;
+        let grade = ae.grade.map_or(0, |g| g.value());
+        let at_least = c.related_at_least.as_deref().and_then(|r| Relatedness::parse(r).ok());
+        let criteria: Vec<Seriousness> =
+            c.seriousness.iter().filter_map(|s| Seriousness::parse(s).ok()).collect();
+        self.term_matches(ae)
+            && Self::listed(&c.meddra_pt, ae.meddra_pt.as_deref())
+            && Self::listed(&c.meddra_soc, ae.meddra_soc.as_deref())
+            && c.grade.as_ref().is_none_or(|g| grade >= g.at_least)
+            && c.serious.is_none_or(|s| s == ae.serious)
+            && c.related.is_none_or(|r| r == ae.related.is_some_and(|x| x.is_related()))
+            && at_least.is_none_or(|min| ae.related.is_some_and(|r| r >= min))
+            && (criteria.is_empty() || ae.seriousness.iter().any(|s| criteria.contains(s)))
+            && c.expected.is_none_or(|e| ae.expected == Some(e))
     }
 
     fn term_matches(&self, ae: &AdverseEvent) -> bool {
@@ -82,7 +124,11 @@ impl AdverseEventRule {
         };
         let onset = ae.onset.as_ref()?;
         let span = chrono::Duration::minutes((w.hours * 60.0).round() as i64);
-        doses
+        let candidates = match w.after {
+            Anchor::Dose => doses.len(),
+            Anchor::FirstDose => doses.len().min(1),
+        };
+        doses[..candidates]
             .iter()
             .enumerate()
             .rev()
@@ -99,11 +145,7 @@ impl AdverseEventRule {
         let mut out = Vec::new();
         for ae in h.adverse_events() {
             let grade = ae.grade.map_or(0, |g| g.value());
-            if !self.term_matches(ae)
-                || c.grade.as_ref().is_some_and(|g| grade < g.at_least)
-                || c.serious.is_some_and(|s| s != ae.serious)
-                || c.related.is_some_and(|r| r != ae.related.is_some_and(|x| x.is_related()))
-            {
+            if !self.matches(ae) {
                 continue;
             }
             let Some(dose) = self.dose_window(ae, &doses) else {
@@ -272,6 +314,28 @@ mod tests {
         let f = r.evaluate(&h, &ctx(Severity::Warning));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].level, 3);
+    }
+
+    #[test]
+    fn meddra_seriousness_expectedness_and_causality_filters() {
+        let h = history(&[r#"{"subject":"KS-101","adverse_events":[
+            {"id":"1","term":"Fainting","meddra_pt":"Syncope","meddra_soc":"Nervous system disorders",
+             "seriousness":["hospitalization"],"related":"probable","expected":false},
+            {"id":"2","term":"Itch","meddra_pt":"Pruritus","meddra_soc":"Skin and subcutaneous tissue disorders",
+             "related":"possible"},
+            {"id":"3","term":"Uncoded headache","related":"definite"}]}"#]);
+        let ids = |yaml: &str| -> Vec<String> {
+            rule(yaml).evaluate(&h, &ctx(Severity::Warning)).into_iter().map(|f| f.episode).collect()
+        };
+        assert_eq!(ids("match: {meddra_soc: [nervous system disorders]}"), ["ae:1"]);
+        assert_eq!(ids("match: {meddra_pt: [Pruritus, Syncope]}"), ["ae:1", "ae:2"]);
+        assert_eq!(ids("match: {seriousness: [death, hospitalization]}"), ["ae:1"]);
+        assert_eq!(ids("match: {expected: false}"), ["ae:1"]);
+        assert_eq!(ids("match: {related_at_least: probable}"), ["ae:1", "ae:3"]);
+        let bad = rule("match: {related_at_least: maybe}");
+        assert!(bad.check().is_err());
+        let bad = rule("match: {seriousness: [hungry]}");
+        assert_eq!(bad.check().unwrap_err().0, "match.seriousness[0]");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod overdue;
 pub mod progression;
 mod sae_clock;
 mod stopping;
+pub mod testing;
 mod vital;
 mod yamlpos;
 
