@@ -535,12 +535,14 @@ impl Record {
                     Some("screen_failure") => DispositionStatus::ScreenFailure,
                     Some("lost_to_follow_up") => DispositionStatus::LostToFollowUp,
                     Some("death") => DispositionStatus::Death,
-                    Some(other) => return Err(refuse(
-                        "disposition.status",
-                        format!(
+                    Some(other) => {
+                        return Err(refuse(
+                            "disposition.status",
+                            format!(
                             "`{other}`: use completed, withdrawn, screen_failure, lost_to_follow_up or death"
                         ),
-                    )),
+                        ))
+                    }
                     None => return Err(refuse("disposition.status", "missing")),
                 };
                 Ok(Disposition { status, reason: text(&d.reason), date: time("disposition.date", &d.date)? })

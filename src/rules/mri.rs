@@ -12,6 +12,8 @@ pub struct MriRule {
     pub measure: Measure,
     #[serde(default = "one")]
     pub at_least: u32,
+    /// For `neda3_loss`: the assessment period from the first dose (default 48 weeks).
+    pub period: Option<super::Span>,
 }
 
 fn one() -> u32 {
@@ -26,6 +28,10 @@ pub enum Measure {
     /// New/enlarging T2 plus Gd+ (an upper bound of combined unique active lesions when
     /// per-lesion data are not available).
     CombinedActive,
+    /// Loss of "no evidence of disease activity" (NEDA-3) within the period: a relapse,
+    /// MRI activity (new/enlarging T2 or Gd+), or a confirmed EDSS worsening (variant A,
+    /// 12 weeks), whichever comes first.
+    Neda3Loss,
 }
 
 impl Measure {
@@ -34,6 +40,7 @@ impl Measure {
             Self::T2NewOrEnlarging => "new or enlarging T2 lesions",
             Self::GdEnhancing => "Gd-enhancing lesions",
             Self::CombinedActive => "active lesions (new/enlarging T2 + Gd+)",
+            Self::Neda3Loss => "loss of NEDA-3",
         }
     }
 }
@@ -46,14 +53,58 @@ impl MriRule {
         Ok(())
     }
 
+    /// NEDA-3 components that failed within the period, as (study day text, what).
+    fn neda3_losses(&self, h: &SubjectHistory) -> Vec<(chrono::NaiveDate, String)> {
+        let Some(start) = h.first_dose().map(|d| d.start.day()) else { return Vec::new() };
+        let end = start + self.period.unwrap_or(super::Span::from_days(48 * 7)).chrono();
+        let inside = |d: chrono::NaiveDate| d >= start && d <= end;
+        let mut lost = Vec::new();
+        for r in h.relapses().into_iter().filter(|t| inside(t.day())) {
+            lost.push((r.day(), format!("relapse ({})", study_day_text(h, r))));
+        }
+        for (_, scan) in h.mri() {
+            let active = scan.t2_new_or_enlarging.unwrap_or(0) + scan.gd_enhancing.unwrap_or(0);
+            if active > 0 && inside(scan.date.day()) {
+                lost.push((scan.date.day(), format!("MRI activity, {active} lesions ({})", study_day_text(h, &scan.date))));
+            }
+        }
+        let params = super::progression::ProgressionParams::default();
+        let relapses: Vec<chrono::NaiveDate> = h.relapses().iter().map(|t| t.day()).collect();
+        for e in super::progression::assess(&h.edss(), &relapses, &params) {
+            if let Some(c) = e.confirmation.as_ref().filter(|_| e.kind == super::progression::EventKind::Worsening) {
+                if inside(c.date) {
+                    lost.push((c.date, format!("confirmed EDSS worsening {} → {}", e.baseline.score, e.onset.score)));
+                }
+            }
+        }
+        lost.sort();
+        lost
+    }
+
     pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
         let severity = ctx.severity;
+        if self.measure == Measure::Neda3Loss {
+            let lost = self.neda3_losses(h);
+            if lost.is_empty() {
+                return Vec::new();
+            }
+            let what: Vec<&str> = lost.iter().map(|(_, w)| w.as_str()).collect();
+            return vec![Finding {
+                episode: "neda3".into(),
+                level: 1,
+                severity,
+                title: None,
+                summary: format!("NEDA-3 lost: {}.", what.join("; ")),
+                why: "a relapse, MRI activity or confirmed disability worsening within the assessment period".into(),
+                evidence: json!({"components": what}),
+            }];
+        }
         let mut out = Vec::new();
         for (visit, scan) in h.mri() {
             let count = match self.measure {
                 Measure::T2NewOrEnlarging => scan.t2_new_or_enlarging,
                 Measure::GdEnhancing => scan.gd_enhancing,
-                Measure::CombinedActive => match (scan.t2_new_or_enlarging, scan.gd_enhancing) {
+                Measure::CombinedActive | Measure::Neda3Loss => match (scan.t2_new_or_enlarging, scan.gd_enhancing) {
                     (None, None) => None,
                     (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
                 },
@@ -114,5 +165,29 @@ mod tests {
         assert_eq!(c.evaluate(&h, &ctx(Severity::Warning))[0].level, 3);
         let g: MriRule = serde_yaml::from_str("measure: gd_enhancing\nat_least: 2").unwrap();
         assert!(g.evaluate(&h, &ctx(Severity::Warning)).is_empty());
+    }
+
+    #[test]
+    fn neda3_is_lost_by_relapse_mri_activity_or_confirmed_worsening() {
+        let rule: MriRule = serde_yaml::from_str("measure: neda3_loss").unwrap();
+        let h = |extra: &[&str]| {
+            let mut r = vec![
+                r#"{"subject":"A","visit":"BL","date":"2019-01-01","doses":[{"start":"2019-01-01T09:00:00Z"}],"scores":[{"name":"EDSS","value":3.0}]}"#.to_string(),
+            ];
+            r.extend(extra.iter().map(|s| s.to_string()));
+            SubjectHistory::new(SubjectId::parse("A").unwrap(), r.iter().map(|j| Record::from_json(j).unwrap()).collect())
+        };
+        let quiet = h(&[r#"{"subject":"A","visit":"W12","date":"2019-03-26","mri":{"t2_new_or_enlarging":0,"gd_enhancing":0},"scores":[{"name":"EDSS","value":3.5}]}"#]);
+        assert!(rule.evaluate(&quiet, &ctx(Severity::Warning)).is_empty());
+        let relapse = h(&[r#"{"subject":"A","visit":"U1","date":"2019-05-01","relapse":true}"#]);
+        assert!(rule.evaluate(&relapse, &ctx(Severity::Warning))[0].summary.contains("relapse"));
+        let late = h(&[r#"{"subject":"A","visit":"U2","date":"2020-06-01","relapse":true}"#]);
+        assert!(rule.evaluate(&late, &ctx(Severity::Warning)).is_empty(), "outside the 48-week period");
+        let cdw = h(&[
+            r#"{"subject":"A","visit":"W12","date":"2019-03-26","scores":[{"name":"EDSS","value":4.0}]}"#,
+            r#"{"subject":"A","visit":"W24","date":"2019-06-18","scores":[{"name":"EDSS","value":4.0}]}"#,
+        ]);
+        let f = rule.evaluate(&cdw, &ctx(Severity::Warning));
+        assert!(f[0].summary.contains("confirmed EDSS worsening 3.0 → 4.0"), "{}", f[0].summary);
     }
 }
