@@ -13,9 +13,11 @@ const MEASURED: usize = 2_000;
 
 fn record(subject: usize, visit: usize) -> String {
     let day = visit * 28;
-    let date = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default() + chrono::Duration::days(day as i64);
+    let date =
+        chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default() + chrono::Duration::days(day as i64);
     let edss = 3.0 + (visit % 3) as f64 * 0.5;
-    let dose = if visit == 0 { format!(r#","doses":[{{"start":"{date}T09:00:00Z"}}]"#) } else { String::new() };
+    let dose =
+        if visit == 0 { format!(r#","doses":[{{"start":"{date}T09:00:00Z"}}]"#) } else { String::new() };
     format!(
         r#"{{"subject":"S-{subject:05}","site":"B{}","visit":"V{visit}","date":"{date}","record_id":"S-{subject}-{visit}"{dose},"scores":[{{"name":"EDSS","value":{edss}}}],"mri":{{"t2_new_or_enlarging":{}}},"adverse_events":[{{"id":"AE-{subject}-{visit}","term":"Headache","grade":{},"onset":"{date}"}}],"labs":[{{"test":"ALT","value":{},"high":40}}]}}"#,
         subject % 7,
@@ -31,7 +33,8 @@ async fn run(subjects: usize) -> anyhow::Result<f64> {
     let rules = vigil::rules::load_rules(&[concat!(env!("CARGO_MANIFEST_DIR"), "/rules").into()])
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let router = Router::default();
-    let evaluator = Evaluator { store: &store, rules: &rules, router: &router, schedule: &[], message_domain: "bench" };
+    let evaluator =
+        Evaluator { store: &store, rules: &rules, router: &router, schedule: &[], message_domain: "bench" };
     // The cohort's existing history, stored in large batches (not measured).
     let history: Vec<String> = (0..subjects).flat_map(|s| (0..HISTORY).map(move |v| record(s, v))).collect();
     for chunk in history.chunks(5_000) {
@@ -54,7 +57,9 @@ async fn run(subjects: usize) -> anyhow::Result<f64> {
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
-    println!("pipeline: store + evaluate + alert, one record per transaction, {HISTORY} prior visits per subject");
+    println!(
+        "pipeline: store + evaluate + alert, one record per transaction, {HISTORY} prior visits per subject"
+    );
     for subjects in [100, 10_000] {
         let rate = rt.block_on(run(subjects))?;
         println!("  {subjects:>6} subjects: {rate:>8.0} records/s");

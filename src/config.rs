@@ -37,7 +37,60 @@ pub struct FileConfig {
     #[serde(default)]
     pub default_roles: Vec<String>,
     #[serde(default)]
+    pub alerting: AlertingConfig,
+    #[serde(default)]
     pub report: ReportConfig,
+}
+
+/// Routing, grouping, digests and escalation of alerts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// Non-critical alerts wait this long before their email goes, so that a burst of
+    /// alerts of one rule goes out as one email (default 30 s). Critical ones never wait.
+    pub group_wait: Option<crate::rules::Span>,
+    /// Severities that go into one daily digest per recipient instead of an email each.
+    pub digest: Option<DigestConfig>,
+    /// Escalation chains by severity (`critical`, `warning`, `info`).
+    #[serde(default)]
+    pub escalation: BTreeMap<String, EscalationConfig>,
+    /// Extra recipients by severity, rule label or site, added to the rule's own `notify`.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    pub severities: Vec<String>,
+    /// Time of day (UTC) the digest goes out, `HH:MM`.
+    #[serde(default = "seven")]
+    pub at_utc: String,
+}
+
+fn seven() -> String {
+    "07:00".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// Unacknowledged for this long → the next role of the chain is notified, again and
+    /// again to the end of the chain.
+    pub after: crate::rules::Span,
+    pub chain: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub severity: Option<String>,
+    pub site: Option<String>,
+    pub rule: Option<String>,
+    /// Every label given must match the rule's label.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +130,10 @@ pub struct EmailConfig {
     pub retry_max_secs: u64,
     #[serde(default = "default_timeout")]
     pub smtp_timeout_secs: u64,
+    /// A folder whose `email.subject.txt`, `email.txt`, `email.html` replace the built-in
+    /// templates (minijinja).
+    #[serde(default)]
+    pub templates_dir: Option<PathBuf>,
 }
 
 impl Default for EmailConfig {
@@ -88,6 +145,7 @@ impl Default for EmailConfig {
             retry_initial_secs: default_retry_initial(),
             retry_max_secs: default_retry_max(),
             smtp_timeout_secs: default_timeout(),
+            templates_dir: None,
         }
     }
 }
@@ -169,6 +227,7 @@ pub struct Config {
     pub email: EmailConfig,
     pub recipients: BTreeMap<String, RoleConfig>,
     pub default_roles: Vec<String>,
+    pub alerting: AlertingConfig,
     pub report: ReportConfig,
 }
 
@@ -241,6 +300,7 @@ impl Config {
             };
         let mut email = raw.email.clone();
         email.outbox_dir = resolve(&email.outbox_dir);
+        email.templates_dir = email.templates_dir.as_deref().map(resolve);
         if let Some(url) = env("VIGIL_SMTP_URL") {
             email.smtp_url = Some(url);
         }
@@ -277,6 +337,43 @@ impl Config {
                 ));
             }
         }
+        let role_known = |key: &str, role: &String| {
+            if raw.recipients.contains_key(role) {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("role `{role}` is not defined under recipients")))
+            }
+        };
+        for (severity, e) in &raw.alerting.escalation {
+            if !["critical", "warning", "info"].contains(&severity.as_str()) {
+                return Err(invalid(
+                    &format!("alerting.escalation.{severity}"),
+                    "use critical, warning or info".into(),
+                ));
+            }
+            if e.chain.is_empty() || e.after.seconds() <= 0 {
+                return Err(invalid(
+                    &format!("alerting.escalation.{severity}"),
+                    "needs a positive `after` and at least one role in `chain`".into(),
+                ));
+            }
+            for role in &e.chain {
+                role_known(&format!("alerting.escalation.{severity}.chain"), role)?;
+            }
+        }
+        for (i, r) in raw.alerting.routes.iter().enumerate() {
+            for role in &r.roles {
+                role_known(&format!("alerting.routes[{i}].roles"), role)?;
+            }
+        }
+        if let Some(d) = &raw.alerting.digest {
+            if chrono::NaiveTime::parse_from_str(&d.at_utc, "%H:%M").is_err() {
+                return Err(invalid(
+                    "alerting.digest.at_utc",
+                    format!("`{}` is not a time such as 07:00", d.at_utc),
+                ));
+            }
+        }
         let rescan = raw.rescan_interval_secs.unwrap_or(5);
         if rescan == 0 {
             return Err(invalid("rescan_interval_secs", "must be at least 1".into()));
@@ -305,6 +402,7 @@ impl Config {
             email,
             recipients: raw.recipients,
             default_roles: raw.default_roles,
+            alerting: raw.alerting,
             report,
         })
     }

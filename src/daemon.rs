@@ -49,6 +49,7 @@ impl App {
         let outbox = Outbox {
             store: store.clone(),
             mailer: notify::mailer(&config)?,
+            templates: notify::render::Templates::load(config.email.templates_dir.as_deref())?,
             from: config.email.from.parse().context("email.from")?,
             study_title: config.study.title.clone(),
             retry_initial_secs: config.email.retry_initial_secs,
@@ -88,9 +89,8 @@ impl App {
     /// Evaluates the clock-driven rules (SAE clocks, overdue visits) and cohort rules.
     pub async fn evaluate_clock(&self) -> anyhow::Result<Vec<i64>> {
         let raised = self.evaluator().evaluate_clock(chrono::Utc::now()).await?;
-        if !raised.is_empty() {
-            self.outbox_wake.notify_one();
-        }
+        // Escalations and expired silences queue notices too: let the outbox look.
+        self.outbox_wake.notify_one();
         Ok(raised)
     }
 

@@ -3,7 +3,7 @@
 
 use sqlx::Connection;
 use vigil::ingest::native;
-use vigil::store::{NewAlert, Store};
+use vigil::store::{Evaluation, FirstNotice, NewAlert, Recipient, StillFiring, Store};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -55,6 +55,7 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
     let pending = store.pending_subjects().await.unwrap();
     assert_eq!(pending.len(), 2);
 
+    let so = Recipient { role: "safety-officer".into(), address: "so@trial.test".into(), blinded: true };
     let alert = |level: i64| NewAlert {
         rule_id: "ae-grade".into(),
         rule_version: "v1".into(),
@@ -66,23 +67,28 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
         title: "AE grade".into(),
         summary: "Rash grade".into(),
         evidence: serde_json::json!({"why": "test"}),
-        recipients: vec![("safety-officer".into(), "so@trial.test".into(), true)],
+        recipients: vec![so.clone()],
+        delivery: FirstNotice { notify_at_ms: 0, group: "rule:ae-grade".into(), escalate_at_ms: Some(0) },
     };
     let (subject, seq) = pending.iter().find(|(s, _)| s == "KS-101").cloned().unwrap();
+    fn eval(alerts: Vec<NewAlert>, pending: Option<(&str, i64)>) -> Evaluation<'_> {
+        Evaluation { pending, subject: "KS-101", alerts, ..Default::default() }
+    }
     let raised =
-        store.commit_evaluation(Some((&subject, seq)), &[alert(3)], &[], "trial.test").await.unwrap();
+        store.commit_evaluation(eval(vec![alert(3)], Some((&subject, seq))), "trial.test").await.unwrap();
     assert_eq!(raised.len(), 1);
     // Same episode at the same or a lower level: nothing new.
     assert!(store
-        .commit_evaluation(None, &[alert(3), alert(2)], &[], "trial.test")
+        .commit_evaluation(eval(vec![alert(3), alert(2)], None), "trial.test")
         .await
         .unwrap()
         .is_empty());
-    assert_eq!(store.commit_evaluation(None, &[alert(4)], &[], "trial.test").await.unwrap().len(), 1);
+    assert_eq!(store.commit_evaluation(eval(vec![alert(4)], None), "trial.test").await.unwrap().len(), 1);
     assert_eq!(store.pending_subjects().await.unwrap().len(), 1);
 
     let due = store.due_notifications(10).await.unwrap();
     assert_eq!(due.len(), 2);
+    assert_eq!(store.pending_group(due[0].group_key.as_deref().unwrap()).await.unwrap().len(), 2);
     store.record_delivery(due[0].id, &vigil::store::Delivery::Sent).await.unwrap();
     store
         .record_delivery(due[1].id, &vigil::store::Delivery::Failed { error: "550 no such user".into() })
@@ -92,6 +98,42 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
     assert_eq!(all.iter().map(|n| n.status.as_str()).collect::<Vec<_>>(), ["sent", "failed"]);
     assert_eq!(all[1].last_error.as_deref(), Some("550 no such user"));
     assert!(store.due_notifications(10).await.unwrap().is_empty());
+
+    // The lifecycle on PostgreSQL: escalation, acknowledgement, silences, resolution.
+    let due = store.due_escalations().await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(store.escalate(&due[0], std::slice::from_ref(&so), None, "trial.test").await.unwrap());
+    assert!(
+        !store.escalate(&due[0], std::slice::from_ref(&so), None, "trial.test").await.unwrap(),
+        "a step escalates once"
+    );
+    let acked = store.transition(due[1].id, "acknowledged", "dr.who", Some("on it")).await.unwrap();
+    assert_eq!(acked.status, "acknowledged");
+    assert!(store.transition(due[1].id, "acknowledged", "dr.who", None).await.is_err());
+    assert!(store.due_escalations().await.unwrap().is_empty());
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let sid =
+        store.create_silence(Some("ae-grade"), None, None, past, "dr.who", "known issue").await.unwrap();
+    assert_eq!(store.alert(due[0].id).await.unwrap().unwrap().status, "silenced");
+    let reopened = store.expire_silences().await.unwrap();
+    assert!(reopened.is_empty(), "its notice was sent before the silence");
+    assert_eq!(store.alert(due[0].id).await.unwrap().unwrap().status, "open");
+    assert!(store.silences().await.unwrap().iter().any(|s| s.id == sid && s.ended));
+    let resolve = Evaluation {
+        subject: "KS-101",
+        still_firing: vec![StillFiring {
+            rule_id: "ae-grade".into(),
+            episodes: vec![],
+            resolved_notice: vec![so],
+        }],
+        ..Default::default()
+    };
+    store.commit_evaluation(resolve, "trial.test").await.unwrap();
+    assert!(store.alerts().await.unwrap().iter().all(|a| a.status == "resolved"));
+    let events = store.alert_events(due[1].id).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["raised", "acknowledged", "resolved"]);
+    assert_eq!(events[1].actor, "dr.who");
 
     store.close().await;
     drop_database(&name).await;

@@ -85,15 +85,22 @@ impl SubjectHistory {
         by_day
     }
 
-    /// MRI scans by date, with the visit label of the record that carried them.
-    pub fn mri(&self) -> Vec<(Option<&str>, &Mri)> {
-        let mut scans: Vec<(Option<&str>, &Mri)> = Vec::new();
+    /// MRI scans by date, with the visit label of the record that carried them. Several
+    /// records about one scan are merged measure by measure (a later value wins), so a
+    /// count sent on its own is never lost.
+    pub fn mri(&self) -> Vec<(Option<&str>, Mri)> {
+        let mut scans: Vec<(Option<&str>, Mri)> = Vec::new();
         for r in &self.records {
-            if let Some(m) = &r.mri {
-                match scans.iter_mut().find(|(_, s)| s.date == m.date) {
-                    Some(slot) => *slot = (r.visit.as_deref(), m),
-                    None => scans.push((r.visit.as_deref(), m)),
+            let Some(m) = &r.mri else { continue };
+            match scans.iter_mut().find(|(_, s)| s.date == m.date) {
+                Some((visit, s)) => {
+                    *visit = r.visit.as_deref().or(*visit);
+                    s.t2_new_or_enlarging = m.t2_new_or_enlarging.or(s.t2_new_or_enlarging);
+                    s.gd_enhancing = m.gd_enhancing.or(s.gd_enhancing);
+                    s.t2_total = m.t2_total.or(s.t2_total);
+                    s.reference = m.reference;
                 }
+                None => scans.push((r.visit.as_deref(), m.clone())),
             }
         }
         scans.sort_by_key(|(_, m)| m.date.earliest());
@@ -156,5 +163,26 @@ impl SubjectHistory {
             }
         }
         seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_of_one_scan_sent_apart_are_merged() {
+        let records = [
+            r#"{"subject":"A","visit":"W12","date":"2019-05-21","mri":{"t2_new_or_enlarging":2}}"#,
+            r#"{"subject":"A","date":"2019-05-21","mri":{"gd_enhancing":1}}"#,
+        ];
+        let h = SubjectHistory::new(
+            SubjectId::parse("A").unwrap(),
+            records.iter().map(|j| Record::from_json(j).unwrap()).collect(),
+        );
+        let scans = h.mri();
+        assert_eq!(scans.len(), 1);
+        assert_eq!(scans[0].0, Some("W12"));
+        assert_eq!((scans[0].1.t2_new_or_enlarging, scans[0].1.gd_enhancing), (Some(2), Some(1)));
     }
 }

@@ -1,6 +1,7 @@
 //! Email notification: transports, message rendering, the outbox worker.
 
 pub mod message;
+pub mod render;
 mod smtp;
 mod worker;
 

@@ -1,25 +1,357 @@
-//! Cohort rule (in progress).
+//! `cohort`: a count over the whole cohort, e.g. the design's stopping rule "two subjects
+//! with a related grade ≥ 3 event". Each subject contributes whether it is evaluable and
+//! how many of its adverse events match `where` (CEL over `ae` and `subject`); the cohort
+//! finding fires once the count reaches `at_least`. Episode "cohort-threshold", level =
+//! the count, so each further subject (or event) alerts again.
 
+use super::expr::{self, Expr};
 use super::{Context, Contribution, Finding, Totals};
 use crate::model::SubjectHistory;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::json;
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CohortRule {}
+pub struct CohortRule {
+    /// Count matching subjects (default) or matching events.
+    #[serde(default)]
+    pub count: Count,
+    /// CEL over each adverse event (`ae`, `subject`).
+    #[serde(rename = "where")]
+    pub condition: String,
+    pub at_least: u32,
+    /// Who is in the denominator shown in the evidence.
+    #[serde(default)]
+    pub evaluable: Evaluable,
+    #[serde(skip)]
+    compiled: OnceLock<Result<Expr, String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Count {
+    #[default]
+    Subjects,
+    Events,
+}
+
+/// Who counts as evaluable. A subject with a matching event always does: the event
+/// shows exposure even when the dose record has not arrived yet, and a numerator
+/// larger than its denominator would make no sense.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evaluable {
+    /// Subjects with at least one recorded dose.
+    #[default]
+    Dosed,
+    /// Every subject with a record.
+    All,
+}
+
+impl Evaluable {
+    pub(super) fn noun(self) -> &'static str {
+        match self {
+            Self::Dosed => "dosed",
+            Self::All => "enrolled",
+        }
+    }
+}
+
+/// Compiles an adverse-event condition of a cohort rule (`ae` and `subject`).
+pub(super) fn compile(source: &str) -> Result<Expr, String> {
+    Expr::compile(source, &[&expr::AE, &expr::SUBJECT])
+}
+
+/// One subject's contribution, and the events the condition could not be evaluated for.
+/// Such an event counts as matching: for a stopping rule, doubt must raise the alert,
+/// not hide it (and the error is reported by `evaluate` and logged).
+pub(super) fn contribute(
+    rule: &Result<Expr, String>,
+    evaluable: Evaluable,
+    h: &SubjectHistory,
+) -> (Contribution, Vec<(String, String)>) {
+    let doses = h.doses();
+    let mut events = 0u32;
+    let mut errors = Vec::new();
+    match rule {
+        Err(e) => errors.push(("rule".to_string(), e.clone())),
+        Ok(rule) => {
+            let subject = expr::subject_value(h);
+            for ae in h.adverse_events() {
+                let value = expr::ae_value(&doses, ae);
+                match rule.eval_bool(&[("ae", &value), ("subject", &subject)]) {
+                    Ok(false) => {}
+                    Ok(true) => events += 1,
+                    Err(e) => {
+                        events += 1;
+                        errors.push((expr::ae_episode(ae), e));
+                    }
+                }
+            }
+        }
+    }
+    let matching = events > 0;
+    let evaluable = matching
+        || match evaluable {
+            Evaluable::Dosed => !doses.is_empty(),
+            Evaluable::All => true,
+        };
+    if let Some((item, error)) = errors.first() {
+        tracing::warn!(
+            subject = %h.subject,
+            item = %item,
+            error = %error,
+            failures = errors.len(),
+            "Cohort rule could not be evaluated; the event is counted as matching."
+        );
+    }
+    (Contribution { evaluable, matching, events }, errors)
+}
 
 impl CohortRule {
+    fn compiled(&self) -> &Result<Expr, String> {
+        self.compiled.get_or_init(|| compile(&self.condition))
+    }
+
     pub(super) fn check(&self) -> Result<(), (String, String)> {
-        // Refused until implemented: a rule that loads must do what it says.
-        Err(("kind".into(), "this rule kind is not available yet".into()))
+        if self.at_least == 0 {
+            return Err(("at_least".into(), "must be at least 1 (0 would fire on an empty cohort)".into()));
+        }
+        match self.compiled() {
+            Ok(_) => Ok(()),
+            Err(e) => Err(("where".into(), e.clone())),
+        }
     }
 
-    pub(super) fn contribution(&self, _h: &SubjectHistory, _as_of: DateTime<Utc>) -> Contribution {
-        Contribution::default()
+    pub(super) fn contribution(&self, h: &SubjectHistory, _as_of: DateTime<Utc>) -> Contribution {
+        contribute(self.compiled(), self.evaluable, h).0
     }
 
-    pub(super) fn judge(&self, _totals: &Totals, _ctx: &Context) -> Vec<Finding> {
-        Vec::new()
+    /// The subject-level "rule could not be evaluated" finding, if any. `contribution`
+    /// cannot carry it; `Rule::evaluate` should call this for cohort rules.
+    pub fn evaluate(&self, h: &SubjectHistory, _ctx: &Context) -> Vec<Finding> {
+        let (_, errors) = contribute(self.compiled(), self.evaluable, h);
+        if errors.is_empty() {
+            return Vec::new();
+        }
+        vec![expr::evaluation_error(&self.condition, "adverse event", &errors)]
+    }
+
+    pub(super) fn judge(&self, totals: &Totals, ctx: &Context) -> Vec<Finding> {
+        let value = match self.count {
+            Count::Subjects => totals.matching_subjects,
+            Count::Events => totals.events,
+        };
+        if value < self.at_least {
+            return Vec::new();
+        }
+        let n = totals.evaluable.max(totals.matching_subjects);
+        let of = format!("of {n} {} subject{}", self.evaluable.noun(), if n == 1 { "" } else { "s" });
+        let subjects = totals.subjects.join(", ");
+        let summary = match self.count {
+            Count::Subjects => format!(
+                "{value} subject{} ({of}) had an adverse event matching the rule: {subjects}.",
+                if value == 1 { "" } else { "s" }
+            ),
+            Count::Events => format!(
+                "{value} matching adverse event{} in {} subject{} ({of}): {subjects}.",
+                if value == 1 { "" } else { "s" },
+                totals.matching_subjects,
+                if totals.matching_subjects == 1 { "" } else { "s" }
+            ),
+        };
+        let noun = match self.count {
+            Count::Subjects => "subjects",
+            Count::Events => "events",
+        };
+        vec![Finding {
+            episode: "cohort-threshold".into(),
+            level: i64::from(value),
+            severity: ctx.severity,
+            title: None,
+            summary,
+            why: format!("{value} {noun} >= {} with `{}`", self.at_least, self.condition),
+            evidence: json!({
+                "count": noun,
+                "value": value,
+                "at_least": self.at_least,
+                "matching_subjects": totals.matching_subjects,
+                "events": totals.events,
+                "evaluable": n,
+                "evaluable_means": self.evaluable.noun(),
+                "subjects": totals.subjects,
+                "where": self.condition,
+            }),
+        }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Record, SubjectId};
+    use crate::rules::Severity;
+
+    fn ctx() -> Context<'static> {
+        Context { severity: Severity::Critical, as_of: Utc::now(), schedule: &[] }
+    }
+
+    fn history(id: &str, json: &[&str]) -> SubjectHistory {
+        SubjectHistory::new(
+            SubjectId::parse(id).unwrap(),
+            json.iter().map(|j| Record::from_json(&j.replace("{id}", id)).unwrap()).collect(),
+        )
+    }
+
+    fn rule(yaml: &str) -> CohortRule {
+        let r: CohortRule = serde_yaml::from_str(yaml).unwrap();
+        r.check().unwrap();
+        r
+    }
+
+    const DESIGN: &str =
+        "{count: subjects, where: \"ae.grade >= 3 && ae.related in ['possible', 'probable', \
+                          'definite']\", at_least: 2}";
+    const DOSE: &str = r#"{"subject":"{id}","doses":[{"start":"2019-02-26T09:10:00+01:00"}]}"#;
+    const SEVERE_RELATED: &str = r#"{"subject":"{id}","adverse_events":[{"id":"A","term":"Anaphylaxis","grade":3,"related":"probable"},
+        {"id":"B","term":"Rash","grade":4,"related":"definite"}]}"#;
+    const SEVERE_UNRELATED: &str = r#"{"subject":"{id}","adverse_events":[{"id":"C","term":"Fracture","grade":3,"related":"not_related"}]}"#;
+
+    fn totals(r: &CohortRule, histories: &[SubjectHistory]) -> Totals {
+        let cs: Vec<(String, Contribution)> =
+            histories.iter().map(|h| (h.subject.to_string(), r.contribution(h, Utc::now()))).collect();
+        Totals::from_contributions(cs.iter().map(|(s, c)| (s.as_str(), *c)))
+    }
+
+    #[test]
+    fn contributions_count_matching_events_and_dosed_subjects() {
+        let r = rule(DESIGN);
+        let c = r.contribution(&history("S1", &[DOSE, SEVERE_RELATED]), Utc::now());
+        assert_eq!(c, Contribution { evaluable: true, matching: true, events: 2 });
+        let c = r.contribution(&history("S2", &[DOSE, SEVERE_UNRELATED]), Utc::now());
+        assert_eq!(c, Contribution { evaluable: true, matching: false, events: 0 });
+        let c = r.contribution(&history("S3", &[SEVERE_UNRELATED]), Utc::now());
+        assert_eq!(c, Contribution { evaluable: false, matching: false, events: 0 });
+        let all = rule("{where: \"ae.grade >= 3\", at_least: 1, evaluable: all}");
+        assert!(
+            all.contribution(&history("S3", &[r#"{"subject":"{id}","visit":"SCR"}"#]), Utc::now()).evaluable
+        );
+        // A matching event makes the subject evaluable even before its dose record.
+        let c = r.contribution(&history("S4", &[SEVERE_RELATED]), Utc::now());
+        assert!(c.evaluable && c.matching);
+    }
+
+    #[test]
+    fn fires_at_exactly_at_least_and_again_for_each_further_subject() {
+        let r = rule(DESIGN);
+        let s1 = history("S1", &[DOSE, SEVERE_RELATED]);
+        let s2 = history("S2", &[DOSE, SEVERE_RELATED]);
+        let s3 = history("S3", &[DOSE, SEVERE_UNRELATED]);
+        let s4 = history("S4", &[DOSE, SEVERE_RELATED]);
+        // One subject: below the threshold.
+        assert!(r.judge(&totals(&r, &[s1.clone(), s3.clone()]), &ctx()).is_empty());
+        // Exactly two: fires.
+        let t = totals(&r, &[s1.clone(), s2.clone(), s3.clone()]);
+        let f = r.judge(&t, &ctx());
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].episode.as_str(), f[0].level, f[0].severity),
+            ("cohort-threshold", 2, Severity::Critical)
+        );
+        assert_eq!(
+            f[0].summary,
+            "2 subjects (of 3 dosed subjects) had an adverse event matching the rule: S1, S2."
+        );
+        assert_eq!(f[0].evidence["subjects"], json!(["S1", "S2"]));
+        // Judging the same totals again gives the same finding.
+        assert_eq!(r.judge(&t, &ctx()), f);
+        // A third subject: a higher level, so it alerts again.
+        let f3 = r.judge(&totals(&r, &[s1, s2, s3, s4]), &ctx());
+        assert_eq!(f3[0].level, 3);
+    }
+
+    #[test]
+    fn counting_events() {
+        let r = rule("{count: events, where: \"ae.grade >= 3 && ae.related in ['probable', 'definite']\", at_least: 2}");
+        let f = r.judge(&totals(&r, &[history("S1", &[DOSE, SEVERE_RELATED])]), &ctx());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].level, 2);
+        assert_eq!(f[0].summary, "2 matching adverse events in 1 subject (of 1 dosed subject): S1.");
+        let r3 = rule("{count: events, where: \"ae.grade >= 3\", at_least: 3}");
+        assert!(r3.judge(&totals(&r3, &[history("S1", &[DOSE, SEVERE_RELATED])]), &ctx()).is_empty());
+    }
+
+    #[test]
+    fn check_refuses_bad_conditions_and_thresholds() {
+        let check = |yaml: &str| serde_yaml::from_str::<CohortRule>(yaml).unwrap().check().unwrap_err();
+        let (key, msg) = check("{where: \"ae.grade >= \", at_least: 2}");
+        assert_eq!(key, "where");
+        assert!(msg.contains("syntax error"), "{msg}");
+        let (_, msg) = check("{where: \"ae.grde >= 3\", at_least: 2}");
+        assert!(msg.contains("did you mean `grade`"), "{msg}");
+        let (_, msg) = check("{where: \"lab.value > 3.0\", at_least: 2}");
+        assert!(msg.contains("unknown variable `lab`"), "{msg}");
+        let (_, msg) = check("{where: \"ae.grade > 'x'\", at_least: 2}");
+        assert!(msg.contains("no matching overload"), "{msg}");
+        let (key, _) = check("{where: \"ae.grade >= 3\", at_least: 0}");
+        assert_eq!(key, "at_least");
+        assert!(serde_yaml::from_str::<CohortRule>("{where: x, at_least: 1, count: patients}").is_err());
+        assert!(serde_yaml::from_str::<CohortRule>("{where: x, at_least: 1, evaluable: treated}").is_err());
+    }
+
+    /// The design's rule file, as `vigil check` reads it.
+    const DESIGN_FILE: &str = "rules:
+  - id: halt-enrollment
+    title: Stopping rule — two subjects with related grade ≥3 events
+    kind: cohort
+    count: subjects
+    where: \"ae.grade >= 3 && ae.related in ['possible', 'probable', 'definite']\"
+    at_least: 2
+    severity: critical
+    notify: [dsmb-chair, safety-officer]
+";
+
+    #[test]
+    fn the_design_rule_file_loads_and_errors_point_at_the_expression() {
+        let path = std::path::Path::new("r.yaml");
+        let rules = crate::rules::parse_rules(path, DESIGN_FILE).unwrap();
+        assert_eq!(rules[0].kind.name(), "cohort");
+        let errors =
+            crate::rules::parse_rules(path, &DESIGN_FILE.replace("ae.grade", "ae.grde")).unwrap_err();
+        let e = errors[0].to_string();
+        assert!(e.starts_with("r.yaml:6:12:") && e.contains("did you mean `grade`"), "{e}");
+    }
+
+    #[test]
+    fn an_event_that_cannot_be_evaluated_counts_and_is_reported() {
+        // An ungraded but related event: `ae.grade >= 3` is an error, not false.
+        let r = rule(DESIGN);
+        let h = history(
+            "S1",
+            &[
+                DOSE,
+                r#"{"subject":"{id}","adverse_events":[{"id":"U","term":"Seizure","related":"possible"}]}"#,
+            ],
+        );
+        assert_eq!(
+            r.contribution(&h, Utc::now()),
+            Contribution { evaluable: true, matching: true, events: 1 }
+        );
+        let f = r.evaluate(&h, &ctx());
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].episode.as_str(), f[0].severity), ("evaluation-error", Severity::Warning));
+        assert_eq!(f[0].evidence["errors"][0]["item"], "ae:U");
+        // An ungraded unrelated event is decided by the other side of `&&`: no error.
+        let h = history(
+            "S2",
+            &[
+                DOSE,
+                r#"{"subject":"{id}","adverse_events":[{"id":"V","term":"Cold","related":"not_related"}]}"#,
+            ],
+        );
+        assert!(!r.contribution(&h, Utc::now()).matching);
+        assert!(r.evaluate(&h, &ctx()).is_empty());
     }
 }

@@ -1,53 +1,60 @@
-//! Durations written in rule files: `24h`, `7d`, `12w`, `30m`.
+//! Durations written in rule and configuration files: `30s`, `30m`, `24h`, `7d`, `12w`.
 
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span {
-    minutes: i64,
+    seconds: i64,
 }
 
 impl Span {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-        let n: i64 =
-            num.parse().map_err(|_| format!("`{s}` is not a duration such as 30m, 24h, 7d or 12w"))?;
-        let minutes = match unit {
-            "m" | "min" => n,
-            "h" => n * 60,
-            "d" => n * 60 * 24,
-            "w" => n * 60 * 24 * 7,
-            _ => return Err(format!("`{s}` is not a duration such as 30m, 24h, 7d or 12w")),
+        let bad = || format!("`{s}` is not a duration such as 30m, 24h, 7d or 12w");
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        let seconds = match unit {
+            "s" => n,
+            "m" | "min" => n * 60,
+            "h" => n * 3600,
+            "d" => n * 86_400,
+            "w" => n * 7 * 86_400,
+            _ => return Err(bad()),
         };
-        Ok(Self { minutes })
+        Ok(Self { seconds })
     }
     pub const fn from_days(days: i64) -> Self {
-        Self { minutes: days * 60 * 24 }
+        Self { seconds: days * 86_400 }
+    }
+    pub fn seconds(self) -> i64 {
+        self.seconds
     }
     pub fn minutes(self) -> i64 {
-        self.minutes
+        self.seconds / 60
     }
     pub fn days(self) -> i64 {
-        self.minutes / (60 * 24)
+        self.seconds / 86_400
     }
     pub fn chrono(self) -> chrono::Duration {
-        chrono::Duration::minutes(self.minutes)
+        chrono::Duration::seconds(self.seconds)
     }
 }
 
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.minutes;
-        if m % (60 * 24 * 7) == 0 && m != 0 {
-            write!(f, "{} weeks", m / (60 * 24 * 7))
-        } else if m % (60 * 24) == 0 && m != 0 {
-            write!(f, "{} days", m / (60 * 24))
-        } else if m % 60 == 0 {
-            write!(f, "{} h", m / 60)
+        let s = self.seconds;
+        let week = 7 * 86_400;
+        if s != 0 && s % week == 0 {
+            write!(f, "{} weeks", s / week)
+        } else if s != 0 && s % 86_400 == 0 {
+            write!(f, "{} days", s / 86_400)
+        } else if s % 3600 == 0 {
+            write!(f, "{} h", s / 3600)
+        } else if s % 60 == 0 {
+            write!(f, "{} min", s / 60)
         } else {
-            write!(f, "{m} min")
+            write!(f, "{s} s")
         }
     }
 }
@@ -68,6 +75,7 @@ mod tests {
         assert_eq!(Span::parse("12w").unwrap().days(), 84);
         assert_eq!(Span::parse("24h").unwrap().minutes(), 1440);
         assert_eq!(Span::parse("30d").unwrap().to_string(), "30 days");
+        assert_eq!(Span::parse("90s").unwrap().seconds(), 90);
         assert!(Span::parse("12").is_err());
         assert!(Span::parse("w12").is_err());
         assert!(Span::parse("3y").is_err());

@@ -65,6 +65,9 @@ struct Common {
     version: Option<String>,
     #[allow(dead_code)]
     description: Option<String>,
+    escalate_after: Option<super::Span>,
+    #[serde(default)]
+    send_resolved: bool,
 }
 
 /// Loads every `.yaml`/`.yml` file under the given files or folders (test files, named
@@ -246,6 +249,8 @@ fn parse_rule(
         notify: common.notify,
         labels: common.labels,
         version: common.version.unwrap_or(version_hash),
+        escalate_after: common.escalate_after,
+        send_resolved: common.send_resolved,
         file: file.to_path_buf(),
         line,
         kind,

@@ -74,6 +74,10 @@ pub struct Rule {
     pub labels: BTreeMap<String, String>,
     /// The rule's version: explicit `version:` or a hash of its definition.
     pub version: String,
+    /// Escalate when unacknowledged this long (overrides the severity's escalation time).
+    pub escalate_after: Option<Span>,
+    /// Send a "resolved" notice when the condition is no longer present.
+    pub send_resolved: bool,
     pub file: PathBuf,
     pub line: usize,
     pub kind: RuleKind,
@@ -204,7 +208,9 @@ impl Rule {
             RuleKind::SaeClock(r) => r.evaluate(history, &ctx),
             RuleKind::OverdueVisit(r) => r.evaluate(history, &ctx),
             RuleKind::Expression(r) => r.evaluate(history, &ctx),
-            RuleKind::Cohort(_) | RuleKind::BayesianStopping(_) => Vec::new(),
+            // Cohort rules report only what they could not evaluate for this subject.
+            RuleKind::Cohort(r) => r.evaluate(history, &ctx),
+            RuleKind::BayesianStopping(r) => r.evaluate(history, &ctx),
         }
     }
 

@@ -65,15 +65,23 @@ impl MriRule {
         for (_, scan) in h.mri() {
             let active = scan.t2_new_or_enlarging.unwrap_or(0) + scan.gd_enhancing.unwrap_or(0);
             if active > 0 && inside(scan.date.day()) {
-                lost.push((scan.date.day(), format!("MRI activity, {active} lesions ({})", study_day_text(h, &scan.date))));
+                lost.push((
+                    scan.date.day(),
+                    format!("MRI activity, {active} lesions ({})", study_day_text(h, &scan.date)),
+                ));
             }
         }
         let params = super::progression::ProgressionParams::default();
         let relapses: Vec<chrono::NaiveDate> = h.relapses().iter().map(|t| t.day()).collect();
         for e in super::progression::assess(&h.edss(), &relapses, &params) {
-            if let Some(c) = e.confirmation.as_ref().filter(|_| e.kind == super::progression::EventKind::Worsening) {
+            if let Some(c) =
+                e.confirmation.as_ref().filter(|_| e.kind == super::progression::EventKind::Worsening)
+            {
                 if inside(c.date) {
-                    lost.push((c.date, format!("confirmed EDSS worsening {} → {}", e.baseline.score, e.onset.score)));
+                    lost.push((
+                        c.date,
+                        format!("confirmed EDSS worsening {} → {}", e.baseline.score, e.onset.score),
+                    ));
                 }
             }
         }
@@ -95,7 +103,8 @@ impl MriRule {
                 severity,
                 title: None,
                 summary: format!("NEDA-3 lost: {}.", what.join("; ")),
-                why: "a relapse, MRI activity or confirmed disability worsening within the assessment period".into(),
+                why: "a relapse, MRI activity or confirmed disability worsening within the assessment period"
+                    .into(),
                 evidence: json!({"components": what}),
             }];
         }
@@ -104,10 +113,12 @@ impl MriRule {
             let count = match self.measure {
                 Measure::T2NewOrEnlarging => scan.t2_new_or_enlarging,
                 Measure::GdEnhancing => scan.gd_enhancing,
-                Measure::CombinedActive | Measure::Neda3Loss => match (scan.t2_new_or_enlarging, scan.gd_enhancing) {
-                    (None, None) => None,
-                    (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-                },
+                Measure::CombinedActive | Measure::Neda3Loss => {
+                    match (scan.t2_new_or_enlarging, scan.gd_enhancing) {
+                        (None, None) => None,
+                        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+                    }
+                }
             };
             let Some(count) = count.filter(|c| *c >= self.at_least) else {
                 continue;
@@ -175,9 +186,14 @@ mod tests {
                 r#"{"subject":"A","visit":"BL","date":"2019-01-01","doses":[{"start":"2019-01-01T09:00:00Z"}],"scores":[{"name":"EDSS","value":3.0}]}"#.to_string(),
             ];
             r.extend(extra.iter().map(|s| s.to_string()));
-            SubjectHistory::new(SubjectId::parse("A").unwrap(), r.iter().map(|j| Record::from_json(j).unwrap()).collect())
+            SubjectHistory::new(
+                SubjectId::parse("A").unwrap(),
+                r.iter().map(|j| Record::from_json(j).unwrap()).collect(),
+            )
         };
-        let quiet = h(&[r#"{"subject":"A","visit":"W12","date":"2019-03-26","mri":{"t2_new_or_enlarging":0,"gd_enhancing":0},"scores":[{"name":"EDSS","value":3.5}]}"#]);
+        let quiet = h(&[
+            r#"{"subject":"A","visit":"W12","date":"2019-03-26","mri":{"t2_new_or_enlarging":0,"gd_enhancing":0},"scores":[{"name":"EDSS","value":3.5}]}"#,
+        ]);
         assert!(rule.evaluate(&quiet, &ctx(Severity::Warning)).is_empty());
         let relapse = h(&[r#"{"subject":"A","visit":"U1","date":"2019-05-01","relapse":true}"#]);
         assert!(rule.evaluate(&relapse, &ctx(Severity::Warning))[0].summary.contains("relapse"));

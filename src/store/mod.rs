@@ -8,7 +8,10 @@ mod alerts;
 mod outbox;
 mod records;
 
-pub use alerts::{AlertRow, CohortContribution, CohortTotals, NewAlert};
+pub use alerts::{
+    AlertEvent, AlertRow, CohortContribution, CohortTotals, Evaluation, FirstNotice, NewAlert, Recipient,
+    Silence, StillFiring, TransitionError,
+};
 pub use outbox::{Delivery, NotificationRow};
 pub use records::{BatchOutcome, NewRecord, Rejected};
 

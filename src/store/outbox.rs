@@ -18,6 +18,9 @@ pub struct NotificationRow {
     pub status: String,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// alert, escalation or resolved
+    pub kind: String,
+    pub group_key: Option<String>,
 }
 
 /// The outcome of one delivery attempt.
@@ -46,6 +49,8 @@ fn notification_row(r: &sqlx::any::AnyRow) -> anyhow::Result<NotificationRow> {
         status: r.try_get("status")?,
         attempts: r.try_get("attempts")?,
         last_error: opt_text(r, "last_error"),
+        kind: r.try_get("kind")?,
+        group_key: opt_text(r, "group_key"),
     })
 }
 
@@ -53,8 +58,8 @@ fn notification_row(r: &sqlx::any::AnyRow) -> anyhow::Result<NotificationRow> {
 macro_rules! select_notifications {
     ($tail:literal) => {
         concat!(
-            "SELECT id, alert_id, role, recipient, blinded, message_id, status, attempts, last_error \
-             FROM notifications ",
+            "SELECT id, alert_id, role, recipient, blinded, message_id, status, attempts, last_error, kind, \
+             group_key FROM notifications ",
             $tail
         )
     };
@@ -70,6 +75,17 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(notification_row).collect()
+    }
+
+    /// Every pending notification of a group (same recipient, same rule or digest),
+    /// due or not: a burst goes out as one email.
+    pub async fn pending_group(&self, group_key: &str) -> anyhow::Result<Vec<NotificationRow>> {
+        let rows =
+            sqlx::query(select_notifications!("WHERE status = 'pending' AND group_key = $1 ORDER BY id"))
+                .bind(group_key)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(notification_row).collect()
     }
 

@@ -33,42 +33,67 @@ pub struct Email {
     pub rcpt_to: String,
     pub subject: String,
     pub message_id: String,
+    /// The plain-text part, decoded.
     pub body: String,
+    /// The HTML part, decoded (empty for a plain message).
+    pub html: String,
     pub raw: String,
+}
+
+/// Splits a MIME entity into its (unfolded) header block and its decoded body.
+fn entity(raw: &str) -> (String, String) {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+    let head = head.replace("\n ", " ").replace("\n\t", " ");
+    let cte = header_in(&head, "Content-Transfer-Encoding");
+    let body = if cte.eq_ignore_ascii_case("quoted-printable") {
+        decode_qp(body)
+    } else if cte.eq_ignore_ascii_case("base64") {
+        String::from_utf8_lossy(
+            &base64::engine::general_purpose::STANDARD
+                .decode(body.replace(['\n', '\r'], ""))
+                .unwrap_or_default(),
+        )
+        .into_owned()
+    } else {
+        body.to_string()
+    };
+    (head, body)
+}
+
+fn header_in(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
 }
 
 impl Email {
     pub fn parse(raw: &str) -> Email {
-        let (head, body) = raw.split_once("\n\n").unwrap_or((raw, ""));
-        // Unfold continuation lines.
-        let head = head.replace("\n ", " ").replace("\n\t", " ");
-        let header = |name: &str| {
-            head.lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                })
-                .unwrap_or_default()
-        };
-        let qp = header("Content-Transfer-Encoding").eq_ignore_ascii_case("quoted-printable");
-        let b64 = header("Content-Transfer-Encoding").eq_ignore_ascii_case("base64");
-        let body = if qp {
-            decode_qp(body)
-        } else if b64 {
-            String::from_utf8_lossy(
-                &base64::engine::general_purpose::STANDARD
-                    .decode(body.replace(['\n', '\r'], ""))
-                    .unwrap_or_default(),
-            )
-            .into_owned()
-        } else {
-            body.to_string()
-        };
+        let (head, body) = entity(raw);
+        let ctype = header_in(&head, "Content-Type");
+        let (mut text, mut html) = (body.clone(), String::new());
+        // The first delimiter line names the boundary.
+        let delimiter = body.lines().find(|l| l.starts_with("--")).map(str::to_string);
+        if let (true, Some(boundary)) = (ctype.to_ascii_lowercase().starts_with("multipart/"), delimiter) {
+            for part in body.split(boundary.as_str()).skip(1) {
+                let (h, b) = entity(part.trim_start_matches('\n'));
+                let t = header_in(&h, "Content-Type");
+                if t.starts_with("text/plain") {
+                    text = b;
+                } else if t.starts_with("text/html") {
+                    html = b;
+                }
+            }
+        }
         Email {
-            rcpt_to: header("X-RcptTo"),
-            subject: decode_words(&header("Subject")),
-            message_id: header("Message-ID"),
-            body,
+            rcpt_to: header_in(&head, "X-RcptTo"),
+            subject: decode_words(&header_in(&head, "Subject")),
+            message_id: header_in(&head, "Message-ID"),
+            body: text,
+            html,
             raw: raw.to_string(),
         }
     }
@@ -143,11 +168,9 @@ impl SmtpServer {
     }
 
     pub fn start_on(port: u16) -> SmtpServer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let maildir = dir.path().join("mail");
-        // Debian's interpreter: the one that sees python3-aiosmtpd (see .ci/run).
-        let child = Command::new("/usr/bin/python3")
-            .args([
+        Self::spawn(port, |maildir| {
+            let mut c = Command::new("/usr/bin/python3");
+            c.args([
                 "-m",
                 "aiosmtpd",
                 "-n",
@@ -156,7 +179,29 @@ impl SmtpServer {
                 "-c",
                 "aiosmtpd.handlers.Mailbox",
             ])
-            .arg(&maildir)
+            .arg(maildir);
+            c
+        })
+    }
+
+    /// A server that answers 550 to every recipient whose address contains "reject".
+    pub fn start_rejecting() -> SmtpServer {
+        let port = free_port();
+        Self::spawn(port, |maildir| {
+            let mut c = Command::new("/usr/bin/python3");
+            c.arg(format!("{REPO}/tests/fixtures/smtp_reject.py")).arg(port.to_string()).arg(maildir);
+            c
+        })
+    }
+
+    /// Debian's interpreter runs the server: the one that sees python3-aiosmtpd (.ci/run).
+    fn spawn(port: u16, command: impl FnOnce(&Path) -> Command) -> SmtpServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let maildir = dir.path().join("mail");
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+        }
+        let child = command(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -211,6 +256,12 @@ pub struct Deployment {
 impl Deployment {
     /// `smtp_url`: None = .eml files in the outbox folder.
     pub fn new(smtp_url: Option<&str>) -> Deployment {
+        Self::with(smtp_url, "")
+    }
+
+    /// With extra top-level YAML appended to the configuration (and `alerting:` replaced
+    /// when the extra text has its own).
+    pub fn with(smtp_url: Option<&str>, extra: &str) -> Deployment {
         let dir = tempfile::tempdir().expect("temp dir");
         let smtp = smtp_url.map(|u| format!("  smtp_url: \"{u}\"\n")).unwrap_or_default();
         let config = format!(
@@ -221,8 +272,12 @@ impl Deployment {
              recipients:\n  safety-officer:\n    addresses: [\"so@trial.test\"]\n\
              \x20 medical-monitor:\n    addresses: [\"mm@trial.test\"]\n\
              \x20 dsmb-chair:\n    addresses: [\"chair@trial.test\"]\n    blinded: false\n\
-             default_roles: [safety-officer]\n"
+             default_roles: [safety-officer]\n\
+             clock_interval_secs: 1\n"
         );
+        let alerting =
+            if extra.contains("alerting:") { String::new() } else { "alerting:\n  group_wait: 1s\n".into() };
+        let config = format!("{config}{alerting}{extra}");
         let path = dir.path().join("vigil.yaml");
         std::fs::write(&path, config).expect("write config");
         Deployment { dir, config: path }

@@ -1,0 +1,111 @@
+//! Email rendering with minijinja templates: a subject, a plain-text part and an HTML
+//! part, built in; an operator can override any of them from a folder.
+//!
+//! Blinding is enforced here and only here: `alert_context` is the one place that puts
+//! the treatment arm into a template's context, and it does so only for an unblinded
+//! recipient. Whatever a template asks for, a blinded recipient's context has no arm.
+
+use crate::store::AlertRow;
+use minijinja::{context, Environment, Value};
+use serde::Serialize;
+use std::path::Path;
+
+const NAMES: [&str; 3] = ["email.subject.txt", "email.txt", "email.html"];
+const BUILT_IN: [&str; 3] = [
+    include_str!("../../templates/email.subject.txt"),
+    include_str!("../../templates/email.txt"),
+    include_str!("../../templates/email.html"),
+];
+
+/// What a template sees of one alert.
+#[derive(Debug, Serialize)]
+pub struct AlertContext {
+    pub id: i64,
+    pub rule_id: String,
+    pub rule_version: String,
+    pub title: String,
+    pub severity: String,
+    pub status: String,
+    pub subject: String,
+    pub site: Option<String>,
+    pub summary: String,
+    pub why: String,
+    /// Only ever set for unblinded recipients.
+    pub arm: Option<String>,
+}
+
+/// The one door through which alert data reaches a template.
+pub fn alert_context(alert: &AlertRow, blinded: bool, arm: Option<&str>) -> AlertContext {
+    AlertContext {
+        id: alert.id,
+        rule_id: alert.rule_id.clone(),
+        rule_version: alert.rule_version.clone(),
+        title: alert.title.clone(),
+        severity: alert.severity.clone(),
+        status: alert.status.clone(),
+        subject: alert.subject.clone(),
+        site: alert.site.clone(),
+        summary: alert.summary.clone(),
+        why: alert.evidence.get("why").and_then(|w| w.as_str()).unwrap_or_default().to_string(),
+        arm: if blinded { None } else { arm.map(str::to_string) },
+    }
+}
+
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+/// A rendered email.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Templates {
+    /// The built-in templates, with any of `email.subject.txt`, `email.txt`,
+    /// `email.html` found in `dir` taking their place. Every template is compiled now,
+    /// so a broken override stops start-up rather than an alert.
+    pub fn load(dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        for (name, built_in) in NAMES.iter().zip(BUILT_IN) {
+            let source = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
+                Some(p) => std::fs::read_to_string(&p)
+                    .map_err(|e| anyhow::anyhow!("cannot read template {}: {e}", p.display()))?,
+                None => built_in.to_string(),
+            };
+            env.add_template_owned(name.to_string(), source)
+                .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
+        }
+        Ok(Self { env })
+    }
+
+    /// Renders one email about one or more alerts for one recipient.
+    pub fn render(
+        &self,
+        kind: &str,
+        digest: bool,
+        alerts: &[AlertContext],
+        role: &str,
+        study: &str,
+    ) -> anyhow::Result<Rendered> {
+        let ctx = context! {
+            kind => kind,
+            digest => digest,
+            alerts => Value::from(minijinja::value::Serde(alerts)),
+            recipient => context! { role => role },
+            study => study,
+        };
+        let get = |name: &str| -> anyhow::Result<String> {
+            self.env.get_template(name)?.render(&ctx).map_err(|e| anyhow::anyhow!("template {name}: {e}"))
+        };
+        Ok(Rendered {
+            // A header line: no line breaks, however the template is written.
+            subject: get("email.subject.txt")?.split_whitespace().collect::<Vec<_>>().join(" "),
+            text: get("email.txt")?,
+            html: get("email.html")?,
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! The alert lifecycle against a real SMTP server: escalation, acknowledgement, silences,
+//! grouping, permanent failures, and blinding — the real `vigil` binary throughout.
+
+mod common;
+
+use common::{wait_for, Deployment, SmtpServer};
+use std::time::Duration;
+
+const ARM: &str = "MSC-HIGH-DOSE";
+
+fn severe_reaction(subject: &str) -> String {
+    [
+        format!(
+            r#"{{"subject":"{subject}","site":"KS","arm":"{ARM}","visit":"BL","date":"2019-02-26","record_id":"{subject}-bl","doses":[{{"start":"2019-02-26T09:10:00+01:00"}}]}}"#
+        ),
+        format!(
+            r#"{{"subject":"{subject}","site":"KS","arm":"{ARM}","visit":"H2","record_id":"{subject}-h2","adverse_events":[{{"id":"AE-1","term":"Infusion related reaction","onset":"2019-02-26T09:35:00+01:00","grade":3,"related":"probable"}}]}}"#
+        ),
+    ]
+    .join("\n")
+}
+
+const ESCALATION: &str = "alerting:\n  group_wait: 1s\n  escalation:\n    critical:\n      after: 2s\n      chain: [medical-monitor, dsmb-chair]\n";
+
+fn to<'a>(mail: &'a [common::Email], address: &str, subject_part: &str) -> Vec<&'a common::Email> {
+    mail.iter().filter(|m| m.rcpt_to == address && m.subject.contains(subject_part)).collect()
+}
+
+fn vigil_ok(d: &Deployment, args: &[&str]) -> String {
+    let mut full = args.to_vec();
+    full.extend(["--config", d.config.to_str().unwrap()]);
+    let out = d.vigil(&full);
+    assert!(out.status.success(), "vigil {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_unacknowledged_alert_escalates_along_its_chain_and_only_the_unblinded_see_the_arm() {
+    let smtp = SmtpServer::start();
+    let d = Deployment::with(Some(&smtp.url()), ESCALATION);
+    let _daemon = d.start();
+    d.drop_file("irr.ndjson", &severe_reaction("KS-101"));
+    // First notices, then medical monitor, then DSMB chair.
+    let mail = wait_for("the escalation to reach the DSMB chair", Duration::from_secs(30), || {
+        let m = smtp.messages();
+        (!to(&m, "chair@trial.test", "[ESCALATED]").is_empty()).then_some(m)
+    });
+    let escalated_mm = to(&mail, "mm@trial.test", "[ESCALATED]");
+    assert_eq!(
+        escalated_mm.len(),
+        1,
+        "{:?}",
+        mail.iter().map(|m| (&m.rcpt_to, &m.subject)).collect::<Vec<_>>()
+    );
+    assert!(escalated_mm[0].body.contains("nobody has acknowledged this alert"));
+    let chair = to(&mail, "chair@trial.test", "[ESCALATED]")[0];
+    assert!(chair.body.contains(&format!("Treatment arm: {ARM}")), "unblinded recipient: {}", chair.body);
+    assert!(chair.html.contains(ARM));
+    for m in mail.iter().filter(|m| m.rcpt_to != "chair@trial.test") {
+        assert!(!m.raw.contains(ARM), "arm sent to blinded {}: {}", m.rcpt_to, m.raw);
+    }
+    // The end of the chain: nothing more comes.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(to(&smtp.messages(), "chair@trial.test", "[ESCALATED]").len(), 1);
+    let show = vigil_ok(&d, &["alerts", "show", "1"]);
+    assert!(show.contains("escalated") && show.contains("to dsmb-chair"), "{show}");
+}
+
+#[test]
+fn acknowledging_stops_escalation() {
+    let smtp = SmtpServer::start();
+    let d = Deployment::with(Some(&smtp.url()), &ESCALATION.replace("after: 2s", "after: 4s"));
+    let _daemon = d.start();
+    d.drop_file("irr.ndjson", &severe_reaction("KS-102"));
+    wait_for("the critical notice", Duration::from_secs(20), || {
+        (!to(&smtp.messages(), "so@trial.test", "[CRITICAL]").is_empty()).then_some(())
+    });
+    let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
+    let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id = alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap()
+        ["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let out = vigil_ok(&d, &["alerts", "ack", &id, "--by", "dr.safety", "--comment", "patient seen"]);
+    assert!(out.contains("acknowledged"), "{out}");
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(smtp.messages().iter().all(|m| !m.subject.contains("[ESCALATED]")));
+    let show = vigil_ok(&d, &["alerts", "show", &id]);
+    assert!(show.contains("acknowledged") && show.contains("by dr.safety: patient seen"), "{show}");
+    // A second acknowledgement is refused (exit 1).
+    let again = d.vigil(&["alerts", "ack", &id, "--by", "x", "--config", d.config.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+}
+
+#[test]
+fn a_silence_suppresses_then_expires() {
+    let smtp = SmtpServer::start();
+    let d = Deployment::with(Some(&smtp.url()), "");
+    let _daemon = d.start();
+    vigil_ok(
+        &d,
+        &[
+            "alerts",
+            "silence",
+            "--rule",
+            "mri-new-t2",
+            "--for",
+            "4s",
+            "--by",
+            "dr.mri",
+            "--comment",
+            "rescan pending",
+        ],
+    );
+    let scan = r#"{"subject":"KS-201","site":"KS","visit":"W12","date":"2019-05-21","mri":{"t2_new_or_enlarging":2,"gd_enhancing":0}}"#;
+    d.drop_file("mri.json", scan);
+    wait_for("the record", Duration::from_secs(20), || d.processed("mri.json").then_some(()));
+    let list = vigil_ok(&d, &["alerts", "list"]);
+    assert!(list.contains("silenced"), "{list}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(smtp.messages().iter().all(|m| !m.subject.contains("mri-new-t2")), "silenced alert was mailed");
+    // After expiry the alert re-opens and its notice goes out.
+    let mail = wait_for("the notice after the silence", Duration::from_secs(20), || {
+        let m = smtp.messages();
+        m.iter().any(|m| m.subject.contains("mri-new-t2")).then_some(m)
+    });
+    assert_eq!(mail.iter().filter(|m| m.subject.contains("mri-new-t2")).count(), 1);
+    let silences = vigil_ok(&d, &["alerts", "silences"]);
+    assert!(silences.contains("ended") && silences.contains("dr.mri: rescan pending"), "{silences}");
+}
+
+#[test]
+fn a_burst_of_alerts_of_one_rule_goes_out_as_one_email() {
+    let smtp = SmtpServer::start();
+    let d = Deployment::with(Some(&smtp.url()), "alerting:\n  group_wait: 2s\n");
+    let _daemon = d.start();
+    let burst: Vec<String> = (1..=5)
+        .map(|i| format!(r#"{{"subject":"KS-30{i}","site":"KS","visit":"W12","date":"2019-05-21","mri":{{"t2_new_or_enlarging":{i}}}}}"#))
+        .collect();
+    d.drop_file("burst.ndjson", &burst.join("\n"));
+    let mail = smtp.wait_for_messages(1, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    let mail_after = smtp.messages();
+    assert_eq!(mail_after.len(), 1, "{:?}", mail_after.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    let m = &mail[0];
+    assert!(m.subject.contains("5 alerts"), "{}", m.subject);
+    for i in 1..=5 {
+        assert!(m.body.contains(&format!("Subject KS-30{i}")), "{}", m.body);
+    }
+}
+
+#[test]
+fn a_permanent_refusal_is_recorded_and_not_retried() {
+    let smtp = SmtpServer::start_rejecting();
+    let d = Deployment::with(Some(&smtp.url()), "");
+    // The medical monitor's address is refused with 550.
+    let config = std::fs::read_to_string(&d.config).unwrap().replace("mm@trial.test", "reject-mm@trial.test");
+    std::fs::write(&d.config, config).unwrap();
+    let _daemon = d.start();
+    d.drop_file("irr.ndjson", &severe_reaction("KS-401"));
+    wait_for("the accepted notice", Duration::from_secs(20), || {
+        (!to(&smtp.messages(), "so@trial.test", "[CRITICAL]").is_empty()).then_some(())
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(d.store());
+    let failed = wait_for("the refusal to be recorded", Duration::from_secs(20), || {
+        let n = rt.block_on(store.notifications()).unwrap();
+        n.into_iter().find(|n| n.recipient == "reject-mm@trial.test" && n.status == "failed")
+    });
+    assert_eq!(failed.attempts, 1);
+    assert!(failed.last_error.as_deref().unwrap_or_default().contains("550"), "{:?}", failed.last_error);
+    std::thread::sleep(Duration::from_secs(3));
+    let again = rt.block_on(store.notifications()).unwrap();
+    let same = again.iter().find(|n| n.id == failed.id).unwrap();
+    assert_eq!((same.status.as_str(), same.attempts), ("failed", 1), "a 5xx is not retried");
+}
