@@ -1,0 +1,1354 @@
+//! SDTM import: a folder of SDTM domain CSVs (`dm.csv`, `ae.csv`, …) read into native records.
+//!
+//! Every SDTM row becomes one native record object, built as JSON and parsed with
+//! `Record::from_json`, the same single door as every other source, so an SDTM row is
+//! checked exactly like a record sent by an EDC. A row the door refuses is quarantined with
+//! the SDTM variable that caused it; rows that have no native meaning (weight, text lab
+//! results, protocol milestones) are skipped and counted, never silently lost.
+//!
+//! Each record gets a stable `record_id` built from the SDTM keys (`sdtm:AE:<USUBJID>:<AESEQ>`),
+//! so importing the same export again changes nothing in the store.
+//!
+//! Dates are passed through as the original ISO 8601 text, partial or not (`2013-03`,
+//! `2013`). The model keeps a partial date as the interval it stands for and flags it as
+//! partial; rules then decide on the conservative end (for safety, the earliest plausible
+//! onset). That is the "impute conservatively, keep the flag" of domain.md §8.2, without
+//! inventing a day here.
+
+use crate::model::Record;
+use crate::store::{NewRecord, Rejected};
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+/// What a folder of SDTM CSVs gave.
+#[derive(Debug, Default)]
+pub struct Import {
+    pub records: Vec<NewRecord>,
+    pub rejected: Vec<Rejected>,
+    pub summary: ImportSummary,
+}
+
+/// Counts per domain, what was skipped and why, and rows worth a data manager's look.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ImportSummary {
+    /// One entry per domain file read, in the order read.
+    pub domains: Vec<DomainSummary>,
+    /// CSV files in the folder that this importer does not map (SUPPAE, trial design, ADaM…).
+    pub not_read: Vec<String>,
+    /// Rows imported, but inconsistent in the source (e.g. AESER = N with AESDTH = Y).
+    pub notes: Vec<Note>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DomainSummary {
+    /// The SDTM domain code (`AE`).
+    pub domain: String,
+    /// The file name (`ae.csv`).
+    pub source: String,
+    /// Data rows read (the header not counted).
+    pub rows: usize,
+    pub records: usize,
+    pub rejected: usize,
+    /// Rows with no native meaning, by reason.
+    pub skipped: BTreeMap<String, usize>,
+    /// Records holding at least one partial date (kept as an interval and flagged).
+    pub partial_dates: usize,
+}
+
+/// A row imported as it stands, with something in it that contradicts itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    pub source: String,
+    pub line: usize,
+    pub subject: String,
+    pub variable: String,
+    pub message: String,
+}
+
+impl ImportSummary {
+    pub fn records(&self) -> usize {
+        self.domains.iter().map(|d| d.records).sum()
+    }
+    pub fn rejected(&self) -> usize {
+        self.domains.iter().map(|d| d.rejected).sum()
+    }
+}
+
+/// A short text for the command line: one line per domain, then skips and notes.
+impl fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.domains {
+            writeln!(
+                f,
+                "{} ({}): {} rows, {} records, {} rejected, {} with partial dates",
+                d.source, d.domain, d.rows, d.records, d.rejected, d.partial_dates
+            )?;
+            for (why, n) in &d.skipped {
+                writeln!(f, "  skipped {n}: {why}")?;
+            }
+        }
+        if !self.not_read.is_empty() {
+            writeln!(f, "not read: {}", self.not_read.join(", "))?;
+        }
+        const SHOWN: usize = 20;
+        for n in self.notes.iter().take(SHOWN) {
+            writeln!(f, "note {}:{} {} {}: {}", n.source, n.line, n.subject, n.variable, n.message)?;
+        }
+        if self.notes.len() > SHOWN {
+            writeln!(f, "… and {} more notes", self.notes.len() - SHOWN)?;
+        }
+        Ok(())
+    }
+}
+
+/// One SDTM domain this importer maps.
+struct Domain {
+    code: &'static str,
+    /// Columns without which no row can be mapped: missing ones refuse the whole file.
+    required: &'static [&'static str],
+    map: fn(&Row) -> Result<Mapped, Refusal>,
+}
+
+/// The order matters: the store keeps arrival order, and `SubjectHistory::visits` dates a
+/// visit label by the first record carrying it, so SV (the visit dates) comes before the
+/// findings that repeat the label.
+const DOMAINS: &[Domain] = &[
+    Domain { code: "DM", required: &["USUBJID"], map: dm },
+    Domain { code: "SV", required: &["USUBJID", "VISIT"], map: sv },
+    Domain { code: "EX", required: &["USUBJID", "EXSEQ", "EXSTDTC"], map: ex },
+    Domain { code: "AE", required: &["USUBJID", "AESEQ", "AETERM"], map: ae },
+    Domain { code: "DS", required: &["USUBJID", "DSSEQ", "DSCAT", "DSDECOD"], map: ds },
+    Domain { code: "VS", required: &["USUBJID", "VSSEQ", "VSTESTCD", "VSSTRESN"], map: vs },
+    Domain { code: "LB", required: &["USUBJID", "LBSEQ", "LBTESTCD", "LBSTRESN"], map: lb },
+    Domain { code: "QS", required: &["USUBJID", "QSSEQ", "QSTESTCD", "QSSTRESN"], map: qs },
+    Domain { code: "RS", required: &["USUBJID", "RSSEQ", "RSTESTCD", "RSSTRESN"], map: rs },
+];
+
+/// Reads every known SDTM domain file in `dir` (one pass per file, streamed).
+///
+/// I/O failures are errors; bad rows and bad files are `rejected` and the rest goes on.
+pub fn read_dir(dir: &Path) -> anyhow::Result<Import> {
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read folder {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else { continue };
+        if path.is_file() && name.to_ascii_lowercase().ends_with(".csv") {
+            files.insert(name.to_ascii_lowercase(), path);
+        }
+    }
+    let mut out = Import::default();
+    let mut read_any = false;
+    for domain in DOMAINS {
+        let key = format!("{}.csv", domain.code.to_ascii_lowercase());
+        let Some(path) = files.remove(&key) else { continue };
+        read_any = true;
+        read_domain(domain, &path, &mut out)?;
+    }
+    if !read_any {
+        anyhow::bail!(
+            "no SDTM domain file in {} (expected some of: {})",
+            dir.display(),
+            DOMAINS
+                .iter()
+                .map(|d| format!("{}.csv", d.code.to_ascii_lowercase()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    out.summary.not_read = files
+        .values()
+        .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        .collect();
+    Ok(out)
+}
+
+fn read_domain(domain: &Domain, path: &Path, out: &mut Import) -> anyhow::Result<()> {
+    let source = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut csv = CsvReader::new(BufReader::new(file));
+    let mut summary =
+        DomainSummary { domain: domain.code.to_string(), source: source.clone(), ..DomainSummary::default() };
+    let reject = |line: usize, field: &str, reason: String, raw: String| Rejected {
+        source: source.clone(),
+        line,
+        field: field.to_string(),
+        reason,
+        raw,
+    };
+
+    let header = match csv.next_row().with_context(|| format!("cannot read {}", path.display()))? {
+        Some(Ok(h)) => h,
+        Some(Err(bad)) => {
+            out.rejected.push(reject(bad.line, "header", bad.reason, bad.raw));
+            summary.rejected += 1;
+            out.summary.domains.push(summary);
+            return Ok(());
+        }
+        None => {
+            out.rejected.push(reject(1, "header", "empty file: no header row".into(), String::new()));
+            summary.rejected += 1;
+            out.summary.domains.push(summary);
+            return Ok(());
+        }
+    };
+    let columns = Columns::new(&header);
+    if let Some(missing) = domain.required.iter().find(|v| !columns.has(v)) {
+        out.rejected.push(reject(
+            header.line,
+            missing,
+            format!("column {missing} is missing: {} cannot be read", domain.code),
+            header.raw,
+        ));
+        summary.rejected += 1;
+        out.summary.domains.push(summary);
+        return Ok(());
+    }
+
+    while let Some(next) = csv.next_row().with_context(|| format!("cannot read {}", path.display()))? {
+        let row = match next {
+            Ok(row) => row,
+            Err(bad) => {
+                summary.rows += 1;
+                summary.rejected += 1;
+                out.rejected.push(reject(bad.line, "row", bad.reason, bad.raw));
+                continue;
+            }
+        };
+        summary.rows += 1;
+        if row.len() != columns.len() {
+            summary.rejected += 1;
+            let reason = format!("{} fields, but the header has {}", row.len(), columns.len());
+            out.rejected.push(reject(row.line, "row", reason, row.raw));
+            continue;
+        }
+        let view = Row { columns: &columns, row: &row };
+        let mapped = match (domain.map)(&view) {
+            Ok(Mapped::Record(m)) => m,
+            Ok(Mapped::Skip(why)) => {
+                *summary.skipped.entry(why).or_default() += 1;
+                continue;
+            }
+            Err(r) => {
+                summary.rejected += 1;
+                out.rejected.push(reject(row.line, &r.variable, r.reason, row.raw));
+                continue;
+            }
+        };
+        let body = Value::Object(mapped.body);
+        match Record::from_json(&body.to_string()) {
+            Ok(record) => {
+                summary.records += 1;
+                if has_partial_date(&record) {
+                    summary.partial_dates += 1;
+                }
+                for (variable, message) in mapped.notes {
+                    out.summary.notes.push(Note {
+                        source: source.clone(),
+                        line: row.line,
+                        subject: record.subject.as_str().to_string(),
+                        variable: variable.to_string(),
+                        message,
+                    });
+                }
+                out.records.push(NewRecord { source: source.clone(), line: row.line, body, record });
+            }
+            Err(e) => {
+                summary.rejected += 1;
+                let variable = mapped.vars.variable_of(&e.field).unwrap_or(&e.field).to_string();
+                out.rejected.push(reject(
+                    row.line,
+                    &variable,
+                    format!("{}: {}", e.field, e.message),
+                    row.raw,
+                ));
+            }
+        }
+    }
+    out.summary.domains.push(summary);
+    Ok(())
+}
+
+fn has_partial_date(r: &Record) -> bool {
+    let partial = |t: &Option<crate::model::ClinicalTime>| t.as_ref().is_some_and(|t| t.is_partial());
+    partial(&r.date)
+        || r.doses.iter().any(|d| d.start.is_partial() || partial(&d.end))
+        || r.adverse_events.iter().any(|a| partial(&a.onset) || partial(&a.end))
+        || r.vitals.iter().any(|v| partial(&v.time))
+        || r.labs.iter().any(|l| partial(&l.time))
+        || r.disposition.as_ref().is_some_and(|d| partial(&d.date))
+}
+
+// ---------------------------------------------------------------------------------------
+// Row mapping
+
+/// A row the mapping itself refuses (a number that is not one, a missing key).
+#[derive(Debug)]
+struct Refusal {
+    variable: String,
+    reason: String,
+}
+
+fn refuse(variable: &str, reason: impl Into<String>) -> Refusal {
+    Refusal { variable: variable.to_string(), reason: reason.into() }
+}
+
+enum Mapped {
+    Record(Built),
+    /// No native meaning; counted under this reason.
+    Skip(String),
+}
+
+/// A native record under construction, with where each field came from, so a refusal by
+/// the model can name the SDTM variable instead of the native path.
+struct Built {
+    body: Map<String, Value>,
+    vars: Vars,
+    notes: Vec<(&'static str, String)>,
+}
+
+/// Native field path (or path prefix) → SDTM variable.
+#[derive(Default)]
+struct Vars(Vec<(&'static str, &'static str)>);
+
+impl Vars {
+    fn variable_of(&self, path: &str) -> Option<&'static str> {
+        self.0
+            .iter()
+            .filter(|(p, _)| {
+                path == *p
+                    || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+            })
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, v)| *v)
+    }
+}
+
+impl Built {
+    /// Starts a record for the row's subject, with its stable id.
+    fn new(row: &Row, domain: &str, key: &[&'static str]) -> Result<Self, Refusal> {
+        let subject = row.required("USUBJID")?;
+        let mut id = format!("sdtm:{domain}:{subject}");
+        for k in key {
+            id.push(':');
+            id.push_str(&whole(row.required(k)?));
+        }
+        let mut b = Built { body: Map::new(), vars: Vars::default(), notes: Vec::new() };
+        b.set("subject", subject, "USUBJID");
+        b.set("record_id", id, key.first().copied().unwrap_or("USUBJID"));
+        Ok(b)
+    }
+
+    fn set(&mut self, field: &'static str, value: impl Into<Value>, variable: &'static str) {
+        self.body.insert(field.to_string(), value.into());
+        self.vars.0.push((field, variable));
+    }
+
+    fn set_text(&mut self, field: &'static str, row: &Row, variable: &'static str) {
+        if let Some(v) = row.text(variable) {
+            self.set(field, v, variable);
+        }
+    }
+
+    /// Sets the record's date to the day of a date-time: the record stands for the visit
+    /// day, the exact time stays on the observation. (It also halves the date-time
+    /// parsing, the bulk of the import's cost.)
+    fn set_day(&mut self, row: &Row, variable: &'static str) {
+        if let Some(v) = row.text(variable) {
+            self.set("date", v.split('T').next().unwrap_or(v), variable);
+        }
+    }
+
+    /// Adds one object as the single element of a section (`adverse_events: [{…}]`).
+    fn section(&mut self, name: &str, item: Item) {
+        self.body.insert(name.to_string(), Value::Array(vec![Value::Object(item.body)]));
+        self.vars.0.extend(item.vars.0);
+    }
+}
+
+/// One element of a section, with the full native path of each of its fields.
+struct Item {
+    body: Map<String, Value>,
+    vars: Vars,
+}
+
+impl Item {
+    fn new() -> Self {
+        Item { body: Map::new(), vars: Vars::default() }
+    }
+    /// `path` is the full native path (`labs[0].value`); the key is its last segment.
+    fn set(&mut self, path: &'static str, value: impl Into<Value>, variable: &'static str) {
+        let key = path.rsplit('.').next().unwrap_or(path);
+        self.body.insert(key.to_string(), value.into());
+        self.vars.0.push((path, variable));
+    }
+    fn set_text(&mut self, path: &'static str, row: &Row, variable: &'static str) {
+        if let Some(v) = row.text(variable) {
+            self.set(path, v, variable);
+        }
+    }
+    fn set_number(&mut self, path: &'static str, row: &Row, variable: &'static str) -> Result<(), Refusal> {
+        if let Some(v) = row.number(variable)? {
+            self.set(path, v, variable);
+        }
+        Ok(())
+    }
+}
+
+/// `1` and `1.0` are the same sequence number; ids must not depend on how it was written.
+fn whole(text: &str) -> String {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
+        _ => text.to_string(),
+    }
+}
+
+/// DM: the subject, the site and the (blinded) arm, dated at the first exposure.
+/// Screen failures have no exposure date: their record has no date and no dose.
+fn dm(row: &Row) -> Result<Mapped, Refusal> {
+    let mut b = Built::new(row, "DM", &[])?;
+    b.set_text("site", row, "SITEID");
+    b.set_text("arm", row, "ARM");
+    if let Some(d) = row.text("RFXSTDTC") {
+        b.set("date", d, "RFXSTDTC");
+    } else if let Some(d) = row.text("RFSTDTC") {
+        b.set("date", d, "RFSTDTC");
+    }
+    Ok(Mapped::Record(b))
+}
+
+/// SV: one record per visit actually held. VISITNUM and the start date together are the key,
+/// because the same unscheduled visit number can occur twice for one subject.
+fn sv(row: &Row) -> Result<Mapped, Refusal> {
+    let visit_key = if row.text("VISITNUM").is_some() { "VISITNUM" } else { "VISIT" };
+    let mut b = if row.text("SVSTDTC").is_some() {
+        Built::new(row, "SV", &[visit_key, "SVSTDTC"])?
+    } else {
+        Built::new(row, "SV", &[visit_key])?
+    };
+    b.set_text("visit", row, "VISIT");
+    b.set_text("date", row, "SVSTDTC");
+    Ok(Mapped::Record(b))
+}
+
+/// EX: one dose per exposure row.
+fn ex(row: &Row) -> Result<Mapped, Refusal> {
+    let mut b = Built::new(row, "EX", &["EXSEQ"])?;
+    b.set_text("visit", row, "VISIT");
+    let mut d = Item::new();
+    d.set_text("doses[0].start", row, "EXSTDTC");
+    d.set_text("doses[0].end", row, "EXENDTC");
+    d.set_text("doses[0].product", row, "EXTRT");
+    d.set_number("doses[0].amount", row, "EXDOSE")?;
+    d.set_text("doses[0].unit", row, "EXDOSU");
+    b.section("doses", d);
+    Ok(Mapped::Record(b))
+}
+
+/// ICH E2A seriousness criteria and their SDTM flags (domain.md §4.1).
+const CRITERIA: &[(&str, &str)] = &[
+    ("AESDTH", "death"),
+    ("AESLIFE", "life_threatening"),
+    ("AESHOSP", "hospitalization"),
+    ("AESDISAB", "disability"),
+    ("AESCONG", "congenital_anomaly"),
+    ("AESMIE", "important_medical_event"),
+];
+
+/// AE: one adverse event per row, its id the AESEQ (unique per subject).
+///
+/// - `grade`: AETOXGR when present; else from AESEV by the CTCAE general definitions,
+///   MILD → 1, MODERATE → 2, SEVERE → 3. Conservative in that an intensity word never
+///   claims more than it says: SEVERE is not read as life-threatening (4) or fatal (5);
+///   those come through the seriousness criteria instead.
+/// - `serious`: AESER = Y, or any ICH criterion flag = Y. The model holds that one
+///   criterion makes an event serious, so a contradicting AESER = N is imported as serious
+///   and reported as a note rather than refused (refusing would hide a death).
+/// - AESCAN / AESOD (cancer, overdose: pre-ICH criteria of older SDTM) have no native
+///   place; a Y is reported as a note.
+fn ae(row: &Row) -> Result<Mapped, Refusal> {
+    let mut b = Built::new(row, "AE", &["AESEQ"])?;
+    b.set_day(row, "AEDTC");
+    let mut a = Item::new();
+    a.set("adverse_events[0].id", whole(row.required("AESEQ")?), "AESEQ");
+    match row.text("AETERM") {
+        Some(t) => a.set("adverse_events[0].term", t, "AETERM"),
+        None => a.set_text("adverse_events[0].term", row, "AEDECOD"),
+    }
+    a.set_text("adverse_events[0].onset", row, "AESTDTC");
+    a.set_text("adverse_events[0].end", row, "AEENDTC");
+    if let Some(g) = row.number("AETOXGR")? {
+        a.set("adverse_events[0].grade", g, "AETOXGR");
+    } else if let Some(sev) = row.text("AESEV") {
+        let grade = match sev.to_ascii_uppercase().as_str() {
+            "MILD" => 1,
+            "MODERATE" => 2,
+            "SEVERE" => 3,
+            _ => return Err(refuse("AESEV", format!("`{sev}`: expected MILD, MODERATE or SEVERE"))),
+        };
+        a.set("adverse_events[0].grade", grade, "AESEV");
+    }
+
+    let criteria: Vec<(&str, &str)> = CRITERIA.iter().copied().filter(|(v, _)| row.flag(v)).collect();
+    let aeser = row.text("AESER").map(str::to_ascii_uppercase);
+    if let Some(other) = aeser.as_deref().filter(|v| !matches!(*v, "Y" | "N")) {
+        return Err(refuse("AESER", format!("`{other}`: expected Y or N")));
+    }
+    let serious = aeser.as_deref() == Some("Y") || !criteria.is_empty();
+    if aeser.is_some() || serious {
+        a.set("adverse_events[0].serious", serious, "AESER");
+    }
+    if !criteria.is_empty() {
+        let names: Vec<Value> = criteria.iter().map(|(_, n)| Value::from(*n)).collect();
+        a.set("adverse_events[0].seriousness", names, "AESER");
+    }
+    if aeser.as_deref() == Some("N") && !criteria.is_empty() {
+        let flags: Vec<String> = criteria.iter().map(|(v, _)| format!("{v} = Y")).collect();
+        b.notes.push((
+            "AESER",
+            format!(
+                "AESER = N, but {}: imported as serious (one ICH E2A criterion makes an event serious)",
+                flags.join(", ")
+            ),
+        ));
+    }
+    if aeser.as_deref() == Some("Y") && criteria.is_empty() {
+        b.notes.push(("AESER", "AESER = Y, but no seriousness criterion flag is Y".into()));
+    }
+    for (v, what) in [("AESCAN", "cancer"), ("AESOD", "overdose")] {
+        if row.flag(v) {
+            b.notes.push((v, format!("{v} = Y ({what}) is not an ICH E2A criterion: not carried")));
+        }
+    }
+
+    if let Some(rel) = row.text("AEREL") {
+        // SDTM sponsor terms; anything else goes to the model, which knows more synonyms
+        // and refuses what it cannot read (then named AEREL).
+        let related = match rel.to_ascii_uppercase().as_str() {
+            "NONE" | "NOT RELATED" => "not_related".to_string(),
+            "REMOTE" | "UNLIKELY" | "UNLIKELY RELATED" => "unlikely".to_string(),
+            "POSSIBLE" => "possible".to_string(),
+            "PROBABLE" => "probable".to_string(),
+            "DEFINITE" => "definite".to_string(),
+            _ => rel.to_string(),
+        };
+        a.set("adverse_events[0].related", related, "AEREL");
+    }
+    if let Some(out) = row.text("AEOUT") {
+        a.set("adverse_events[0].outcome", outcome(out), "AEOUT");
+    }
+    a.set_text("adverse_events[0].meddra_pt", row, "AEDECOD");
+    a.set_text("adverse_events[0].meddra_soc", row, "AEBODSYS");
+    a.set_text("adverse_events[0].meddra_pt_code", row, "AEPTCD");
+    a.set_text("adverse_events[0].meddra_soc_code", row, "AEBDSYCD");
+    if row.text("AEACN").is_some_and(|v| v.eq_ignore_ascii_case("DRUG WITHDRAWN")) {
+        a.set("adverse_events[0].discontinued", true, "AEACN");
+    }
+    b.section("adverse_events", a);
+    Ok(Mapped::Record(b))
+}
+
+/// AEOUT controlled terms in the native vocabulary (`recovered`, `fatal`, as in design.md),
+/// so one rule reads every source; other text is kept as it is.
+fn outcome(text: &str) -> String {
+    match text.to_ascii_uppercase().as_str() {
+        "RECOVERED/RESOLVED" => "recovered",
+        "RECOVERING/RESOLVING" => "recovering",
+        "NOT RECOVERED/NOT RESOLVED" => "not_recovered",
+        "RECOVERED/RESOLVED WITH SEQUELAE" => "recovered_with_sequelae",
+        "FATAL" => "fatal",
+        "UNKNOWN" => "unknown",
+        _ => return text.to_string(),
+    }
+    .to_string()
+}
+
+/// DS: only disposition events end a subject's course; milestones and other events are
+/// skipped. Every reason that is not one of the four named statuses is a withdrawal, with
+/// DSDECOD as its reason (ADVERSE EVENT, WITHDRAWAL BY SUBJECT, …).
+fn ds(row: &Row) -> Result<Mapped, Refusal> {
+    let cat = row.text("DSCAT").unwrap_or_default();
+    if !cat.eq_ignore_ascii_case("DISPOSITION EVENT") {
+        return Ok(Mapped::Skip(format!("DSCAT = {}: not a disposition event", blank(cat))));
+    }
+    let decod = row.required("DSDECOD")?;
+    let (status, reason) = match decod.to_ascii_uppercase().as_str() {
+        "COMPLETED" => ("completed", None),
+        "DEATH" => ("death", None),
+        "SCREEN FAILURE" => ("screen_failure", None),
+        "LOST TO FOLLOW-UP" => ("lost_to_follow_up", None),
+        _ => ("withdrawn", Some(decod)),
+    };
+    let mut b = Built::new(row, "DS", &["DSSEQ"])?;
+    b.set_text("visit", row, "VISIT");
+    b.set_text("date", row, "DSSTDTC");
+    let mut d = Map::new();
+    d.insert("status".into(), status.into());
+    if let Some(r) = reason {
+        d.insert("reason".into(), r.into());
+    }
+    if let Some(t) = row.text("DSSTDTC") {
+        d.insert("date".into(), t.into());
+    }
+    b.body.insert("disposition".into(), Value::Object(d));
+    b.vars.0.extend([("disposition.status", "DSDECOD"), ("disposition.date", "DSSTDTC")]);
+    Ok(Mapped::Record(b))
+}
+
+fn blank(s: &str) -> &str {
+    if s.is_empty() {
+        "(blank)"
+    } else {
+        s
+    }
+}
+
+/// VS: one vital sign per row, in the native field for its test code. The position
+/// (VSPOS) and time point are not carried: the native vital has no place for them.
+fn vs(row: &Row) -> Result<Mapped, Refusal> {
+    if row.text("VSSTAT").is_some_and(|s| s.eq_ignore_ascii_case("NOT DONE")) {
+        return Ok(Mapped::Skip("VSSTAT = NOT DONE".into()));
+    }
+    let code = row.required("VSTESTCD")?.to_ascii_uppercase();
+    let field: &'static str = match code.as_str() {
+        "SYSBP" => "vitals[0].systolic_bp",
+        "DIABP" => "vitals[0].diastolic_bp",
+        "PULSE" | "HR" => "vitals[0].heart_rate",
+        "TEMP" => "vitals[0].temperature_c",
+        "OXYSAT" | "SPO2" => "vitals[0].spo2",
+        "RESP" => "vitals[0].respiratory_rate",
+        _ => return Ok(Mapped::Skip(format!("VSTESTCD = {code}: no native vital"))),
+    };
+    let Some(mut value) = row.number("VSSTRESN")? else {
+        return Ok(Mapped::Skip("VSSTRESN blank".into()));
+    };
+    if code == "TEMP" {
+        let unit = row.text("VSSTRESU").unwrap_or("C").to_ascii_uppercase();
+        match unit.trim_start_matches('°').trim_matches(['[', ']']) {
+            "C" | "DEGC" | "CELSIUS" => {}
+            "F" | "DEGF" | "FAHRENHEIT" => value = (value - 32.0) * 5.0 / 9.0,
+            _ => return Err(refuse("VSSTRESU", format!("temperature unit `{unit}`: expected C or F"))),
+        }
+    }
+    let mut b = Built::new(row, "VS", &["VSSEQ"])?;
+    b.set_text("visit", row, "VISIT");
+    b.set_day(row, "VSDTC");
+    let mut v = Item::new();
+    v.set_text("vitals[0].time", row, "VSDTC");
+    v.set(field, value, "VSSTRESN");
+    b.section("vitals", v);
+    Ok(Mapped::Record(b))
+}
+
+/// LB: one numeric result per row, in standard units, with its normal range (LBSTNRHI is
+/// the ULN the × ULN rules read). Text results (urinalysis, `<0.2`) have no LBSTRESN and
+/// are skipped: the native lab value is a number.
+fn lb(row: &Row) -> Result<Mapped, Refusal> {
+    let Some(value) = row.number("LBSTRESN")? else {
+        return Ok(Mapped::Skip("LBSTRESN blank (text result)".into()));
+    };
+    let mut b = Built::new(row, "LB", &["LBSEQ"])?;
+    b.set_text("visit", row, "VISIT");
+    b.set_day(row, "LBDTC");
+    let mut l = Item::new();
+    l.set_text("labs[0].test", row, "LBTESTCD");
+    l.set("labs[0].value", value, "LBSTRESN");
+    l.set_text("labs[0].unit", row, "LBSTRESU");
+    l.set_number("labs[0].low", row, "LBSTNRLO")?;
+    l.set_number("labs[0].high", row, "LBSTNRHI")?;
+    l.set_text("labs[0].time", row, "LBDTC");
+    b.section("labs", l);
+    Ok(Mapped::Record(b))
+}
+
+fn qs(row: &Row) -> Result<Mapped, Refusal> {
+    edss(row, "QS", ["QSSEQ", "QSTESTCD", "QSCAT", "QSTEST", "QSSTRESN", "QSSTAT", "QSDTC"])
+}
+
+fn rs(row: &Row) -> Result<Mapped, Refusal> {
+    edss(row, "RS", ["RSSEQ", "RSTESTCD", "RSCAT", "RSTEST", "RSSTRESN", "RSSTAT", "RSDTC"])
+}
+
+/// QS (QRS supplement v1.0) or RS (v2.0 draft): only the EDSS score is read, as a score
+/// named EDSS. A row is EDSS when its test code is EDSS, or its category is EDSS and its
+/// test names the EDSS (the controlled test code is not pinned down here). The model checks
+/// the value against the twenty EDSS steps.
+fn edss(row: &Row, domain: &str, v: [&'static str; 7]) -> Result<Mapped, Refusal> {
+    let [seq, testcd, cat, test, stresn, stat, dtc] = v;
+    let is_edss = row.text(testcd).is_some_and(|c| c.eq_ignore_ascii_case("EDSS"))
+        || (row.text(cat).is_some_and(|c| c.eq_ignore_ascii_case("EDSS"))
+            && row.text(test).is_some_and(|t| t.to_ascii_uppercase().contains("EDSS")));
+    if !is_edss {
+        return Ok(Mapped::Skip(format!("{testcd} not EDSS")));
+    }
+    if row.text(stat).is_some_and(|s| s.eq_ignore_ascii_case("NOT DONE")) {
+        return Ok(Mapped::Skip(format!("{stat} = NOT DONE")));
+    }
+    let Some(value) = row.number(stresn)? else {
+        return Ok(Mapped::Skip(format!("{stresn} blank")));
+    };
+    let mut b = Built::new(row, domain, &[seq])?;
+    b.set_text("visit", row, "VISIT");
+    b.set_text("date", row, dtc);
+    // Scores need a date: a refusal for its absence names the date variable.
+    b.vars.0.push(("date", dtc));
+    let mut s = Item::new();
+    s.set("scores[0].name", "EDSS", testcd);
+    s.set("scores[0].value", value, stresn);
+    b.section("scores", s);
+    Ok(Mapped::Record(b))
+}
+
+// ---------------------------------------------------------------------------------------
+// CSV
+
+/// Column names (upper case) to their index; the first of duplicated names wins.
+struct Columns {
+    index: HashMap<String, usize>,
+    len: usize,
+}
+
+impl Columns {
+    fn new(header: &CsvRow) -> Self {
+        let mut index = HashMap::new();
+        for i in 0..header.len() {
+            index.entry(header.field(i).trim().to_ascii_uppercase()).or_insert(i);
+        }
+        Columns { index, len: header.len() }
+    }
+    fn has(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// One data row seen through its header. Values are trimmed; blank means absent (SDTM
+/// writes missing values as empty fields).
+struct Row<'a> {
+    columns: &'a Columns,
+    row: &'a CsvRow,
+}
+
+impl Row<'_> {
+    fn text(&self, variable: &str) -> Option<&str> {
+        let i = *self.columns.index.get(variable)?;
+        Some(self.row.field(i).trim()).filter(|s| !s.is_empty())
+    }
+    fn required(&self, variable: &str) -> Result<&str, Refusal> {
+        self.text(variable).ok_or_else(|| refuse(variable, "missing"))
+    }
+    fn number(&self, variable: &str) -> Result<Option<f64>, Refusal> {
+        match self.text(variable) {
+            None => Ok(None),
+            Some(t) => match t.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(Some(v)),
+                _ => Err(refuse(variable, format!("`{t}` is not a number"))),
+            },
+        }
+    }
+    fn flag(&self, variable: &str) -> bool {
+        self.text(variable).is_some_and(|v| v.eq_ignore_ascii_case("Y"))
+    }
+}
+
+/// A CSV record, with the line it starts on and its original text. The fields live in one
+/// buffer (the raw text itself when nothing was quoted): 59,580 lab rows of 23 fields
+/// should not cost 1.4 million small allocations.
+#[derive(Debug)]
+struct CsvRow {
+    line: usize,
+    raw: String,
+    /// Unquoted field text, when the row had quotes; else the fields are slices of `raw`.
+    data: Option<String>,
+    /// Byte range of each field in `data` (or `raw`).
+    bounds: Vec<(usize, usize)>,
+}
+
+impl CsvRow {
+    fn len(&self) -> usize {
+        self.bounds.len()
+    }
+    fn field(&self, i: usize) -> &str {
+        let text = self.data.as_deref().unwrap_or(&self.raw);
+        self.bounds.get(i).and_then(|&(a, b)| text.get(a..b)).unwrap_or_default()
+    }
+    #[cfg(test)]
+    fn fields(&self) -> Vec<&str> {
+        (0..self.len()).map(|i| self.field(i)).collect()
+    }
+}
+
+/// A record that cannot be split into fields.
+#[derive(Debug)]
+struct BadRow {
+    line: usize,
+    reason: String,
+    raw: String,
+}
+
+/// A small streaming RFC 4180 reader: fields separated by commas, optionally quoted;
+/// inside quotes, `""` is a quote and commas and line breaks are data. Lenient where
+/// the RFC is silent in practice: a stray quote inside an unquoted field is kept as a
+/// character; CRLF and LF line ends are both accepted; a leading BOM is dropped.
+struct CsvReader<R> {
+    input: R,
+    /// Physical lines consumed so far.
+    line: usize,
+    buf: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    /// Just read a quote inside a quoted field: either `""` or the closing quote.
+    QuoteInQuoted,
+}
+
+impl<R: BufRead> CsvReader<R> {
+    fn new(input: R) -> Self {
+        CsvReader { input, line: 0, buf: Vec::new() }
+    }
+
+    /// The next physical line without its line end, or `None` at the end of the input.
+    /// Text that is not UTF-8 is kept (lossily) and reported.
+    fn next_line(&mut self) -> std::io::Result<Option<(String, bool)>> {
+        self.buf.clear();
+        if self.input.read_until(b'\n', &mut self.buf)? == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        let mut bytes: &[u8] = &self.buf;
+        if let Some(b) = bytes.strip_suffix(b"\n") {
+            bytes = b.strip_suffix(b"\r").unwrap_or(b);
+        }
+        if self.line == 1 {
+            bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+        }
+        Ok(Some(match std::str::from_utf8(bytes) {
+            Ok(t) => (t.to_string(), true),
+            Err(_) => (String::from_utf8_lossy(bytes).into_owned(), false),
+        }))
+    }
+
+    /// The next record; `None` at the end. Blank lines between records are skipped.
+    fn next_row(&mut self) -> std::io::Result<Option<Result<CsvRow, BadRow>>> {
+        let (first, utf8) = loop {
+            match self.next_line()? {
+                None => return Ok(None),
+                Some((text, _)) if text.trim().is_empty() => continue,
+                Some(line) => break line,
+            }
+        };
+        let start = self.line;
+        let mut problem = (!utf8).then(|| format!("line {start} is not UTF-8 text"));
+        if !first.contains('"') {
+            // The common case: nothing quoted, the fields are slices of the line.
+            let mut bounds = Vec::new();
+            let mut from = 0;
+            for (i, _) in first.match_indices(',') {
+                bounds.push((from, i));
+                from = i + 1;
+            }
+            bounds.push((from, first.len()));
+            return Ok(Some(match problem {
+                Some(reason) => Err(BadRow { line: start, reason, raw: first }),
+                None => Ok(CsvRow { line: start, raw: first, data: None, bounds }),
+            }));
+        }
+
+        let mut data = String::with_capacity(first.len());
+        let mut bounds = Vec::new();
+        let mut from = 0;
+        let mut state = State::FieldStart;
+        let mut raw = first;
+        let mut scanned = 0;
+        loop {
+            for c in raw[scanned..].chars() {
+                state = match (state, c) {
+                    (State::FieldStart, '"') => State::Quoted,
+                    (State::FieldStart | State::Unquoted | State::QuoteInQuoted, ',') => {
+                        bounds.push((from, data.len()));
+                        from = data.len();
+                        State::FieldStart
+                    }
+                    (State::FieldStart | State::Unquoted, c) => {
+                        data.push(c);
+                        State::Unquoted
+                    }
+                    (State::Quoted, '"') => State::QuoteInQuoted,
+                    (State::Quoted, c) => {
+                        data.push(c);
+                        State::Quoted
+                    }
+                    (State::QuoteInQuoted, '"') => {
+                        data.push('"');
+                        State::Quoted
+                    }
+                    (State::QuoteInQuoted, c) => {
+                        problem.get_or_insert_with(|| {
+                            format!(
+                                "`{c}` after a closing quote on line {}: quote the whole field",
+                                self.line
+                            )
+                        });
+                        data.push(c);
+                        State::Unquoted
+                    }
+                };
+            }
+            if state != State::Quoted {
+                bounds.push((from, data.len()));
+                return Ok(Some(match problem {
+                    Some(reason) => Err(BadRow { line: start, reason, raw }),
+                    None => Ok(CsvRow { line: start, raw, data: Some(data), bounds }),
+                }));
+            }
+            // A line break inside quotes is data: the record goes on on the next line.
+            let Some((next, utf8)) = self.next_line()? else {
+                return Ok(Some(Err(BadRow {
+                    line: start,
+                    reason: format!("a quoted field opened on line {start} is never closed"),
+                    raw,
+                })));
+            };
+            if !utf8 {
+                problem.get_or_insert_with(|| format!("line {} is not UTF-8 text", self.line));
+            }
+            data.push('\n');
+            raw.push('\n');
+            scanned = raw.len();
+            raw.push_str(&next);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DispositionStatus, Relatedness, Seriousness, SubjectHistory, SubjectId};
+    use std::collections::{BTreeSet, HashSet};
+    use std::sync::OnceLock;
+
+    fn rows(text: &str) -> Vec<Result<CsvRow, BadRow>> {
+        let mut r = CsvReader::new(text.as_bytes());
+        let mut out = Vec::new();
+        while let Some(row) = r.next_row().unwrap() {
+            out.push(row);
+        }
+        out
+    }
+
+    #[test]
+    fn csv_reads_quotes_commas_and_line_breaks() {
+        let text =
+            "\u{feff}A,B,C\r\n1,\"x, y\",\"say \"\"hi\"\"\"\r\n\n2,\"two\nlines\",\r\n3,5\" tall,\"\"\n";
+        let got = rows(text);
+        let ok: Vec<&CsvRow> = got.iter().map(|r| r.as_ref().unwrap()).collect();
+        assert_eq!(ok[0].fields(), ["A", "B", "C"]);
+        assert_eq!(ok[1].fields(), ["1", "x, y", "say \"hi\""]);
+        assert_eq!((ok[2].line, ok[2].fields()), (4, vec!["2", "two\nlines", ""]));
+        assert_eq!(ok[2].raw, "2,\"two\nlines\",");
+        assert_eq!((ok[3].line, ok[3].fields()), (6, vec!["3", "5\" tall", ""]));
+    }
+
+    #[test]
+    fn csv_reports_broken_quoting_with_its_line() {
+        let got = rows("A,B\n\"x\"y,1\n2,3\n\"open,4\n5,6\n");
+        assert_eq!(got[0].as_ref().unwrap().fields(), ["A", "B"]);
+        assert!(got[1].as_ref().unwrap_err().reason.contains("after a closing quote"));
+        assert_eq!(got[2].as_ref().unwrap().fields(), ["2", "3"]);
+        let open = got[3].as_ref().unwrap_err();
+        assert_eq!(open.line, 4);
+        assert!(open.reason.contains("never closed"), "{}", open.reason);
+        assert_eq!(got.len(), 4);
+    }
+
+    fn import(files: &[(&str, &str)]) -> Import {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        read_dir(dir.path()).unwrap()
+    }
+
+    const AE_HEADER: &str = "STUDYID,USUBJID,AESEQ,AETERM,AEDECOD,AEBODSYS,AESEV,AESER,AEREL,AEOUT,\
+                             AESDTH,AESLIFE,AESHOSP,AESCAN,AESTDTC,AEENDTC\n";
+
+    #[test]
+    fn adverse_events_map_and_refusals_name_the_sdtm_variable() {
+        let ae = format!(
+            "{AE_HEADER}\
+             S,X-1,1,Fainting,SYNCOPE,NERVOUS SYSTEM DISORDERS,MODERATE,Y,REMOTE,RECOVERED/RESOLVED,N,Y,N,N,2013-03-07,2013-03-08\n\
+             S,X-1,2,Sudden death,SUDDEN DEATH,CARDIAC DISORDERS,SEVERE,N,,FATAL,Y,N,N,N,2013-04,\n\
+             S,X-2,1,Rash,RASH,SKIN,MILD,N,POSSIBLE,,N,N,N,Y,2013-02-30,\n\
+             S,X-2,2,Rash,RASH,SKIN,EXTREME,N,POSSIBLE,,N,N,N,N,2013-02-03,\n\
+             S,X-2,3,Itch,PRURITUS,SKIN,MILD,N,SOMEWHAT,,N,N,N,N,2013-02-03,2013-02-04\n"
+        );
+        let imp = import(&[("ae.csv", &ae)]);
+        assert_eq!(imp.records.len(), 2);
+        let a = &imp.records[0].record.adverse_events[0];
+        assert_eq!(
+            (a.id.as_deref(), a.term.as_str(), a.meddra_pt.as_deref()),
+            (Some("1"), "Fainting", Some("SYNCOPE"))
+        );
+        assert_eq!(a.grade.map(|g| g.value()), Some(2));
+        assert!(a.serious);
+        assert_eq!(a.seriousness, [Seriousness::LifeThreatening]);
+        assert_eq!(a.related, Some(Relatedness::Unlikely));
+        assert_eq!(a.outcome.as_deref(), Some("recovered"));
+        assert_eq!(imp.records[0].record.record_id.as_deref(), Some("sdtm:AE:X-1:1"));
+        assert_eq!(imp.records[0].line, 2);
+
+        // AESER = N with AESDTH = Y: serious (a death is never non-serious), and a note.
+        let death = &imp.records[1].record.adverse_events[0];
+        assert!(death.serious && death.seriousness == [Seriousness::Death]);
+        assert!(death.onset.as_ref().unwrap().is_partial());
+        assert_eq!(death.related, None);
+        assert_eq!(death.outcome.as_deref(), Some("fatal"));
+        assert_eq!(imp.summary.domains[0].partial_dates, 1);
+        let notes: Vec<(usize, &str)> =
+            imp.summary.notes.iter().map(|n| (n.line, n.variable.as_str())).collect();
+        assert_eq!(notes, [(3, "AESER")]);
+
+        let rejected: Vec<(usize, &str)> = imp.rejected.iter().map(|r| (r.line, r.field.as_str())).collect();
+        assert_eq!(rejected, [(4, "AESTDTC"), (5, "AESEV"), (6, "AEREL")]);
+        assert!(imp.rejected[0].raw.starts_with("S,X-2,1,Rash"));
+        assert_eq!(imp.summary.domains[0].rejected, 3);
+    }
+
+    #[test]
+    fn findings_skip_what_has_no_native_meaning() {
+        let vs = "USUBJID,VSSEQ,VSTESTCD,VSSTRESN,VSSTRESU,VSSTAT,VISIT,VSDTC\n\
+                  X-1,1,TEMP,100.4,F,,WEEK 2,2014-01-02\n\
+                  X-1,2,WEIGHT,70,kg,,WEEK 2,2014-01-02\n\
+                  X-1,3,SYSBP,,,NOT DONE,WEEK 2,2014-01-02\n\
+                  X-1,4,PULSE,abc,,,WEEK 2,2014-01-02\n";
+        let lb = "USUBJID,LBSEQ,LBTESTCD,LBSTRESN,LBSTRESU,LBSTNRLO,LBSTNRHI,VISIT,LBDTC\n\
+                  X-1,1,ALT,104,U/L,0,32,WEEK 2,2014-01-23T09:16\n\
+                  X-1,2,UGLUC,,,,,WEEK 2,2014-01-23T09:16\n\
+                  X-1,3,AST,20,U/L,40,30,WEEK 2,2014-01-23T09:16\n";
+        let ds = "USUBJID,DSSEQ,DSTERM,DSDECOD,DSCAT,VISIT,DSSTDTC\n\
+                  X-1,1,\"PT FINDS PATCHES\"\"INCONVENIENT\"\"\",WITHDRAWAL BY SUBJECT,DISPOSITION EVENT,WEEK 4,2014-02-01\n\
+                  X-1,2,FINAL LAB VISIT,FINAL LAB VISIT,OTHER EVENT,WEEK 4,2014-02-01\n";
+        let imp = import(&[("vs.csv", vs), ("lb.csv", lb), ("ds.csv", ds), ("ta.csv", "A\n1\n")]);
+        let by = |d: &str| imp.summary.domains.iter().find(|s| s.domain == d).unwrap();
+        assert_eq!(by("VS").skipped.get("VSTESTCD = WEIGHT: no native vital"), Some(&1));
+        assert_eq!(by("VS").skipped.get("VSSTAT = NOT DONE"), Some(&1));
+        assert_eq!(by("LB").skipped.get("LBSTRESN blank (text result)"), Some(&1));
+        assert_eq!(by("DS").skipped.get("DSCAT = OTHER EVENT: not a disposition event"), Some(&1));
+        assert_eq!(imp.summary.not_read, ["ta.csv"]);
+
+        let temp = imp.records.iter().find_map(|r| r.record.vitals.first()?.temperature_c).unwrap();
+        assert!((temp - 38.0).abs() < 1e-9);
+        let rejected: Vec<(&str, usize, &str)> =
+            imp.rejected.iter().map(|r| (r.source.as_str(), r.line, r.field.as_str())).collect();
+        assert!(rejected.contains(&("vs.csv", 5, "VSSTRESN")));
+        assert!(rejected.contains(&("lb.csv", 4, "LBSTNRLO")));
+        let d = imp.records.iter().find_map(|r| r.record.disposition.as_ref()).unwrap();
+        assert_eq!(
+            (d.status, d.reason.as_deref()),
+            (DispositionStatus::Withdrawn, Some("WITHDRAWAL BY SUBJECT"))
+        );
+        // The only record that parsed from lb.csv says where it came from.
+        let alt = imp.records.iter().find(|r| r.source == "lb.csv").unwrap();
+        assert_eq!((alt.line, alt.record.visit.as_deref()), (2, Some("WEEK 2")));
+        assert_eq!(alt.record.labs[0].high, Some(32.0));
+    }
+
+    #[test]
+    fn a_file_without_a_key_column_is_refused_whole_and_an_empty_folder_is_an_error() {
+        let imp = import(&[
+            ("lb.csv", "USUBJID,LBTESTCD,LBSTRESN\nX-1,ALT,3\n"),
+            ("dm.csv", "USUBJID,ARM\nX-1,A\n"),
+        ]);
+        assert_eq!(imp.records.len(), 1);
+        assert_eq!((imp.rejected[0].source.as_str(), imp.rejected[0].field.as_str()), ("lb.csv", "LBSEQ"));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_dir(dir.path()).is_err());
+    }
+
+    // --- The CDISC pilot study (README facts) ----------------------------------------------
+
+    const PILOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cdiscpilot01");
+
+    struct Pilot {
+        import: Import,
+        histories: BTreeMap<String, SubjectHistory>,
+    }
+
+    /// Read once for all tests: lb.csv is 59,580 rows.
+    fn pilot() -> &'static Pilot {
+        static PILOT_IMPORT: OnceLock<Pilot> = OnceLock::new();
+        PILOT_IMPORT.get_or_init(|| {
+            let import = read_dir(Path::new(PILOT)).unwrap();
+            let mut by_subject: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+            for r in &import.records {
+                by_subject.entry(r.record.subject.as_str().to_string()).or_default().push(r.record.clone());
+            }
+            let histories = by_subject
+                .into_iter()
+                .map(|(s, recs)| (s.clone(), SubjectHistory::new(SubjectId::parse(&s).unwrap(), recs)))
+                .collect();
+            Pilot { import, histories }
+        })
+    }
+
+    #[test]
+    fn pilot_imports_without_rejections_and_with_unique_ids() {
+        let p = pilot();
+        assert!(p.import.rejected.is_empty(), "{:?}", p.import.rejected.first());
+        let ids: HashSet<&str> =
+            p.import.records.iter().filter_map(|r| r.record.record_id.as_deref()).collect();
+        assert_eq!(ids.len(), p.import.records.len());
+        let by = |d: &str| p.import.summary.domains.iter().find(|s| s.domain == d).unwrap();
+        assert_eq!((by("DM").rows, by("AE").rows, by("LB").rows, by("VS").rows), (306, 1191, 59_580, 29_643));
+        assert_eq!(by("LB").skipped.values().sum::<usize>(), 880);
+        assert_eq!(by("VS").skipped.get("VSSTAT = NOT DONE"), Some(&8));
+        assert_eq!(by("VS").skipped.get("VSTESTCD = WEIGHT: no native vital"), Some(&2050));
+        assert_eq!(by("VS").skipped.get("VSTESTCD = HEIGHT: no native vital"), Some(&254));
+        assert_eq!(by("DS").records, 306);
+        assert!(p.import.summary.not_read.contains(&"suppae.csv".to_string()));
+        println!("{}", p.import.summary);
+    }
+
+    #[test]
+    fn pilot_reimport_is_identical() {
+        let again = read_dir(Path::new(PILOT)).unwrap();
+        let first = &pilot().import.records;
+        assert_eq!(again.records.len(), first.len());
+        assert!(again.records.iter().zip(first).all(|(a, b)| a.body == b.body));
+    }
+
+    #[test]
+    fn pilot_subjects_by_arm_and_exposure() {
+        let p = pilot();
+        let mut arms: BTreeMap<&str, usize> = BTreeMap::new();
+        for h in p.histories.values() {
+            *arms.entry(h.arm().unwrap_or("none")).or_default() += 1;
+        }
+        let expected = [
+            ("Placebo", 86),
+            ("Screen Failure", 52),
+            ("Xanomeline High Dose", 84),
+            ("Xanomeline Low Dose", 84),
+        ];
+        assert_eq!(arms.into_iter().collect::<Vec<_>>(), expected);
+        let sites: BTreeSet<&str> = p.histories.values().filter_map(|h| h.site()).collect();
+        assert_eq!(sites.len(), 17);
+        // Screen failures are subjects, never dosed; every randomised subject is.
+        for h in p.histories.values() {
+            assert_eq!(h.first_dose().is_none(), h.arm() == Some("Screen Failure"), "{}", h.subject);
+        }
+        let doses = |amount: f64| {
+            p.histories
+                .values()
+                .filter(|h| {
+                    h.doses().iter().any(|d| d.amount == Some(amount) && d.unit.as_deref() == Some("mg"))
+                })
+                .count()
+        };
+        assert_eq!((doses(0.0), doses(54.0), doses(81.0)), (86, 168, 72));
+    }
+
+    #[test]
+    fn pilot_adverse_events() {
+        let p = pilot();
+        let events: Vec<(&SubjectHistory, &crate::model::AdverseEvent)> =
+            p.histories.values().flat_map(|h| h.adverse_events().into_iter().map(move |a| (h, a))).collect();
+        assert_eq!(events.len(), 1191);
+        assert_eq!(events.iter().map(|(h, _)| &h.subject).collect::<HashSet<_>>().len(), 225);
+
+        let mut by_arm: BTreeMap<&str, (usize, HashSet<&str>)> = BTreeMap::new();
+        for (h, _) in &events {
+            let e = by_arm.entry(h.arm().unwrap_or("none")).or_default();
+            e.0 += 1;
+            e.1.insert(h.subject.as_str());
+        }
+        let by_arm: Vec<(&str, usize, usize)> = by_arm.iter().map(|(a, (n, s))| (*a, *n, s.len())).collect();
+        assert_eq!(
+            by_arm,
+            [("Placebo", 301, 69), ("Xanomeline High Dose", 455, 79), ("Xanomeline Low Dose", 435, 77)]
+        );
+
+        let mut grades = [0usize; 6];
+        for (_, a) in &events {
+            grades[a.grade.map_or(0, |g| usize::from(g.value()))] += 1;
+        }
+        assert_eq!(grades, [0, 770, 378, 43, 0, 0]);
+
+        // Three AESER = Y, three deaths with AESER = N: the README's six. But the pilot also
+        // flags AESHOSP, AESLIFE or AESDISAB on other AESER = N events; the model counts
+        // every event with a criterion as serious, and each contradiction is a note.
+        let serious: Vec<_> = events.iter().filter(|(_, a)| a.serious).collect();
+        let deaths: Vec<&str> = events
+            .iter()
+            .filter(|(_, a)| a.seriousness.contains(&Seriousness::Death))
+            .map(|(h, _)| h.subject.as_str())
+            .collect();
+        assert_eq!(deaths, ["01-701-1211", "01-704-1445", "01-710-1083"]);
+        let contradictions = p.import.summary.notes.iter().filter(|n| n.variable == "AESER").count();
+        let serious_and_aeser_y = serious.len() - contradictions;
+        assert_eq!(serious_and_aeser_y, 3);
+        assert!(deaths.iter().all(|d| p.import.summary.notes.iter().any(|n| n.subject == *d)));
+        println!(
+            "serious in the model: {} events in {} subjects ({} with AESER = N)",
+            serious.len(),
+            serious.iter().map(|(h, _)| &h.subject).collect::<HashSet<_>>().len(),
+            contradictions
+        );
+
+        let partial: Vec<_> =
+            events.iter().filter_map(|(_, a)| a.onset.as_ref()).filter(|t| t.is_partial()).collect();
+        let year_month = partial.iter().filter(|t| t.precision() == crate::model::Precision::Month).count();
+        let year = partial.iter().filter(|t| t.precision() == crate::model::Precision::Year).count();
+        assert_eq!((year_month, year, partial.len()), (15, 11, 26));
+
+        let related = |r: Option<Relatedness>| events.iter().filter(|(_, a)| a.related == r).count();
+        assert_eq!(
+            [Relatedness::Probable, Relatedness::Possible, Relatedness::NotRelated, Relatedness::Unlikely]
+                .map(|r| related(Some(r))),
+            [361, 343, 322, 161]
+        );
+        assert_eq!(related(None), 4);
+        assert_eq!(events.iter().filter(|(_, a)| a.end.is_none()).count(), 473);
+    }
+
+    /// SUPPAE AETRTEM, the sponsor's treatment-emergent flag, against the conservative rule
+    /// of domain.md §8.2 (latest plausible onset on or after the first dose).
+    #[test]
+    fn pilot_treatment_emergence_agrees_with_aetrtem() {
+        let p = pilot();
+        let file = File::open(Path::new(PILOT).join("suppae.csv")).unwrap();
+        let mut csv = CsvReader::new(BufReader::new(file));
+        let cols = Columns::new(&csv.next_row().unwrap().unwrap().unwrap());
+        let mut flags: HashMap<(String, String), bool> = HashMap::new();
+        while let Some(row) = csv.next_row().unwrap() {
+            let row = row.unwrap();
+            let r = Row { columns: &cols, row: &row };
+            if r.text("QNAM") == Some("AETRTEM") {
+                let key = (r.text("USUBJID").unwrap().to_string(), r.text("IDVARVAL").unwrap().to_string());
+                flags.insert(key, r.flag("QVAL"));
+            }
+        }
+        let mut agree = 0;
+        for h in p.histories.values() {
+            let Some(first) = h.first_dose() else { continue };
+            for a in h.adverse_events() {
+                let emergent = a.onset.as_ref().unwrap().latest() >= first.start.earliest();
+                let flag = flags[&(h.subject.as_str().to_string(), a.id.clone().unwrap())];
+                assert_eq!(emergent, flag, "{} AE {}", h.subject, a.id.as_deref().unwrap_or(""));
+                agree += 1;
+            }
+        }
+        assert_eq!(agree, 1191);
+        assert_eq!(flags.values().filter(|f| **f).count(), 1126);
+    }
+
+    #[test]
+    fn pilot_liver_labs() {
+        let p = pilot();
+        let over = |test: &str, times: f64| -> BTreeSet<&str> {
+            p.histories
+                .values()
+                .filter(|h| {
+                    h.labs()
+                        .iter()
+                        .any(|(_, _, l)| l.test == test && l.high.is_some_and(|u| l.value > times * u))
+                })
+                .map(|h| h.subject.as_str())
+                .collect()
+        };
+        let alt3 = over("ALT", 3.0);
+        assert_eq!(alt3.iter().copied().collect::<Vec<_>>(), ["01-705-1186", "01-705-1310", "01-708-1286"]);
+        assert!(over("ALT", 5.0).is_empty());
+        assert_eq!(over("ALT", 2.0).len(), 7);
+        assert_eq!(over("AST", 3.0).len(), 4);
+        let hy: Vec<&str> = over("BILI", 2.0).intersection(&(&alt3 | &over("AST", 3.0))).copied().collect();
+        assert_eq!(hy, ["01-705-1186"]);
+        let alt_records = p.histories["01-705-1186"]
+            .labs()
+            .into_iter()
+            .filter(|(_, _, l)| l.test == "ALT" && l.value > 3.0 * l.high.unwrap_or(f64::MAX))
+            .map(|(_, v, l)| (v.unwrap_or(""), l.value, l.high))
+            .collect::<Vec<_>>();
+        assert_eq!(alt_records, [("WEEK 2", 104.0, Some(32.0)), ("WEEK 4", 107.0, Some(32.0))]);
+    }
+
+    #[test]
+    fn pilot_vitals_disposition_and_visits() {
+        let p = pilot();
+        let vital_subjects = |f: &dyn Fn(&crate::model::Vital) -> bool| -> (usize, usize) {
+            let mut subjects = 0;
+            let mut records = 0;
+            for h in p.histories.values() {
+                let n = h.vitals().iter().filter(|(_, _, v)| f(v)).count();
+                records += n;
+                subjects += usize::from(n > 0);
+            }
+            (subjects, records)
+        };
+        assert_eq!(vital_subjects(&|v| v.systolic_bp.is_some_and(|x| x >= 180.0)), (26, 116));
+        assert_eq!(vital_subjects(&|v| v.diastolic_bp.is_some_and(|x| x >= 110.0)), (4, 8));
+        assert_eq!(vital_subjects(&|v| v.heart_rate.is_some_and(|x| x < 50.0)), (9, 12));
+        assert_eq!(vital_subjects(&|v| v.temperature_c.is_some_and(|x| x >= 38.0)), (2, 2));
+
+        let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+        for h in p.histories.values() {
+            let d = h.disposition().unwrap();
+            *statuses.entry(format!("{:?}", d.status)).or_default() += 1;
+        }
+        let statuses: Vec<(&str, usize)> = statuses.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            statuses,
+            [
+                ("Completed", 110),
+                ("Death", 3),
+                ("LostToFollowUp", 2),
+                ("ScreenFailure", 52),
+                ("Withdrawn", 139)
+            ]
+        );
+
+        let reached = |visit: &str| {
+            p.histories
+                .values()
+                .filter(|h| h.visits().iter().any(|(v, d)| *v == visit && d.is_some()))
+                .count()
+        };
+        assert_eq!((reached("SCREENING 1"), reached("BASELINE"), reached("WEEK 26")), (306, 254, 111));
+    }
+}
+#[cfg(test)]
+mod timing_tmp {
+    use super::*;
+    fn cpu() -> f64 {
+        let st = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let rest = &st[st.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split(' ').collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    }
+    fn rss() -> String {
+        let st = std::fs::read_to_string("/proc/self/status").unwrap();
+        st.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")).collect::<Vec<_>>().join(" ")
+    }
+    #[test]
+    fn timing_tmp() {
+        eprintln!("before {}", rss());
+        let t = cpu();
+        let imp =
+            read_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cdiscpilot01"))).unwrap();
+        eprintln!("whole import {:?} {}", cpu() - t, imp.records.len());
+        eprintln!("after {}", rss());
+        let bodies: usize = imp.records.iter().map(|r| r.body.to_string().len()).sum();
+        eprintln!("body text bytes {bodies}");
+    }
+}
