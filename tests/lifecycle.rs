@@ -43,9 +43,9 @@ fn an_unacknowledged_alert_escalates_along_its_chain_and_only_the_unblinded_see_
     // First notices, then medical monitor, then DSMB chair.
     let mail = wait_for("the escalation to reach the DSMB chair", Duration::from_secs(30), || {
         let m = smtp.messages();
-        (!to(&m, "chair@trial.test", "[ESCALATED]").is_empty()).then_some(m)
+        (!to(&m, "chair@trial.test", "[ESCALATED] KS-101").is_empty()).then_some(m)
     });
-    let escalated_mm = to(&mail, "mm@trial.test", "[ESCALATED]");
+    let escalated_mm = to(&mail, "mm@trial.test", "[ESCALATED] KS-101");
     assert_eq!(
         escalated_mm.len(),
         1,
@@ -53,7 +53,7 @@ fn an_unacknowledged_alert_escalates_along_its_chain_and_only_the_unblinded_see_
         mail.iter().map(|m| (&m.rcpt_to, &m.subject)).collect::<Vec<_>>()
     );
     assert!(escalated_mm[0].body.contains("nobody has acknowledged this alert"));
-    let chair = to(&mail, "chair@trial.test", "[ESCALATED]")[0];
+    let chair = to(&mail, "chair@trial.test", "[ESCALATED] KS-101")[0];
     assert!(chair.body.contains(&format!("Treatment arm: {ARM}")), "unblinded recipient: {}", chair.body);
     assert!(chair.html.contains(ARM));
     for m in mail.iter().filter(|m| m.rcpt_to != "chair@trial.test") {
@@ -61,7 +61,7 @@ fn an_unacknowledged_alert_escalates_along_its_chain_and_only_the_unblinded_see_
     }
     // The end of the chain: nothing more comes.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(to(&smtp.messages(), "chair@trial.test", "[ESCALATED]").len(), 1);
+    assert_eq!(to(&smtp.messages(), "chair@trial.test", "[ESCALATED] KS-101").len(), 1);
     let show = vigil_ok(&d, &["alerts", "show", "1"]);
     assert!(show.contains("escalated") && show.contains("to dsmb-chair"), "{show}");
 }
@@ -73,7 +73,7 @@ fn acknowledging_stops_escalation() {
     let _daemon = d.start();
     d.drop_file("irr.ndjson", &severe_reaction("KS-102"));
     wait_for("the critical notice", Duration::from_secs(20), || {
-        (!to(&smtp.messages(), "so@trial.test", "[CRITICAL]").is_empty()).then_some(())
+        (!to(&smtp.messages(), "so@trial.test", "[CRITICAL] KS-102").is_empty()).then_some(())
     });
     let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
     let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
@@ -85,7 +85,7 @@ fn acknowledging_stops_escalation() {
     let out = vigil_ok(&d, &["alerts", "ack", &id, "--by", "dr.safety", "--comment", "patient seen"]);
     assert!(out.contains("acknowledged"), "{out}");
     std::thread::sleep(Duration::from_secs(6));
-    assert!(smtp.messages().iter().all(|m| !m.subject.contains("[ESCALATED]")));
+    assert!(smtp.messages().iter().all(|m| !m.subject.contains("[ESCALATED] KS-102")));
     let show = vigil_ok(&d, &["alerts", "show", &id]);
     assert!(show.contains("acknowledged") && show.contains("by dr.safety: patient seen"), "{show}");
     // A second acknowledgement is refused (exit 1).

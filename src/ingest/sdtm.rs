@@ -542,17 +542,21 @@ const CRITERIA: &[(&str, &str)] = &[
     ("AESMIE", "important_medical_event"),
 ];
 
-/// AE: one adverse event per row, its id the AESEQ (unique per subject).
+/// AE: one adverse event per row, its id the AESEQ (unique per subject, so a corrected
+/// export updates the same event). The record's date is AEDTC, the day it was recorded.
 ///
 /// - `grade`: AETOXGR when present; else from AESEV by the CTCAE general definitions,
-///   MILD → 1, MODERATE → 2, SEVERE → 3. Conservative in that an intensity word never
-///   claims more than it says: SEVERE is not read as life-threatening (4) or fatal (5);
-///   those come through the seriousness criteria instead.
+///   MILD → 1, MODERATE → 2, SEVERE → 3. A conservative mapping: each word gets the one
+///   grade its definition names, and SEVERE is never read as life-threatening (4) or
+///   fatal (5), which the seriousness criteria carry instead. So a "grade ≥ 4" rule does
+///   not fire on SDTM data without AETOXGR; rules on seriousness do.
 /// - `serious`: AESER = Y, or any ICH criterion flag = Y. The model holds that one
 ///   criterion makes an event serious, so a contradicting AESER = N is imported as serious
 ///   and reported as a note rather than refused (refusing would hide a death).
 /// - AESCAN / AESOD (cancer, overdose: pre-ICH criteria of older SDTM) have no native
 ///   place; a Y is reported as a note.
+/// - `related`: AEREL NONE → not_related, REMOTE → unlikely, POSSIBLE, PROBABLE; blank →
+///   none. `discontinued`: AEACN = DRUG WITHDRAWN.
 fn ae(row: &Row) -> Result<Mapped, Refusal> {
     let mut b = Built::new(row, "AE", &["AESEQ"])?;
     b.set_day(row, "AEDTC");
@@ -1170,47 +1174,82 @@ mod tests {
         histories: BTreeMap<String, SubjectHistory>,
     }
 
-    /// Read once for all tests (lb.csv is 59,580 rows), in batches, the records moved
-    /// into one history per subject.
-    fn pilot() -> &'static Pilot {
-        static PILOT_IMPORT: OnceLock<Pilot> = OnceLock::new();
-        PILOT_IMPORT.get_or_init(|| {
-            let mut reader = SdtmReader::open(Path::new(PILOT)).unwrap();
-            let mut by_subject: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-            let (mut rejected, mut records, mut record_ids) = (Vec::new(), 0, HashSet::new());
-            while let Some(batch) = reader.next_batch(10_000).unwrap() {
-                assert!(batch.records.len() + batch.rejected.len() <= 10_000);
-                rejected.extend(batch.rejected);
-                for r in batch.records {
-                    records += 1;
-                    record_ids.insert(r.record.record_id.clone().unwrap());
-                    by_subject.entry(r.record.subject.as_str().to_string()).or_default().push(r.record);
-                }
+    /// Imports some of the pilot's files, in batches, the records moved into one history
+    /// per subject. The pilot is read as three sets so that the tests on labs (59,580 rows,
+    /// the bulk of the time), on vitals and on the rest run side by side.
+    fn load(files: &[&str]) -> Pilot {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            std::fs::copy(Path::new(PILOT).join(f), dir.path().join(f)).unwrap();
+        }
+        let mut reader = SdtmReader::open(dir.path()).unwrap();
+        let mut by_subject: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        let (mut rejected, mut records, mut record_ids) = (Vec::new(), 0, HashSet::new());
+        while let Some(batch) = reader.next_batch(10_000).unwrap() {
+            assert!(batch.records.len() + batch.rejected.len() <= 10_000);
+            rejected.extend(batch.rejected);
+            for r in batch.records {
+                records += 1;
+                record_ids.insert(r.record.record_id.clone().unwrap());
+                by_subject.entry(r.record.subject.as_str().to_string()).or_default().push(r.record);
             }
-            let histories = by_subject
-                .into_iter()
-                .map(|(s, recs)| (s.clone(), SubjectHistory::new(SubjectId::parse(&s).unwrap(), recs)))
-                .collect();
-            Pilot { summary: reader.into_summary(), rejected, records, record_ids, histories }
-        })
+        }
+        let histories = by_subject
+            .into_iter()
+            .map(|(s, recs)| (s.clone(), SubjectHistory::new(SubjectId::parse(&s).unwrap(), recs)))
+            .collect();
+        Pilot { summary: reader.into_summary(), rejected, records, record_ids, histories }
     }
 
-    #[test]
-    fn pilot_imports_without_rejections_and_with_unique_ids() {
-        let p = pilot();
+    /// Subjects, visits, exposure, adverse events, disposition.
+    fn core() -> &'static Pilot {
+        static CORE: OnceLock<Pilot> = OnceLock::new();
+        CORE.get_or_init(|| load(&["dm.csv", "sv.csv", "ex.csv", "ae.csv", "ds.csv", "suppae.csv", "ta.csv"]))
+    }
+
+    fn labs() -> &'static Pilot {
+        static LABS: OnceLock<Pilot> = OnceLock::new();
+        LABS.get_or_init(|| load(&["lb.csv"]))
+    }
+
+    fn vitals() -> &'static Pilot {
+        static VITALS: OnceLock<Pilot> = OnceLock::new();
+        VITALS.get_or_init(|| load(&["vs.csv"]))
+    }
+
+    fn domain<'p>(p: &'p Pilot, code: &str) -> &'p DomainSummary {
+        p.summary.domains.iter().find(|s| s.domain == code).unwrap()
+    }
+
+    fn clean(p: &Pilot) {
         assert!(p.rejected.is_empty(), "{:?}", p.rejected.first());
         assert_eq!(p.record_ids.len(), p.records);
         assert_eq!(p.summary.records(), p.records);
-        let by = |d: &str| p.summary.domains.iter().find(|s| s.domain == d).unwrap();
-        assert_eq!((by("DM").rows, by("AE").rows, by("LB").rows, by("VS").rows), (306, 1191, 59_580, 29_643));
-        assert_eq!(by("LB").skipped.values().sum::<usize>(), 880);
-        assert_eq!(by("VS").skipped.get("VSSTAT = NOT DONE"), Some(&8));
-        assert_eq!(by("VS").skipped.get("VSTESTCD = WEIGHT: no native vital"), Some(&2050));
-        assert_eq!(by("VS").skipped.get("VSTESTCD = HEIGHT: no native vital"), Some(&254));
-        assert_eq!(by("DS").records, 306);
-        assert_eq!(by("AE").partial_dates, 26);
-        assert!(p.summary.not_read.contains(&"suppae.csv".to_string()));
+    }
+
+    #[test]
+    fn pilot_core_imports_without_rejections() {
+        let p = core();
+        clean(p);
+        let rows: Vec<usize> = ["DM", "SV", "EX", "AE", "DS"].iter().map(|d| domain(p, d).rows).collect();
+        assert_eq!(rows, [306, 3559, 591, 1191, 596]);
+        assert_eq!(domain(p, "DS").records, 306);
+        assert_eq!(domain(p, "AE").partial_dates, 26);
+        assert_eq!(p.summary.not_read, ["suppae.csv", "ta.csv"]);
         println!("{}", p.summary);
+    }
+
+    #[test]
+    fn pilot_findings_import_without_rejections_and_count_their_skips() {
+        let (lb, vs) = (labs(), vitals());
+        clean(lb);
+        clean(vs);
+        assert_eq!((domain(lb, "LB").rows, domain(vs, "VS").rows), (59_580, 29_643));
+        assert_eq!(domain(lb, "LB").skipped.values().sum::<usize>(), 880);
+        let skipped = &domain(vs, "VS").skipped;
+        assert_eq!(skipped.get("VSSTAT = NOT DONE"), Some(&8));
+        assert_eq!(skipped.get("VSTESTCD = WEIGHT: no native vital"), Some(&2050));
+        assert_eq!(skipped.get("VSTESTCD = HEIGHT: no native vital"), Some(&254));
     }
 
     /// Importing the same files again gives the same bodies under the same ids, whatever
@@ -1238,7 +1277,7 @@ mod tests {
 
     #[test]
     fn pilot_subjects_by_arm_and_exposure() {
-        let p = pilot();
+        let p = core();
         let mut arms: BTreeMap<&str, usize> = BTreeMap::new();
         for h in p.histories.values() {
             *arms.entry(h.arm().unwrap_or("none")).or_default() += 1;
@@ -1269,7 +1308,7 @@ mod tests {
 
     #[test]
     fn pilot_adverse_events() {
-        let p = pilot();
+        let p = core();
         let events: Vec<(&SubjectHistory, &crate::model::AdverseEvent)> =
             p.histories.values().flat_map(|h| h.adverse_events().into_iter().map(move |a| (h, a))).collect();
         assert_eq!(events.len(), 1191);
@@ -1334,7 +1373,7 @@ mod tests {
     /// of domain.md §8.2 (latest plausible onset on or after the first dose).
     #[test]
     fn pilot_treatment_emergence_agrees_with_aetrtem() {
-        let p = pilot();
+        let p = core();
         let file = File::open(Path::new(PILOT).join("suppae.csv")).unwrap();
         let mut csv = CsvReader::new(BufReader::new(file));
         let cols = Columns::new(&csv.next_row().unwrap().unwrap().unwrap());
@@ -1363,7 +1402,7 @@ mod tests {
 
     #[test]
     fn pilot_liver_labs() {
-        let p = pilot();
+        let p = labs();
         let over = |test: &str, times: f64| -> BTreeSet<&str> {
             p.histories
                 .values()
@@ -1392,8 +1431,8 @@ mod tests {
     }
 
     #[test]
-    fn pilot_vitals_disposition_and_visits() {
-        let p = pilot();
+    fn pilot_vitals() {
+        let p = vitals();
         let vital_subjects = |f: &dyn Fn(&crate::model::Vital) -> bool| -> (usize, usize) {
             let mut subjects = 0;
             let mut records = 0;
@@ -1408,6 +1447,11 @@ mod tests {
         assert_eq!(vital_subjects(&|v| v.diastolic_bp.is_some_and(|x| x >= 110.0)), (4, 8));
         assert_eq!(vital_subjects(&|v| v.heart_rate.is_some_and(|x| x < 50.0)), (9, 12));
         assert_eq!(vital_subjects(&|v| v.temperature_c.is_some_and(|x| x >= 38.0)), (2, 2));
+    }
+
+    #[test]
+    fn pilot_disposition_and_visits() {
+        let p = core();
 
         let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
         for h in p.histories.values() {
@@ -1433,30 +1477,5 @@ mod tests {
                 .count()
         };
         assert_eq!((reached("SCREENING 1"), reached("BASELINE"), reached("WEEK 26")), (306, 254, 111));
-    }
-}
-#[cfg(test)]
-mod timing_tmp {
-    use super::*;
-    fn cpu() -> f64 {
-        let st = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let rest = &st[st.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split(' ').collect();
-        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-    }
-    fn rss() -> String {
-        let st = std::fs::read_to_string("/proc/self/status").unwrap();
-        st.lines().filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS")).collect::<Vec<_>>().join(" ")
-    }
-    #[test]
-    fn timing_tmp() {
-        eprintln!("before {}", rss());
-        let t = cpu();
-        let imp =
-            read_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cdiscpilot01"))).unwrap();
-        eprintln!("whole import {:?} {}", cpu() - t, imp.records.len());
-        eprintln!("after {}", rss());
-        let bodies: usize = imp.records.iter().map(|r| r.body.to_string().len()).sum();
-        eprintln!("body text bytes {bodies}");
     }
 }

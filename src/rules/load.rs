@@ -41,8 +41,18 @@ const KINDS: &[&str] = &[
     "cohort",
     "bayesian_stopping",
 ];
-const COMMON_KEYS: &[&str] =
-    &["id", "title", "kind", "severity", "notify", "labels", "version", "description"];
+const COMMON_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "kind",
+    "severity",
+    "notify",
+    "labels",
+    "version",
+    "description",
+    "escalate_after",
+    "send_resolved",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

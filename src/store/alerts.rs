@@ -275,7 +275,7 @@ impl Store {
         message_domain: &str,
     ) -> anyhow::Result<Vec<i64>> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await.context("cannot start a transaction")?;
+        let mut tx = self.begin_write().await?;
         for c in &e.contributions {
             sqlx::query(
                 "INSERT INTO cohort_contributions (rule_id, subject, evaluable, matching, events) \
@@ -390,7 +390,7 @@ impl Store {
         actor: &str,
         comment: Option<&str>,
     ) -> anyhow::Result<AlertRow> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let status: String = sqlx::query("SELECT status FROM alerts WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -443,7 +443,7 @@ impl Store {
         next_at_ms: Option<i64>,
         message_domain: &str,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE alerts SET escalation_step = escalation_step + 1, next_escalation_at = $3, updated_at = $4 \
              WHERE id = $1 AND status = 'open' AND escalation_step = $2",
@@ -475,7 +475,7 @@ impl Store {
         comment: &str,
     ) -> anyhow::Result<i64> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO silences (rule_id, subject, site, comment, created_by, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -526,7 +526,7 @@ impl Store {
     /// ones whose notice never went out are returned, to be notified now.
     pub async fn expire_silences(&self) -> anyhow::Result<Vec<AlertRow>> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let expired = sqlx::query("SELECT id FROM silences WHERE ended_at IS NULL AND expires_at <= $1")
             .bind(now)
             .fetch_all(&mut *tx)
@@ -582,7 +582,7 @@ impl Store {
         escalate_at_ms: Option<i64>,
         message_domain: &str,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE alerts SET next_escalation_at = $2 WHERE id = $1")
             .bind(alert_id)
             .bind(escalate_at_ms)

@@ -83,6 +83,17 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE):
+    /// a deferred transaction that reads, then writes after another connection committed,
+    /// fails at once with "database is locked" instead of waiting its turn.
+    pub(crate) async fn begin_write(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.context("cannot start a transaction")
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

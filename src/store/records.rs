@@ -52,7 +52,7 @@ impl Store {
     ) -> anyhow::Result<BatchOutcome> {
         let mut out = BatchOutcome::default();
         let now = now_ms();
-        let mut tx = self.pool.begin().await.context("cannot start a transaction")?;
+        let mut tx = self.begin_write().await?;
         for r in records {
             // serde_json's map is ordered by key, so this text is canonical.
             let body = r.body.to_string();

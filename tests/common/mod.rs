@@ -262,11 +262,16 @@ impl Deployment {
     /// With extra top-level YAML appended to the configuration (and `alerting:` replaced
     /// when the extra text has its own).
     pub fn with(smtp_url: Option<&str>, extra: &str) -> Deployment {
+        Self::with_rules(smtp_url, extra, &format!("{REPO}/rules"))
+    }
+
+    /// With its own rules (a file or folder) instead of the shipped pack.
+    pub fn with_rules(smtp_url: Option<&str>, extra: &str, rules: &str) -> Deployment {
         let dir = tempfile::tempdir().expect("temp dir");
         let smtp = smtp_url.map(|u| format!("  smtp_url: \"{u}\"\n")).unwrap_or_default();
         let config = format!(
             "study:\n  title: Test study\n  visits: [BL, H2, D7, W4, W12, W24, W48]\n\
-             database_url: \"sqlite://vigil.db\"\ninbox: inbox\nrules: [\"{REPO}/rules\"]\n\
+             database_url: \"sqlite://vigil.db\"\ninbox: inbox\nrules: [\"{rules}\"]\n\
              rescan_interval_secs: 1\n\
              email:\n  from: \"vigil <vigil@trial.test>\"\n{smtp}  outbox_dir: outbox\n  retry_initial_secs: 1\n  retry_max_secs: 2\n\
              recipients:\n  safety-officer:\n    addresses: [\"so@trial.test\"]\n\
