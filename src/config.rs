@@ -111,6 +111,12 @@ pub struct HttpConfig {
     /// Address to listen on; empty or absent = no HTTP server.
     #[serde(default)]
     pub addr: Option<String>,
+    /// API tokens as `name sha256-hex` lines (or set VIGIL_API_TOKENS=name:token,…).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Larger request bodies are refused with 413 (default 10 MiB).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,6 +230,8 @@ pub struct Config {
     pub rescan_interval_secs: u64,
     pub clock_interval_secs: u64,
     pub http_addr: Option<std::net::SocketAddr>,
+    pub http_token_file: Option<PathBuf>,
+    pub http_max_body_bytes: usize,
     pub email: EmailConfig,
     pub recipients: BTreeMap<String, RoleConfig>,
     pub default_roles: Vec<String>,
@@ -399,6 +407,8 @@ impl Config {
             rescan_interval_secs: rescan,
             clock_interval_secs: raw.clock_interval_secs.unwrap_or(60).max(1),
             http_addr,
+            http_token_file: raw.http.token_file.as_deref().map(resolve),
+            http_max_body_bytes: raw.http.max_body_bytes.unwrap_or(10 << 20),
             email,
             recipients: raw.recipients,
             default_roles: raw.default_roles,

@@ -127,7 +127,7 @@ impl App {
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
         let outbox = tokio::spawn(outbox_loop(app.clone()));
-        let http = app.config.http_addr.map(|addr| tokio::spawn(crate::http::serve(addr, app.store.clone())));
+        let http = app.config.http_addr.map(|addr| tokio::spawn(crate::http::serve(addr, app.clone())));
         let http_done = async {
             match http {
                 Some(h) => h.await,

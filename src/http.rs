@@ -1,23 +1,329 @@
-//! The HTTP server. So far: `GET /healthz` (store reachable).
+//! The HTTP API: records in, alerts out, behind bearer tokens.
+//!
+//! Tokens come from the environment (`VIGIL_API_TOKENS=name:token,…` or `VIGIL_API_TOKEN`)
+//! or from a file of `name sha256-hex` lines (`http.token_file`), so no secret sits in a
+//! committed file. A presented token is hashed and compared with every known hash in
+//! constant time. `GET /healthz` and `GET /v1/openapi.json` need no token.
 
-use crate::store::Store;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use crate::daemon::App;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
-pub async fn serve(addr: std::net::SocketAddr, store: Store) -> anyhow::Result<()> {
-    let app = Router::new().route("/healthz", get(healthz)).with_state(store);
+/// Known API tokens, kept only as SHA-256 digests.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    entries: Vec<(String, [u8; 32])>,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
+}
+
+impl Tokens {
+    /// From `VIGIL_API_TOKENS` (`name:token,…`), `VIGIL_API_TOKEN` (named `api`) and a
+    /// token file of `name sha256-hex` lines.
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut t = Tokens::default();
+        if let Ok(list) = std::env::var("VIGIL_API_TOKENS") {
+            for item in list.split(',').filter(|s| !s.trim().is_empty()) {
+                let (name, token) = item.split_once(':').ok_or_else(|| {
+                    anyhow::anyhow!("VIGIL_API_TOKENS: expected name:token, got an item without `:`")
+                })?;
+                t.add(name.trim(), digest(token));
+            }
+        }
+        if let Ok(token) = std::env::var("VIGIL_API_TOKEN") {
+            if !token.trim().is_empty() {
+                t.add("api", digest(&token));
+            }
+        }
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read token file {}: {e}", path.display()))?;
+            for (i, line) in
+                text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+            {
+                let bad = || anyhow::anyhow!("{}:{}: expected `name sha256-hex`", path.display(), i + 1);
+                let (name, hash) = line.trim().split_once(char::is_whitespace).ok_or_else(bad)?;
+                let bytes = hex::decode(hash.trim()).map_err(|_| bad())?;
+                let hash: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
+                t.add(name, hash);
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn add(&mut self, name: &str, hash: [u8; 32]) {
+        self.entries.push((name.to_string(), hash));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The name of the token presented, if it is known. Every entry is compared, in
+    /// constant time, so timing says nothing about which bytes matched.
+    pub fn check(&self, presented: &str) -> Option<&str> {
+        let d = digest(presented);
+        let mut found = None;
+        for (name, hash) in &self.entries {
+            let diff = hash.iter().zip(d.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if diff == 0 {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+}
+
+#[derive(Clone)]
+struct Api {
+    app: Arc<App>,
+    tokens: Arc<Tokens>,
+}
+
+/// An API error: a status and a message, as JSON.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        if let Some(t) = e.downcast_ref::<crate::store::TransitionError>() {
+            let status = match t {
+                crate::store::TransitionError::NotFound(_) => StatusCode::NOT_FOUND,
+                crate::store::TransitionError::NotAllowed { .. } => StatusCode::CONFLICT,
+            };
+            return ApiError(status, t.to_string());
+        }
+        tracing::error!(error = %format!("{e:#}"), "API request failed.");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log".into())
+    }
+}
+
+impl Api {
+    fn caller(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "a bearer token is required".into()))?;
+        self.tokens
+            .check(presented)
+            .map(str::to_string)
+            .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))
+    }
+}
+
+pub fn router(app: Arc<App>, tokens: Tokens) -> Router {
+    let limit = app.config.http_max_body_bytes;
+    let api = Api { app, tokens: Arc::new(tokens) };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/records", post(post_records))
+        .route("/v1/alerts", get(list_alerts))
+        .route("/v1/alerts/{id}", get(show_alert))
+        .route("/v1/alerts/{id}/ack", post(ack))
+        .route("/v1/alerts/{id}/resolve", post(resolve))
+        .route("/v1/silences", post(silence).get(list_silences))
+        .route("/v1/subjects/{id}", get(subject))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(api)
+}
+
+pub async fn serve(addr: std::net::SocketAddr, app: Arc<App>) -> anyhow::Result<()> {
+    let tokens = Tokens::load(app.config.http_token_file.as_deref())?;
+    if tokens.is_empty() {
+        tracing::warn!("No API token configured (VIGIL_API_TOKENS, VIGIL_API_TOKEN or http.token_file): every /v1 request will be refused.");
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "HTTP server listening.");
-    axum::serve(listener, app).await?;
+    tracing::info!(addr = %listener.local_addr()?, "HTTP server listening.");
+    axum::serve(listener, router(app, tokens)).await?;
     Ok(())
 }
 
-async fn healthz(State(store): State<Store>) -> (StatusCode, Json<serde_json::Value>) {
-    match store.record_count().await {
+async fn healthz(State(api): State<Api>) -> (StatusCode, Json<Value>) {
+    match api.app.store.record_count().await {
         Ok(n) => (StatusCode::OK, Json(json!({"status": "ok", "records": n}))),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "error": e.to_string()}))),
     }
+}
+
+async fn openapi() -> Json<Value> {
+    Json(serde_json::from_str(include_str!("../openapi.json")).unwrap_or(Value::Null))
+}
+
+/// Stores the records (JSON object, array or NDJSON), answering only once they are
+/// committed: 202 with per-line results, or 422 when no line could be read.
+async fn post_records(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let who = api.caller(&headers)?;
+    let parsed = crate::ingest::native::parse("http", &body);
+    let outcome = api.app.store.store_batch(&parsed.records, &parsed.rejected).await?;
+    let rejected: Vec<Value> = parsed
+        .rejected
+        .iter()
+        .chain(outcome.conflicts.iter())
+        .map(|r| json!({"line": r.line, "field": r.field, "reason": r.reason}))
+        .collect();
+    tracing::info!(caller = %who, stored = outcome.stored, duplicates = outcome.duplicates, rejected = rejected.len(), "Records received over HTTP.");
+    // Committed: evaluate now (alerts and their emails go through the outbox).
+    if outcome.stored > 0 {
+        if let Err(e) = api.app.evaluate().await {
+            tracing::error!(error = %format!("{e:#}"), "Evaluation after HTTP ingest failed; it is retried from the pending queue.");
+        }
+    }
+    let status = if parsed.records.is_empty() && !rejected.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let body = json!({"stored": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected});
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+struct AlertQuery {
+    status: Option<String>,
+    subject: Option<String>,
+}
+
+async fn list_alerts(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(q): Query<AlertQuery>,
+) -> Result<Json<Value>, ApiError> {
+    api.caller(&headers)?;
+    let alerts: Vec<_> = api
+        .app
+        .store
+        .alerts()
+        .await?
+        .into_iter()
+        .filter(|a| q.status.as_deref().is_none_or(|s| a.status == s))
+        .filter(|a| q.subject.as_deref().is_none_or(|s| a.subject == s))
+        .collect();
+    Ok(Json(json!(alerts)))
+}
+
+async fn show_alert(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    api.caller(&headers)?;
+    let alert = api
+        .app
+        .store
+        .alert(id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert #{id}")))?;
+    let history = api.app.store.alert_events(id).await?;
+    Ok(Json(json!({"alert": alert, "history": history})))
+}
+
+#[derive(Deserialize, Default)]
+struct Comment {
+    comment: Option<String>,
+}
+
+async fn transition(
+    api: &Api,
+    headers: &HeaderMap,
+    id: i64,
+    action: &'static str,
+    body: &str,
+) -> Result<Json<Value>, ApiError> {
+    let who = api.caller(headers)?;
+    let c: Comment = if body.trim().is_empty() {
+        Comment::default()
+    } else {
+        serde_json::from_str(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?
+    };
+    let alert = api.app.store.transition(id, action, &who, c.comment.as_deref()).await?;
+    Ok(Json(json!(alert)))
+}
+
+async fn ack(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    transition(&api, &headers, id, "acknowledged", &body).await
+}
+
+async fn resolve(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    transition(&api, &headers, id, "resolved", &body).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSilence {
+    rule: Option<String>,
+    subject: Option<String>,
+    site: Option<String>,
+    /// e.g. "4h"
+    r#for: String,
+    comment: String,
+}
+
+async fn silence(State(api): State<Api>, headers: HeaderMap, body: String) -> Result<Response, ApiError> {
+    let who = api.caller(&headers)?;
+    let s: NewSilence =
+        serde_json::from_str(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+    if s.rule.is_none() && s.subject.is_none() && s.site.is_none() {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "a silence needs rule, subject or site".into()));
+    }
+    let span = crate::rules::Span::parse(&s.r#for)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("for: {e}")))?;
+    let expires = chrono::Utc::now() + span.chrono();
+    let id = api
+        .app
+        .store
+        .create_silence(s.rule.as_deref(), s.subject.as_deref(), s.site.as_deref(), expires, &who, &s.comment)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "expires_at": expires}))).into_response())
+}
+
+async fn list_silences(State(api): State<Api>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    api.caller(&headers)?;
+    Ok(Json(json!(api.app.store.silences().await?)))
+}
+
+/// A subject's timeline: its records (never the arm) and its alerts.
+async fn subject(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    api.caller(&headers)?;
+    let history = api.app.store.history(&id).await?;
+    if history.records.is_empty() {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no subject {id}")));
+    }
+    let mut records: Vec<&crate::model::Record> = history.records.iter().collect();
+    records.sort_by_key(|r| r.when().map(|t| t.earliest()));
+    let alerts: Vec<_> = api.app.store.alerts().await?.into_iter().filter(|a| a.subject == id).collect();
+    Ok(Json(json!({"subject": id, "site": history.site(), "records": records, "alerts": alerts})))
 }

@@ -45,8 +45,29 @@ enum Command {
         /// Also try to send the queued emails once before exiting.
         #[arg(long)]
         deliver: bool,
+        /// The input format (default: guessed — a folder is SDTM, .csv the native CSV
+        /// variant, JSON with a resourceType FHIR, anything else native JSON/NDJSON).
+        #[arg(long, value_enum)]
+        format: Option<vigil::ingest::Format>,
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+    },
+    /// Re-evaluate stored history with the current (or another) rule set, send nothing,
+    /// and show which alerts would appear or vanish compared with what fired.
+    Replay {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        /// Start of the period (alerts raised from then on are compared).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period: records up to then are evaluated as of then (default now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Rule files or folders to try instead of the configured ones.
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
     /// Write reports.
     Report {
@@ -217,7 +238,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { config, deliver, inputs } => ingest(&config, deliver, &inputs).await,
+        Command::Ingest { config, deliver, format, inputs } => {
+            ingest(&config, deliver, format, &inputs).await
+        }
+        Command::Replay { config, from, to, rules, format } => {
+            replay(&config, from.as_deref(), to.as_deref(), &rules, format).await
+        }
         Command::Report { report: ReportCommand::Dsmb { config, out, as_of } } => {
             report_dsmb(&config, out, as_of.as_deref()).await
         }
@@ -325,21 +351,101 @@ fn check(config: Option<&Path>, rules: Vec<PathBuf>) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-async fn ingest(config: &Path, deliver: bool, inputs: &[PathBuf]) -> anyhow::Result<ExitCode> {
+/// Shows progress on a terminal; elsewhere (a log file, CI) logs a line per batch.
+fn progress(what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {prefix}: {pos} records ({per_sec}) {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(what.to_string());
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// Stores one batch and reports its refusals; returns (stored, duplicates, quarantined).
+async fn store_batch(
+    store: &Store,
+    records: &[vigil::store::NewRecord],
+    rejected: &[vigil::store::Rejected],
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<(usize, usize, usize)> {
+    let outcome = store.store_batch(records, rejected).await?;
+    for r in rejected.iter().chain(outcome.conflicts.iter()) {
+        bar.suspend(|| eprintln!("{}:{}: {}: {}", r.source, r.line, r.field, r.reason));
+    }
+    bar.inc((records.len() + rejected.len()) as u64);
+    if bar.is_hidden() {
+        tracing::info!(stored = outcome.stored, duplicates = outcome.duplicates, "Batch stored.");
+    }
+    Ok((outcome.stored, outcome.duplicates, rejected.len() + outcome.conflicts.len()))
+}
+
+const BATCH: usize = 2_000;
+
+async fn ingest(
+    config: &Path,
+    deliver: bool,
+    format: Option<vigil::ingest::Format>,
+    inputs: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    use vigil::ingest::Format as In;
     let config = Config::load(config)?;
     let app = vigil::daemon::App::build(config).await?;
     let mut quarantined = 0;
     for input in inputs {
-        let text =
-            std::fs::read_to_string(input).with_context(|| format!("cannot read {}", input.display()))?;
         let name = input.display().to_string();
-        let parsed = vigil::ingest::native::parse(&name, &text);
-        let outcome = app.store.store_batch(&parsed.records, &parsed.rejected).await?;
-        for r in parsed.rejected.iter().chain(outcome.conflicts.iter()) {
-            eprintln!("{}:{}: {}: {}", r.source, r.line, r.field, r.reason);
-            quarantined += 1;
+        let bar = progress(&name);
+        let (mut stored, mut duplicates) = (0, 0);
+        let fmt = match format {
+            Some(f) => f,
+            None if input.is_dir() => In::Sdtm,
+            None => {
+                let head = std::fs::read(input).with_context(|| format!("cannot read {name}"))?;
+                In::detect(input, &String::from_utf8_lossy(&head[..head.len().min(4096)]))
+            }
+        };
+        if fmt == In::Sdtm {
+            let mut reader = vigil::ingest::sdtm::SdtmReader::open(input)?;
+            while let Some(b) = reader.next_batch(BATCH)? {
+                let (s, d, q) = store_batch(&app.store, &b.records, &b.rejected, &bar).await?;
+                (stored, duplicates, quarantined) = (stored + s, duplicates + d, quarantined + q);
+            }
+            bar.finish_and_clear();
+            eprintln!("{}", reader.summary());
+        } else if fmt == In::Native && is_ndjson(input)? {
+            // Large NDJSON exports stream line by line in bounded memory.
+            use std::io::BufRead;
+            let file = std::fs::File::open(input).with_context(|| format!("cannot read {name}"))?;
+            let mut lines: Vec<String> = Vec::new();
+            let mut first_line = 1;
+            for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+                lines.push(line.with_context(|| format!("cannot read {name}"))?);
+                if lines.len() == BATCH {
+                    let (s, d, q) = ndjson_batch(&app.store, &name, first_line, &lines, &bar).await?;
+                    (stored, duplicates, quarantined) = (stored + s, duplicates + d, quarantined + q);
+                    lines.clear();
+                    first_line = i + 2;
+                }
+            }
+            let (s, d, q) = ndjson_batch(&app.store, &name, first_line, &lines, &bar).await?;
+            (stored, duplicates, quarantined) = (stored + s, duplicates + d, quarantined + q);
+        } else {
+            let text = std::fs::read_to_string(input).with_context(|| format!("cannot read {name}"))?;
+            let parsed = vigil::ingest::parse(fmt, &name, &text);
+            for chunk in parsed.records.chunks(BATCH) {
+                let (s, d, q) = store_batch(&app.store, chunk, &[], &bar).await?;
+                (stored, duplicates, quarantined) = (stored + s, duplicates + d, quarantined + q);
+            }
+            let (_, _, q) = store_batch(&app.store, &[], &parsed.rejected, &bar).await?;
+            quarantined += q;
         }
-        println!("{name}: {} stored, {} already stored", outcome.stored, outcome.duplicates);
+        bar.finish_and_clear();
+        println!("{name}: {stored} stored, {duplicates} already stored");
     }
     let raised = app.evaluate().await?;
     println!("{} alerts raised", raised.len());
@@ -350,6 +456,69 @@ async fn ingest(config: &Path, deliver: bool, inputs: &[PathBuf]) -> anyhow::Res
     app.store.close().await;
     if quarantined > 0 {
         return Err(Findings(format!("{quarantined} records quarantined")).into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// NDJSON: the first non-empty line is a complete JSON object on its own.
+fn is_ndjson(path: &Path) -> anyhow::Result<bool> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        return Ok(
+            line.trim_start().starts_with('{') && serde_json::from_str::<serde_json::Value>(&line).is_ok()
+        );
+    }
+    Ok(false)
+}
+
+async fn ndjson_batch(
+    store: &Store,
+    name: &str,
+    first_line: usize,
+    lines: &[String],
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<(usize, usize, usize)> {
+    let mut parsed = vigil::ingest::native::parse(name, &lines.join("\n"));
+    for r in &mut parsed.records {
+        r.line += first_line - 1;
+    }
+    for r in &mut parsed.rejected {
+        r.line += first_line - 1;
+    }
+    store_batch(store, &parsed.records, &parsed.rejected, bar).await
+}
+
+async fn replay(
+    config: &Path,
+    from: Option<&str>,
+    to: Option<&str>,
+    rules: &[PathBuf],
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let to = parse_as_of(to)?;
+    let from = from.map(|f| parse_as_of(Some(f))).transpose()?;
+    let ruleset = if rules.is_empty() {
+        vigil::daemon::load_rules(&config)?
+    } else {
+        vigil::rules::load_rules(rules).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            Findings(format!("invalid rules:\n{}", lines.join("\n")))
+        })?
+    };
+    let store = Store::connect(&config.database_url).await?;
+    let histories = store.all_histories().await?;
+    let fired = store.alerts().await?;
+    store.close().await;
+    let diff = vigil::rules::replay::compare(&ruleset, &histories, &fired, from, to, &config.study.schedule);
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&diff)?),
+        Format::Text => print!("{diff}"),
     }
     Ok(ExitCode::SUCCESS)
 }

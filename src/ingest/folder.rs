@@ -79,7 +79,7 @@ impl DropFolder {
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "unnamed".into());
         let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let parsed = match String::from_utf8(bytes) {
-            Ok(text) => native::parse(&name, &text),
+            Ok(text) => super::parse(super::Format::detect(path, &text), &name, &text),
             Err(e) => native::Parsed {
                 records: Vec::new(),
                 rejected: vec![Rejected {

@@ -15,6 +15,7 @@ mod load;
 mod mri;
 mod overdue;
 pub mod progression;
+pub mod replay;
 mod sae_clock;
 mod stopping;
 pub mod testing;

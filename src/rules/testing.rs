@@ -283,7 +283,7 @@ fn run_case(case: &TestCase, rules: &RuleSet, schedule: &[ScheduledVisit]) -> Re
 }
 
 /// Histories built from the records visible at `at`, in arrival order.
-fn histories_at(records: &[Record], at: DateTime<Utc>) -> Vec<SubjectHistory> {
+pub(crate) fn histories_at(records: &[Record], at: DateTime<Utc>) -> Vec<SubjectHistory> {
     let mut by_subject: BTreeMap<SubjectId, Vec<Record>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.when().is_none_or(|t| t.earliest() <= at)) {
         by_subject.entry(r.subject.clone()).or_default().push(r.clone());

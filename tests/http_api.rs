@@ -1,0 +1,141 @@
+//! The HTTP API with a real client against the running daemon: tokens, durability,
+//! size limits, idempotency, per-line errors, alerts and the subject timeline.
+
+mod common;
+
+use common::{free_port, wait_for, Deployment};
+use serde_json::Value;
+use std::time::Duration;
+
+const TOKEN: &str = "s3cret-token-for-tests";
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+    _daemon: common::Daemon,
+    deployment: Deployment,
+}
+
+async fn start() -> Api {
+    let port = free_port();
+    let d =
+        Deployment::with(None, &format!("http:\n  addr: \"127.0.0.1:{port}\"\n  max_body_bytes: 65536\n"));
+    // Tokens come from the environment; the config file holds none.
+    let token_file = d.path("tokens.txt");
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()))
+    };
+    std::fs::write(&token_file, format!("# name sha256\nsite-ks {hash}\n")).unwrap();
+    let cfg = std::fs::read_to_string(&d.config).unwrap().replace(
+        "  max_body_bytes: 65536\n",
+        &format!("  max_body_bytes: 65536\n  token_file: \"{}\"\n", token_file.display()),
+    );
+    std::fs::write(&d.config, cfg).unwrap();
+    let daemon = d.start();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_for("the HTTP server", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    Api { base, client, _daemon: daemon, deployment: d }
+}
+
+impl Api {
+    async fn post(&self, path: &str, token: Option<&str>, body: String) -> (u16, Value) {
+        let mut req = self.client.post(format!("{}{path}", self.base)).body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+const GOOD: &str = r#"{"subject":"KS-501","site":"KS","arm":"MSC-HIGH","record_id":"r1","doses":[{"start":"2019-02-26T09:10:00Z"}],"adverse_events":[{"id":"AE-1","term":"Infusion related reaction","grade":3,"onset":"2019-02-26T09:40:00Z"}]}"#;
+
+#[tokio::test]
+async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_line() {
+    let api = start().await;
+    assert_eq!(api.get("/healthz", None).await.0, 200);
+    assert_eq!(api.get("/v1/openapi.json", None).await.1["openapi"], "3.0.3");
+
+    assert_eq!(api.post("/v1/records", None, GOOD.into()).await.0, 401);
+    assert_eq!(api.post("/v1/records", Some("wrong"), GOOD.into()).await.0, 401);
+    assert_eq!(api.get("/v1/alerts", Some("wrong")).await.0, 401);
+
+    let (status, body) = api.post("/v1/records", Some(TOKEN), GOOD.into()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["stored"], 1);
+    // Durable before the answer: the database has it now.
+    let store = api.deployment.store().await;
+    assert_eq!(store.record_count().await.unwrap(), 1);
+
+    // The same record again changes nothing.
+    let (status, body) = api.post("/v1/records", Some(TOKEN), GOOD.into()).await;
+    assert_eq!(status, 202);
+    assert_eq!((body["stored"].as_u64(), body["duplicates"].as_u64()), (Some(0), Some(1)));
+
+    // NDJSON with bad lines: good ones stored, bad ones reported by line and field.
+    let ndjson = [
+        r#"{"subject":"KS-502","date":"2019-03-01"}"#,
+        r#"{"subject":"KS-503","adverse_events":[{"term":"Rash","grade":9}]}"#,
+        r#"{"subject":"KS-504","date":"2019-03-02"}"#,
+        r#"{"subject":""}"#,
+    ]
+    .join("\n");
+    let (status, body) = api.post("/v1/records", Some(TOKEN), ndjson).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["stored"], 2);
+    let rejected = body["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(
+        (rejected[0]["line"].as_u64(), rejected[0]["field"].as_str()),
+        (Some(2), Some("adverse_events[0].grade"))
+    );
+    assert_eq!((rejected[1]["line"].as_u64(), rejected[1]["field"].as_str()), (Some(4), Some("subject")));
+    assert_eq!(store.record_count().await.unwrap(), 3);
+
+    // Nothing readable: 422. Too large: 413.
+    assert_eq!(api.post("/v1/records", Some(TOKEN), "not json".into()).await.0, 422);
+    let big = format!("[{}]", vec![GOOD; 400].join(","));
+    assert_eq!(api.post("/v1/records", Some(TOKEN), big).await.0, 413);
+
+    // The alert the record raised, acknowledged over HTTP by the token's owner.
+    let (status, alerts) = api.get("/v1/alerts?subject=KS-501", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    let severe =
+        alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap();
+    let id = severe["id"].as_i64().unwrap();
+    let (status, acked) =
+        api.post(&format!("/v1/alerts/{id}/ack"), Some(TOKEN), r#"{"comment":"seen"}"#.into()).await;
+    assert_eq!((status, acked["status"].as_str()), (200, Some("acknowledged")));
+    assert_eq!(api.post(&format!("/v1/alerts/{id}/ack"), Some(TOKEN), String::new()).await.0, 409);
+    let (_, shown) = api.get(&format!("/v1/alerts/{id}"), Some(TOKEN)).await;
+    let history = shown["history"].as_array().unwrap();
+    assert!(history
+        .iter()
+        .any(|e| e["action"] == "acknowledged" && e["actor"] == "site-ks" && e["comment"] == "seen"));
+
+    // The timeline never shows the arm.
+    let (status, timeline) = api.get("/v1/subjects/KS-501", Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    assert_eq!(timeline["records"].as_array().unwrap().len(), 1);
+    assert!(!timeline.to_string().contains("MSC-HIGH"));
+    assert_eq!(api.get("/v1/subjects/NOBODY", Some(TOKEN)).await.0, 404);
+
+    let (status, _) = api
+        .post("/v1/silences", Some(TOKEN), r#"{"rule":"mri-new-t2","for":"1h","comment":"rescan"}"#.into())
+        .await;
+    assert_eq!(status, 201);
+}
