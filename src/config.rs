@@ -173,11 +173,45 @@ pub struct ReportConfig {
     /// AE terms counted as infusion reactions in the report.
     #[serde(default = "default_irr_terms")]
     pub infusion_reaction_terms: Vec<String>,
+    /// Roles the DSMB reports are emailed to. The closed report goes only to unblinded ones.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// Also produce the closed (by-arm) report, for unblinded recipients.
+    #[serde(default)]
+    pub closed: bool,
+    /// Cron schedules (5 fields, UTC), e.g. "0 6 1 1,7 *" for every six months.
+    #[serde(default)]
+    pub schedule: Vec<String>,
+    /// Unscheduled reports: when a stopping rule fires, when N subjects reach a visit.
+    #[serde(default)]
+    pub triggers: ReportTriggers,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportTriggers {
+    #[serde(default)]
+    pub stopping_rule: bool,
+    pub subjects_at_visit: Option<VisitTrigger>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitTrigger {
+    pub visit: String,
+    pub count: usize,
 }
 
 impl Default for ReportConfig {
     fn default() -> Self {
-        Self { out_dir: default_report_dir(), infusion_reaction_terms: default_irr_terms() }
+        Self {
+            out_dir: default_report_dir(),
+            infusion_reaction_terms: default_irr_terms(),
+            recipients: Vec::new(),
+            closed: false,
+            schedule: Vec::new(),
+            triggers: ReportTriggers::default(),
+        }
     }
 }
 
@@ -385,6 +419,13 @@ impl Config {
         let rescan = raw.rescan_interval_secs.unwrap_or(5);
         if rescan == 0 {
             return Err(invalid("rescan_interval_secs", "must be at least 1".into()));
+        }
+        for role in &raw.report.recipients {
+            role_known("report.recipients", role)?;
+        }
+        for (i, c) in raw.report.schedule.iter().enumerate() {
+            c.parse::<croner::Cron>()
+                .map_err(|e| invalid(&format!("report.schedule[{i}]"), format!("`{c}`: {e}")))?;
         }
         let mut report = raw.report.clone();
         report.out_dir = resolve(&report.out_dir);

@@ -26,6 +26,8 @@ pub struct App {
     pub outbox: Outbox,
     message_domain: String,
     outbox_wake: Arc<Notify>,
+    /// When this process started (the origin of report schedules).
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Loads the rules named by the configuration, or explains every problem.
@@ -64,6 +66,7 @@ impl App {
             folder,
             outbox,
             outbox_wake: Arc::new(Notify::new()),
+            started_at: chrono::Utc::now(),
         })
     }
 
@@ -89,7 +92,10 @@ impl App {
     /// Evaluates the clock-driven rules (SAE clocks, overdue visits) and cohort rules.
     pub async fn evaluate_clock(&self) -> anyhow::Result<Vec<i64>> {
         let raised = self.evaluator().evaluate_clock(chrono::Utc::now()).await?;
-        // Escalations and expired silences queue notices too: let the outbox look.
+        if let Err(e) = crate::publish::run_due(self, chrono::Utc::now()).await {
+            tracing::error!(error = %format!("{e:#}"), "Scheduled report failed; will retry.");
+        }
+        // Escalations, expired silences and reports queue emails too: let the outbox look.
         self.outbox_wake.notify_one();
         Ok(raised)
     }
@@ -200,6 +206,9 @@ async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
     loop {
         if let Err(e) = app.outbox.deliver_due().await {
             tracing::error!(error = %format!("{e:#}"), "Outbox pass failed; will retry.");
+        }
+        if let Err(e) = crate::publish::deliver_due(&app).await {
+            tracing::error!(error = %format!("{e:#}"), "Report delivery failed; will retry.");
         }
         let wait = match app.store.next_notification_due().await {
             Ok(Some(due)) => Duration::from_millis((due - crate::store::now_ms()).clamp(50, 30_000) as u64),

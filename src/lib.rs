@@ -11,6 +11,7 @@ pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod notify;
+pub mod publish;
 pub mod report;
 pub mod rules;
 pub mod store;

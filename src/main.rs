@@ -83,15 +83,28 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ReportCommand {
-    /// The DSMB summary report (open report, HTML).
+    /// The DSMB report from a frozen data cut (archived; see `report list`).
     Dsmb {
         #[arg(long, env = "VIGIL_CONFIG")]
         config: PathBuf,
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Data cut-off (YYYY-MM-DD or RFC 3339); default now.
+        /// Data cut-off (YYYY-MM-DD = the end of that day, or RFC 3339); default now.
         #[arg(long)]
         as_of: Option<String>,
+        /// The closed report (by arm), for unblinded DSMB members only.
+        #[arg(long)]
+        closed: bool,
+        /// Email it to the report recipients (`report.recipients`) now.
+        #[arg(long)]
+        email: bool,
+    },
+    /// The archive of generated reports, with their SHA-256.
+    List {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
 }
 
@@ -244,8 +257,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay { config, from, to, rules, format } => {
             replay(&config, from.as_deref(), to.as_deref(), &rules, format).await
         }
-        Command::Report { report: ReportCommand::Dsmb { config, out, as_of } } => {
-            report_dsmb(&config, out, as_of.as_deref()).await
+        Command::Report { report: ReportCommand::Dsmb { config, out, as_of, closed, email } } => {
+            report_dsmb(&config, out, as_of.as_deref(), closed, email).await
+        }
+        Command::Report { report: ReportCommand::List { config, format } } => {
+            report_list(&config, format).await
         }
         Command::Alerts { alerts: AlertsCommand::List { config, format } } => {
             alerts_list(&config, format).await
@@ -534,31 +550,52 @@ fn parse_as_of(s: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>>
     }
 }
 
-async fn report_dsmb(config: &Path, out: Option<PathBuf>, as_of: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn report_list(config: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let store = Store::connect(&config.database_url).await?;
+    let reports = store.reports().await?;
+    let deliveries = store.report_deliveries().await?;
+    store.close().await;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Format::Text => {
+            for r in &reports {
+                let sent: Vec<String> =
+                    deliveries.iter().filter(|d| d.0 == r.id).map(|d| format!("{} {}", d.2, d.3)).collect();
+                println!(
+                    "#{:<4} {:<6} cut-off {}  {}  sha256 {}  {}{}",
+                    r.id,
+                    r.kind,
+                    r.as_of.format("%Y-%m-%d %H:%M"),
+                    r.reason,
+                    r.sha256,
+                    r.path,
+                    if sent.is_empty() { String::new() } else { format!("  [{}]", sent.join(", ")) }
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report_dsmb(
+    config: &Path,
+    out: Option<PathBuf>,
+    as_of: Option<&str>,
+    closed: bool,
+    email: bool,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     let as_of = parse_as_of(as_of)?;
-    let rules = vigil::daemon::load_rules(&config)?;
-    let store = Store::connect(&config.database_url).await?;
-    let subjects = store.all_histories().await?;
-    let quarantined = store.quarantine_count().await?;
-    store.close().await;
-    let edss_change = rules.edss_change();
-    let input = vigil::report::DsmbInput {
-        study_title: &config.study.title,
-        as_of,
-        subjects: &subjects,
-        edss_change: &edss_change,
-        visit_order: &config.study.visits,
-        infusion_reaction_terms: &config.report.infusion_reaction_terms,
-        quarantined_records: quarantined.max(0) as u64,
-    };
-    let summary = vigil::report::summarize(&input);
-    let html = vigil::report::try_render_html(&input, &summary)?;
-    let dir = out.unwrap_or_else(|| config.report.out_dir.clone());
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(format!("dsmb-open-{}.html", as_of.format("%Y-%m-%d")));
-    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
-    println!("{}", path.display());
+    let app = vigil::daemon::App::build(config).await?;
+    let kind = if closed { vigil::publish::Kind::Closed } else { vigil::publish::Kind::Open };
+    let report = vigil::publish::generate(&app, kind, as_of, "manual", out, email).await?;
+    if email {
+        let sent = vigil::publish::deliver_due(&app).await?;
+        eprintln!("{sent} report emails sent");
+    }
+    app.store.close().await;
+    println!("{}", report.path);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -95,7 +95,9 @@ fn the_dsmb_summary_states_the_seed_study_counts() {
         "2015-01-31",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let html = std::fs::read_to_string(reports.join("dsmb-open-2015-01-31.html")).unwrap();
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(path.contains("dsmb-open-2015-01-31-"), "{path}");
+    let html = std::fs::read_to_string(&path).unwrap();
 
     for (v, (visit, _)) in VISITS.iter().enumerate().skip(1) {
         let assessed: Vec<&Subject> = cohort.iter().filter(|s| s.edss[v].is_some()).collect();

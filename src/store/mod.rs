@@ -7,6 +7,7 @@
 mod alerts;
 mod outbox;
 mod records;
+mod reports;
 
 pub use alerts::{
     AlertEvent, AlertRow, CohortContribution, CohortTotals, Evaluation, FirstNotice, NewAlert, Recipient,
@@ -14,6 +15,7 @@ pub use alerts::{
 };
 pub use outbox::{Delivery, NotificationRow};
 pub use records::{BatchOutcome, NewRecord, Rejected};
+pub use reports::{ReportDelivery, ReportRow};
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};

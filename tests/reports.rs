@@ -1,0 +1,74 @@
+//! DSMB reports as published: a frozen cut, archived with its SHA-256, emailed as an
+//! attachment, identical bytes for the same cut.
+
+mod common;
+
+use common::{Deployment, SmtpServer};
+use sha2::Digest;
+
+fn cohort() -> String {
+    let mut lines = Vec::new();
+    for (i, (bl, w12)) in [(4.0, 5.0), (6.0, 6.0), (3.0, 3.0)].iter().enumerate() {
+        let s = format!("MSC-0{}", i + 1);
+        lines.push(format!(
+            r#"{{"subject":"{s}","site":"KS","arm":"MSC","visit":"BL","date":"2013-03-0{}","record_id":"{s}-bl","doses":[{{"start":"2013-03-0{}T09:00:00Z"}}],"scores":[{{"name":"EDSS","value":{bl}}}]}}"#,
+            i + 1,
+            i + 1
+        ));
+        lines.push(format!(
+            r#"{{"subject":"{s}","site":"KS","arm":"MSC","visit":"W12","date":"2013-05-2{}","record_id":"{s}-w12","scores":[{{"name":"EDSS","value":{w12}}}],"mri":{{"t2_new_or_enlarging":{}}}}}"#,
+            i + 1,
+            i % 2
+        ));
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn a_report_is_archived_with_its_hash_emailed_and_reproducible() {
+    let smtp = SmtpServer::start();
+    let d = Deployment::with(Some(&smtp.url()), "report:\n  recipients: [dsmb-chair, safety-officer]\n");
+    let cfg = d.config.to_str().unwrap().to_string();
+    let input = d.path("cohort.ndjson");
+    std::fs::write(&input, cohort()).unwrap();
+    assert!(d.vigil(&["ingest", "--config", &cfg, input.to_str().unwrap()]).status.success());
+
+    let run = |out: &str, email: bool| {
+        let out_dir = d.path(out);
+        let mut args = vec!["report", "dsmb", "--config", &cfg, "--as-of", "2014-01-01", "--out"];
+        let dir = out_dir.to_str().unwrap().to_string();
+        args.push(&dir);
+        if email {
+            args.push("--email");
+        }
+        let o = d.vigil(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let first = run("a", true);
+    let second = run("b", false);
+    let (a, b) = (std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+    assert_eq!(a, b, "same data and cut-off must give the same bytes");
+    let html = String::from_utf8_lossy(&a);
+    assert!(html.contains("EDSS worse than baseline at W12: 1 of 3"), "computed from the cohort");
+    assert!(!html.contains(">MSC<"), "the open report shows no arm");
+
+    // The archive lists both with the file's SHA-256.
+    let list = d.vigil(&["report", "list", "--config", &cfg, "--format", "json"]);
+    let reports: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let sha = hex::encode(sha2::Sha256::digest(&a));
+    assert_eq!(reports.as_array().unwrap().len(), 2);
+    assert!(reports.as_array().unwrap().iter().all(|r| r["sha256"] == sha.as_str()));
+    assert_eq!(reports[0]["snapshot"], reports[1]["snapshot"]);
+
+    // The emailed one reached both roles, attached.
+    let mail = smtp.wait_for_messages(2, std::time::Duration::from_secs(20));
+    let mut to: Vec<&str> = mail.iter().map(|m| m.rcpt_to.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["chair@trial.test", "so@trial.test"]);
+    for m in &mail {
+        assert!(m.subject.contains("[vigil][DSMB] Open report, data cut-off 2014-01-01"), "{}", m.subject);
+        assert!(m.raw.contains("Content-Disposition: attachment"), "no attachment");
+        assert!(m.body.contains(&sha), "the email states the file's SHA-256");
+    }
+}
