@@ -416,6 +416,22 @@ impl Config {
                 ));
             }
         }
+        let mut seen_visits = Vec::new();
+        for (i, v) in raw.study.schedule.iter().enumerate() {
+            if v.window_days < 0 {
+                return Err(invalid(
+                    &format!("study.schedule[{i}].window_days"),
+                    "cannot be negative".into(),
+                ));
+            }
+            if seen_visits.contains(&v.visit) {
+                return Err(invalid(
+                    &format!("study.schedule[{i}].visit"),
+                    format!("`{}` is scheduled twice", v.visit),
+                ));
+            }
+            seen_visits.push(v.visit.clone());
+        }
         let rescan = raw.rescan_interval_secs.unwrap_or(5);
         if rescan == 0 {
             return Err(invalid("rescan_interval_secs", "must be at least 1".into()));

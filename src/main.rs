@@ -358,6 +358,7 @@ fn check(config: Option<&Path>, rules: Vec<PathBuf>) -> anyhow::Result<ExitCode>
     };
     if let (Some(set), Some(c)) = (&loaded, &config) {
         problems.extend(vigil::alerts::Router::new(c).unknown_roles(set));
+        problems.extend(vigil::daemon::unscheduled_visits(c, set));
     }
     if !problems.is_empty() {
         return Err(Findings(problems.join("\n")).into());

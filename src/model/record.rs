@@ -377,7 +377,10 @@ impl Record {
                     onset,
                     end,
                     grade,
-                    serious: a.serious.unwrap_or(false) || !seriousness.is_empty(),
+                    // A fatal (grade 5) event is serious whatever the flag was left as.
+                    serious: a.serious.unwrap_or(false)
+                        || !seriousness.is_empty()
+                        || grade.is_some_and(|g| g.value() == 5),
                     seriousness,
                     related: a
                         .related
@@ -590,6 +593,7 @@ impl Record {
                 .map(|d| &d.start)
                 .chain(self.adverse_events.iter().filter_map(|a| a.onset.as_ref()))
                 .chain(self.vitals.iter().filter_map(|v| v.time.as_ref()))
+                .chain(self.labs.iter().filter_map(|l| l.time.as_ref()))
                 .chain(self.mri.iter().map(|m| &m.date))
                 .min_by_key(|t| t.earliest())
         })

@@ -109,3 +109,74 @@ impl Templates {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert() -> AlertRow {
+        AlertRow {
+            id: 7,
+            rule_id: "infusion-reaction-severe".into(),
+            rule_version: "v1".into(),
+            subject: "KS-101".into(),
+            site: Some("KS".into()),
+            episode: "ae:AE-1".into(),
+            level: 3,
+            severity: "critical".into(),
+            title: "Grade 3 or higher infusion-related reaction".into(),
+            summary: "Adverse event, CTCAE grade 3, onset study day 1.".into(),
+            evidence: serde_json::json!({"why": "grade 3 >= 3"}),
+            status: "open".into(),
+            raised_at: chrono::Utc::now(),
+            escalation_step: 0,
+            next_escalation_at: None,
+        }
+    }
+
+    /// An operator's template that asks for everything, the arm included, in every way.
+    const GREEDY: &str = "{{ alerts }} {% for a in alerts %}{{ a.arm }} {{ a }} {% for k in a %}{{ k }}={{ a[k] }} {% endfor %}{% endfor %}";
+
+    #[test]
+    fn no_template_can_show_the_arm_to_a_blinded_recipient() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in NAMES {
+            std::fs::write(dir.path().join(name), GREEDY).unwrap();
+        }
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let blinded = [alert_context(&alert(), true, Some("MSC-HIGH-DOSE"))];
+        let r = t.render("alert", false, &blinded, "safety-officer", "Study").unwrap();
+        for part in [&r.subject, &r.text, &r.html] {
+            assert!(!part.contains("MSC-HIGH-DOSE"), "{part}");
+            assert!(part.contains("KS-101"), "the template did render: {part}");
+        }
+        let unblinded = [alert_context(&alert(), false, Some("MSC-HIGH-DOSE"))];
+        let r = t.render("alert", false, &unblinded, "dsmb-chair", "Study").unwrap();
+        assert!(r.text.contains("MSC-HIGH-DOSE"));
+    }
+
+    #[test]
+    fn the_built_in_templates_render_one_and_several_alerts() {
+        let t = Templates::load(None).unwrap();
+        let one = [alert_context(&alert(), true, None)];
+        let r = t.render("alert", false, &one, "safety-officer", "Study").unwrap();
+        assert_eq!(
+            r.subject,
+            "[vigil][CRITICAL] KS-101 — Grade 3 or higher infusion-related reaction (rule infusion-reaction-severe)"
+        );
+        assert!(r.text.contains("Why this fired: grade 3 >= 3 (rule infusion-reaction-severe, version v1)"));
+        assert!(r.html.contains("<td>KS-101 (site KS)</td>"));
+        let two = [alert_context(&alert(), true, None), alert_context(&alert(), true, None)];
+        let r = t.render("alert", false, &two, "safety-officer", "Study").unwrap();
+        assert!(r.subject.contains("2 alerts"), "{}", r.subject);
+        let r = t.render("escalation", false, &one, "medical-monitor", "Study").unwrap();
+        assert!(r.subject.contains("[ESCALATED]") && r.text.starts_with("ESCALATED"));
+    }
+
+    #[test]
+    fn a_broken_override_stops_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("email.txt"), "{% for a in alerts %}").unwrap();
+        assert!(Templates::load(Some(dir.path())).is_err());
+    }
+}

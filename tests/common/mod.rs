@@ -271,6 +271,10 @@ impl Deployment {
         let smtp = smtp_url.map(|u| format!("  smtp_url: \"{u}\"\n")).unwrap_or_default();
         let config = format!(
             "study:\n  title: Test study\n  visits: [BL, H2, D7, W4, W12, W24, W48]\n\
+             \x20 schedule:\n    - {{visit: D7, day: 7, window_days: 1}}\n    - {{visit: W4, day: 29, window_days: 3}}\n\
+             \x20   - {{visit: W12, day: 85, window_days: 7, assessments: [EDSS, MRI]}}\n\
+             \x20   - {{visit: W24, day: 169, window_days: 14, assessments: [EDSS]}}\n\
+             \x20   - {{visit: W48, day: 337, window_days: 14, assessments: [EDSS, MRI]}}\n\
              database_url: \"sqlite://vigil.db\"\ninbox: inbox\nrules: [\"{rules}\"]\n\
              rescan_interval_secs: 1\n\
              email:\n  from: \"vigil <vigil@trial.test>\"\n{smtp}  outbox_dir: outbox\n  retry_initial_secs: 1\n  retry_max_secs: 2\n\
