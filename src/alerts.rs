@@ -258,13 +258,18 @@ impl Evaluator<'_> {
         let mut e = Evaluation::default();
         for rule in self.rules.rules.iter().filter(|r| r.kind.is_cohort()) {
             let t = self.store.cohort_totals(&rule.id).await?;
-            let totals = Totals {
+            let mut totals = Totals {
                 evaluable: t.evaluable.max(0) as u32,
                 matching_subjects: t.matching.max(0) as u32,
                 events: t.events.max(0) as u32,
-                subjects: t.subjects,
+                subjects: Vec::new(),
             };
-            let findings = rule.judge(&totals, as_of);
+            let mut findings = rule.judge(&totals, as_of);
+            if !findings.is_empty() {
+                // Only a firing rule needs the names for its evidence.
+                totals.subjects = self.store.cohort_matching_subjects(&rule.id).await?;
+                findings = rule.judge(&totals, as_of);
+            }
             e.still_firing.push(StillFiring {
                 rule_id: rule.id.clone(),
                 episodes: findings.iter().map(|f| f.episode.clone()).collect(),

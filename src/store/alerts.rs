@@ -207,6 +207,10 @@ async fn event(
     Ok(())
 }
 
+fn before_is_same(before: (i64, i64, i64), now: (i64, i64, i64)) -> bool {
+    before == now && before != (0, 0, 0)
+}
+
 /// Queues one notification per recipient.
 async fn enqueue(
     tx: &mut Transaction<'_, Any>,
@@ -277,6 +281,21 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         for c in &e.contributions {
+            let (evaluable, matching) = (i64::from(c.evaluable), i64::from(c.matching));
+            let before = sqlx::query(
+                "SELECT evaluable, matching, events FROM cohort_contributions WHERE rule_id = $1 AND subject = $2",
+            )
+            .bind(&c.rule_id)
+            .bind(e.subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (e0, m0, v0): (i64, i64, i64) = match before {
+                Some(r) => (r.try_get("evaluable")?, r.try_get("matching")?, r.try_get("events")?),
+                None => (0, 0, 0),
+            };
+            if before_is_same((e0, m0, v0), (evaluable, matching, c.events)) {
+                continue;
+            }
             sqlx::query(
                 "INSERT INTO cohort_contributions (rule_id, subject, evaluable, matching, events) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_id, subject) DO UPDATE SET \
@@ -284,9 +303,21 @@ impl Store {
             )
             .bind(&c.rule_id)
             .bind(e.subject)
-            .bind(i64::from(c.evaluable))
-            .bind(i64::from(c.matching))
+            .bind(evaluable)
+            .bind(matching)
             .bind(c.events)
+            .execute(&mut *tx)
+            .await?;
+            // The running total moves by this subject's change only.
+            sqlx::query(
+                "INSERT INTO cohort_totals (rule_id, evaluable, matching, events) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (rule_id) DO UPDATE SET evaluable = cohort_totals.evaluable + excluded.evaluable, \
+                 matching = cohort_totals.matching + excluded.matching, events = cohort_totals.events + excluded.events",
+            )
+            .bind(&c.rule_id)
+            .bind(evaluable - e0)
+            .bind(matching - m0)
+            .bind(c.events - v0)
             .execute(&mut *tx)
             .await?;
         }
@@ -622,24 +653,33 @@ impl Store {
             .collect()
     }
 
-    /// The totals of one cohort rule over every subject's stored contribution.
+    /// The totals of one cohort rule (one row, kept up to date by each evaluation). The
+    /// matching subjects are not listed here: see `cohort_matching_subjects`.
     pub async fn cohort_totals(&self, rule_id: &str) -> anyhow::Result<CohortTotals> {
+        let row = sqlx::query("SELECT evaluable, matching, events FROM cohort_totals WHERE rule_id = $1")
+            .bind(rule_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => CohortTotals {
+                evaluable: r.try_get("evaluable")?,
+                matching: r.try_get("matching")?,
+                events: r.try_get("events")?,
+                subjects: Vec::new(),
+            },
+            None => CohortTotals::default(),
+        })
+    }
+
+    /// The subjects that currently match a cohort rule (read only when it fires).
+    pub async fn cohort_matching_subjects(&self, rule_id: &str) -> anyhow::Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT subject, evaluable, matching, events FROM cohort_contributions WHERE rule_id = $1 ORDER BY subject",
+            "SELECT subject FROM cohort_contributions WHERE rule_id = $1 AND matching = 1 ORDER BY subject",
         )
         .bind(rule_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut t = CohortTotals::default();
-        for r in rows {
-            t.evaluable += r.try_get::<i64, _>("evaluable")?;
-            t.events += r.try_get::<i64, _>("events")?;
-            if r.try_get::<i64, _>("matching")? != 0 {
-                t.matching += 1;
-                t.subjects.push(r.try_get("subject")?);
-            }
-        }
-        Ok(t)
+        rows.iter().map(|r| Ok(r.try_get("subject")?)).collect()
     }
 
     /// Every subject with at least one record.
