@@ -84,6 +84,8 @@ pub async fn generate(
     let snapshot = snapshot_hash(&subjects, as_of);
     let quarantined = app.store.quarantine_count().await?;
     let edss_change = app.rules.edss_change();
+    let alerts = app.store.alerts().await?;
+    let (stopping_rules, overdue_visits) = rule_status(app, &subjects, as_of);
     let input = crate::report::DsmbInput {
         study_title: &app.config.study.title,
         as_of,
@@ -92,17 +94,31 @@ pub async fn generate(
         visit_order: &app.config.study.visits,
         infusion_reaction_terms: &app.config.report.infusion_reaction_terms,
         quarantined_records: quarantined.max(0) as u64,
+        alerts: &alerts,
+        stopping_rules: &stopping_rules,
+        snapshot_hash: &snapshot,
+        closed: kind == Kind::Closed,
+        overdue_visits: &overdue_visits,
     };
-    if kind == Kind::Closed {
-        anyhow::bail!("the closed report is not available in this build yet");
-    }
     let summary = crate::report::summarize(&input);
     let html = crate::report::try_render_html(&input, &summary)?;
     let dir = out.unwrap_or_else(|| app.config.report.out_dir.clone());
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path =
-        dir.join(format!("dsmb-{}-{}-{}.html", kind.as_str(), as_of.format("%Y-%m-%d"), &snapshot[..8]));
+    let stem = format!("dsmb-{}-{}-{}", kind.as_str(), as_of.format("%Y-%m-%d"), &snapshot[..8]);
+    let path = dir.join(format!("{stem}.html"));
     std::fs::write(&path, &html).with_context(|| format!("cannot write {}", path.display()))?;
+    // Every table as CSV, for the statistician.
+    let csv_dir = dir.join(format!("{stem}-csv"));
+    std::fs::create_dir_all(&csv_dir).with_context(|| format!("cannot create {}", csv_dir.display()))?;
+    for (name, text) in crate::report::render_csv(&input, &summary) {
+        std::fs::write(csv_dir.join(&name), text).with_context(|| format!("cannot write {name}"))?;
+    }
+    #[cfg(feature = "pdf")]
+    {
+        let pdf = crate::report::render_pdf(&input, &summary)?;
+        let pdf_path = dir.join(format!("{stem}.pdf"));
+        std::fs::write(&pdf_path, pdf).with_context(|| format!("cannot write {}", pdf_path.display()))?;
+    }
     let sha = hex::encode(Sha256::digest(html.as_bytes()));
     let recipients = if email { recipients(app, kind) } else { Vec::new() };
     let id = app
@@ -120,6 +136,57 @@ pub async fn generate(
         .await?;
     tracing::info!(report_id = id, kind = kind.as_str(), path = %path.display(), %reason, "DSMB report generated.");
     app.store.report(id).await?.context("the archived report vanished")
+}
+
+/// The stopping rules' state and the overdue visits at the cut-off, evaluated on the
+/// records of the cut (the same code the daemon runs).
+fn rule_status(
+    app: &App,
+    subjects: &[crate::model::SubjectHistory],
+    as_of: DateTime<Utc>,
+) -> (Vec<crate::report::StoppingRuleStatus>, Vec<crate::report::OverdueVisit>) {
+    let records: Vec<crate::model::Record> =
+        subjects.iter().flat_map(|h| h.records.iter().cloned()).collect();
+    let cut = crate::rules::testing::histories_at(&records, as_of);
+    let mut stopping = Vec::new();
+    let mut overdue = Vec::new();
+    for rule in &app.rules.rules {
+        if rule.kind.is_cohort() {
+            let totals = crate::rules::Totals::from_contributions(
+                cut.iter().filter_map(|h| rule.contribution(h, as_of).map(|c| (h.subject.as_str(), c))),
+            );
+            let findings = rule.judge(&totals, as_of);
+            stopping.push(crate::report::StoppingRuleStatus {
+                rule_id: rule.id.clone(),
+                title: rule.title.clone(),
+                threshold: findings.first().map(|f| f.why.clone()).unwrap_or_else(|| rule.title.clone()),
+                current: match findings.first() {
+                    Some(f) => f.summary.clone(),
+                    None => format!(
+                        "{} of {} evaluable subjects with a matching event ({} events)",
+                        totals.matching_subjects, totals.evaluable, totals.events
+                    ),
+                },
+                fired: !findings.is_empty(),
+            });
+        }
+        if let crate::rules::RuleKind::OverdueVisit(_) = rule.kind {
+            for h in &cut {
+                for f in rule.evaluate(h, as_of, &app.config.study.schedule) {
+                    let Some(visit) = f.episode.strip_prefix("overdue:") else { continue };
+                    let due = f.evidence["overdue_from"]
+                        .as_str()
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+                    overdue.push(crate::report::OverdueVisit {
+                        subject: h.subject.to_string(),
+                        visit: visit.to_string(),
+                        days_overdue: due.map_or(0, |d| (as_of - d.with_timezone(&Utc)).num_days().max(0)),
+                    });
+                }
+            }
+        }
+    }
+    (stopping, overdue)
 }
 
 /// Generates the reports whose schedule or trigger has come. Returns how many.

@@ -187,27 +187,4 @@ impl Store {
             })
             .collect()
     }
-
-    /// Canonical snapshot of the data as of a cut-off: every stored record body whose own
-    /// time is not later (records without a time included), sorted by record key, hashed.
-    pub async fn snapshot_hash(
-        &self,
-        histories: &[crate::model::SubjectHistory],
-        as_of: DateTime<Utc>,
-    ) -> String {
-        use sha2::{Digest, Sha256};
-        let mut bodies: Vec<String> = histories
-            .iter()
-            .flat_map(|h| h.records.iter())
-            .filter(|r| r.when().is_none_or(|t| t.earliest() <= as_of))
-            .map(|r| serde_json::to_string(r).unwrap_or_default())
-            .collect();
-        bodies.sort();
-        let mut hasher = Sha256::new();
-        for b in &bodies {
-            hasher.update(b.as_bytes());
-            hasher.update(b"\n");
-        }
-        hex::encode(hasher.finalize())
-    }
 }
