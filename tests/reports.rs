@@ -72,3 +72,40 @@ fn a_report_is_archived_with_its_hash_emailed_and_reproducible() {
         assert!(m.body.contains(&sha), "the email states the file's SHA-256");
     }
 }
+
+#[test]
+fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
+    let smtp = SmtpServer::start();
+    let d = Deployment::with(Some(&smtp.url()), "report:\n  recipients: [dsmb-chair, safety-officer]\n");
+    let cfg = d.config.to_str().unwrap().to_string();
+    let input = d.path("cohort.ndjson");
+    std::fs::write(&input, cohort()).unwrap();
+    assert!(d.vigil(&["ingest", "--config", &cfg, input.to_str().unwrap()]).status.success());
+    let out = d.path("closed");
+    let o = d.vigil(&[
+        "report",
+        "dsmb",
+        "--config",
+        &cfg,
+        "--as-of",
+        "2014-01-01",
+        "--closed",
+        "--email",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let path = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(html.contains("CLOSED"), "marked closed");
+    assert!(html.contains("MSC"), "the closed report shows the arm");
+    let mail = smtp.wait_for_messages(1, std::time::Duration::from_secs(20));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mail_after = smtp.messages();
+    assert_eq!(mail_after.len(), 1, "{:?}", mail.iter().map(|m| &m.rcpt_to).collect::<Vec<_>>());
+    assert_eq!(mail_after[0].rcpt_to, "chair@trial.test", "only the unblinded DSMB chair");
+    assert!(mail_after[0].subject.contains("CLOSED report"));
+    // CSV of every table beside the HTML.
+    let csv_dir = path.trim_end_matches(".html").to_string() + "-csv";
+    assert!(std::fs::read_dir(&csv_dir).unwrap().count() > 5, "{csv_dir}");
+}
