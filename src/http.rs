@@ -161,8 +161,8 @@ async fn healthz(State(api): State<Api>) -> (StatusCode, Json<Value>) {
     }
 }
 
-async fn openapi() -> Json<Value> {
-    Json(serde_json::from_str(include_str!("../openapi.json")).unwrap_or(Value::Null))
+async fn openapi() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json"))
 }
 
 /// Stores the records (JSON object, array or NDJSON), answering only once they are

@@ -422,8 +422,13 @@ async fn ingest(
             Some(f) => f,
             None if input.is_dir() => In::Sdtm,
             None => {
-                let head = std::fs::read(input).with_context(|| format!("cannot read {name}"))?;
-                In::detect(input, &String::from_utf8_lossy(&head[..head.len().min(4096)]))
+                // The first 4 KiB decide; a bulk file is not read whole just to look at it.
+                use std::io::Read;
+                let mut head = Vec::with_capacity(4096);
+                std::fs::File::open(input)
+                    .and_then(|f| f.take(4096).read_to_end(&mut head))
+                    .with_context(|| format!("cannot read {name}"))?;
+                In::detect(input, &String::from_utf8_lossy(&head))
             }
         };
         if fmt == In::Sdtm {

@@ -207,15 +207,11 @@ pub async fn run_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<usize> {
     }
     let t = &app.config.report.triggers;
     if t.stopping_rule {
-        let stopping: Vec<i64> = app
-            .store
-            .alerts()
-            .await?
-            .into_iter()
-            .filter(|a| app.rules.get(&a.rule_id).is_some_and(|r| r.kind.is_cohort()))
-            .map(|a| a.id)
-            .collect();
-        if let Some(last) = stopping.last() {
+        let mut latest = None;
+        for rule in app.rules.rules.iter().filter(|r| r.kind.is_cohort()) {
+            latest = latest.max(app.store.latest_alert_of(&rule.id).await?);
+        }
+        if let Some(last) = latest {
             let reason = format!("trigger:stopping-rule-alert-{last}");
             if app.store.last_report_for(&reason).await?.is_none() {
                 reasons.push(reason);

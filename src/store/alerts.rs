@@ -207,10 +207,6 @@ async fn event(
     Ok(())
 }
 
-fn before_is_same(before: (i64, i64, i64), now: (i64, i64, i64)) -> bool {
-    before == now && before != (0, 0, 0)
-}
-
 /// Queues one notification per recipient.
 async fn enqueue(
     tx: &mut Transaction<'_, Any>,
@@ -222,13 +218,14 @@ async fn enqueue(
     message_domain: &str,
 ) -> anyhow::Result<()> {
     let now = now_ms();
-    for r in recipients {
-        // Unique per notification; stable across retries of the same row.
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE alert_id = $1")
-            .bind(alert_id)
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("n")?;
+    // Message-IDs: unique per notification, stable across retries of the same row.
+    let first: i64 = sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE alert_id = $1")
+        .bind(alert_id)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    for (i, r) in recipients.iter().enumerate() {
+        let n = first + i as i64;
         sqlx::query(
             "INSERT INTO notifications (alert_id, role, recipient, blinded, message_id, status, attempts, \
              next_attempt_at, created_at, kind, group_key) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $8, $9)",
@@ -289,13 +286,14 @@ impl Store {
             .bind(e.subject)
             .fetch_optional(&mut *tx)
             .await?;
-            let (e0, m0, v0): (i64, i64, i64) = match before {
-                Some(r) => (r.try_get("evaluable")?, r.try_get("matching")?, r.try_get("events")?),
-                None => (0, 0, 0),
+            let before: Option<(i64, i64, i64)> = match before {
+                Some(r) => Some((r.try_get("evaluable")?, r.try_get("matching")?, r.try_get("events")?)),
+                None => None,
             };
-            if before_is_same((e0, m0, v0), (evaluable, matching, c.events)) {
+            if before == Some((evaluable, matching, c.events)) {
                 continue;
             }
+            let (e0, m0, v0) = before.unwrap_or_default();
             sqlx::query(
                 "INSERT INTO cohort_contributions (rule_id, subject, evaluable, matching, events) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_id, subject) DO UPDATE SET \
@@ -688,6 +686,15 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok(r.try_get("subject")?)).collect()
+    }
+
+    /// The id of the newest alert of a rule, if any.
+    pub async fn latest_alert_of(&self, rule_id: &str) -> anyhow::Result<Option<i64>> {
+        Ok(sqlx::query("SELECT MAX(id) AS id FROM alerts WHERE rule_id = $1")
+            .bind(rule_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("id")?)
     }
 
     pub async fn alerts(&self) -> anyhow::Result<Vec<AlertRow>> {
