@@ -19,7 +19,7 @@ fn ingest(d: &Deployment, args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cdisc_pilot_facts_are_reproduced_from_an_sdtm_import() {
     let d = Deployment::new(None);
-    let out = ingest(&d, &["--format", "sdtm", &format!("{REPO}/../shared/data/cdiscpilot01")]);
+    let out = ingest(&d, &["--format", "sdtm", &format!("{REPO}/tests/data/cdiscpilot01")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let store = d.store().await;
     let subjects = store.all_histories().await.unwrap();
@@ -65,7 +65,7 @@ async fn the_cdisc_pilot_facts_are_reproduced_from_an_sdtm_import() {
 
     // Importing again changes nothing.
     let before = store.record_count().await.unwrap();
-    let again = ingest(&d, &["--format", "sdtm", &format!("{REPO}/../shared/data/cdiscpilot01")]);
+    let again = ingest(&d, &["--format", "sdtm", &format!("{REPO}/tests/data/cdiscpilot01")]);
     assert!(again.status.success());
     assert_eq!(store.record_count().await.unwrap(), before);
     assert_eq!(store.alerts().await.unwrap().len(), alerts.len());
@@ -74,7 +74,7 @@ async fn the_cdisc_pilot_facts_are_reproduced_from_an_sdtm_import() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fhir_examples_are_imported_without_personal_data() {
     let d = Deployment::new(None);
-    let dir = format!("{REPO}/../shared/data/fhir-examples");
+    let dir = format!("{REPO}/tests/data/fhir-examples");
     let files: Vec<String> = [
         "adverseevent-example.json",
         "observation-example-bloodpressure.json",

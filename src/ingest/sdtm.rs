@@ -1164,7 +1164,7 @@ mod tests {
 
     // --- The CDISC pilot study (README facts) ----------------------------------------------
 
-    const PILOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cdiscpilot01");
+    const PILOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01");
 
     struct Pilot {
         summary: ImportSummary,

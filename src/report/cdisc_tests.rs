@@ -1,5 +1,5 @@
 //! The report on real data nobody on the team wrote: the CDISC pilot study CDISCPILOT01
-//! (../shared/data/cdiscpilot01). Histories are built straight from the SDTM CSVs, and the
+//! (tests/data/cdiscpilot01). Histories are built straight from the SDTM CSVs, and the
 //! numbers are checked against the facts in that folder's README, or against a direct
 //! count over the CSV rows where the README gives none.
 
@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cdiscpilot01");
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01");
 
 /// Splits one CSV line: commas inside double quotes are data, `""` is a quote.
 fn csv_fields(line: &str) -> Vec<String> {

@@ -1407,7 +1407,7 @@ pub(super) mod tests {
     fn cdisc_pilot() -> &'static [SubjectHistory] {
         static HISTORIES: OnceLock<Vec<SubjectHistory>> = OnceLock::new();
         HISTORIES.get_or_init(|| {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cdiscpilot01/lb.csv");
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01/lb.csv");
             let text = std::fs::read_to_string(path).unwrap();
             let mut lines = text.lines();
             let header = csv_fields(lines.next().unwrap());

@@ -418,7 +418,7 @@ mod tests {
     type Subjects = BTreeMap<u32, (Vec<EdssVisit>, Vec<NaiveDate>)>;
 
     fn csv_rows(name: &str) -> Vec<Vec<String>> {
-        let path = format!("{}/../shared/data/ms-msprog/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/tests/data/ms-msprog/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         text.lines()
             .skip(1)

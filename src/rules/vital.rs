@@ -510,7 +510,7 @@ mod tests {
     fn cdisc_pilot() -> &'static [SubjectHistory] {
         static HISTORIES: OnceLock<Vec<SubjectHistory>> = OnceLock::new();
         HISTORIES.get_or_init(|| {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cdiscpilot01/vs.csv");
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01/vs.csv");
             let text = std::fs::read_to_string(path).unwrap();
             let mut lines = text.lines();
             let header = crate::rules::lab::tests::csv_fields(lines.next().unwrap());
