@@ -147,7 +147,7 @@ fn rule_status(
 ) -> (Vec<crate::report::StoppingRuleStatus>, Vec<crate::report::OverdueVisit>) {
     let records: Vec<crate::model::Record> =
         subjects.iter().flat_map(|h| h.records.iter().cloned()).collect();
-    let cut = crate::rules::testing::histories_at(&records, as_of);
+    let cut = crate::rules::eval::histories_at(&records, as_of);
     let mut stopping = Vec::new();
     let mut overdue = Vec::new();
     for rule in &app.rules.rules {

@@ -8,6 +8,7 @@ mod adverse_event;
 mod cohort;
 mod disability;
 mod duration;
+pub mod eval;
 pub mod expr;
 mod expression;
 mod lab;

@@ -16,11 +16,11 @@
 //! A record is visible at a check time when its own time is not later (records without
 //! any time are always visible), so one test can follow a subject through a timeline.
 
-use super::{Finding, Rule, RuleSet, ScheduledVisit, Totals};
-use crate::model::{ClinicalTime, Record, SubjectHistory, SubjectId};
-use chrono::{DateTime, Utc};
+use super::eval::{all as evaluate_all, histories_at, Fired};
+use super::{RuleSet, ScheduledVisit};
+use crate::model::{ClinicalTime, Record};
+use chrono::Utc;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
@@ -75,60 +75,6 @@ struct Expected {
     episode: Option<String>,
     /// Text that the summary must contain.
     summary_contains: Option<String>,
-}
-
-/// One finding as a test sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fired {
-    pub rule: String,
-    pub subject: Option<String>,
-    pub finding: Finding,
-}
-
-impl std::fmt::Display for Fired {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{{rule: {}, subject: {}, severity: {}, level: {}, episode: {}}} — {}",
-            self.rule,
-            self.subject.as_deref().unwrap_or("(cohort)"),
-            self.finding.severity,
-            self.finding.level,
-            self.finding.episode,
-            self.finding.summary
-        )
-    }
-}
-
-/// Every finding of every rule over these histories at `as_of`, cohort rules included.
-pub fn evaluate_all(
-    rules: &RuleSet,
-    histories: &[SubjectHistory],
-    as_of: DateTime<Utc>,
-    schedule: &[ScheduledVisit],
-) -> Vec<Fired> {
-    let mut out = Vec::new();
-    for rule in &rules.rules {
-        if rule.kind.is_cohort() {
-            let totals = Totals::from_contributions(
-                histories.iter().filter_map(|h| rule.contribution(h, as_of).map(|c| (h.subject.as_str(), c))),
-            );
-            out.extend(rule.judge(&totals, as_of).into_iter().map(|finding| fired(rule, None, finding)));
-        } else {
-            for h in histories {
-                out.extend(
-                    rule.evaluate(h, as_of, schedule)
-                        .into_iter()
-                        .map(|f| fired(rule, Some(h.subject.as_str()), f)),
-                );
-            }
-        }
-    }
-    out
-}
-
-fn fired(rule: &Rule, subject: Option<&str>, finding: Finding) -> Fired {
-    Fired { rule: rule.id.clone(), subject: subject.map(str::to_string), finding }
 }
 
 /// The outcome of running test files.
@@ -280,15 +226,6 @@ fn run_case(case: &TestCase, rules: &RuleSet, schedule: &[ScheduledVisit]) -> Re
     } else {
         Err(problems.join("\n"))
     }
-}
-
-/// Histories built from the records visible at `at`, in arrival order.
-pub(crate) fn histories_at(records: &[Record], at: DateTime<Utc>) -> Vec<SubjectHistory> {
-    let mut by_subject: BTreeMap<SubjectId, Vec<Record>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.when().is_none_or(|t| t.earliest() <= at)) {
-        by_subject.entry(r.subject.clone()).or_default().push(r.clone());
-    }
-    by_subject.into_iter().map(|(s, r)| SubjectHistory::new(s, r)).collect()
 }
 
 fn matches(e: &Expected, f: &Fired) -> bool {
