@@ -1,6 +1,7 @@
-//! The report archive and the report deliveries.
+//! The report archive. A report's emails are notifications of kind `report` in the one
+//! outbox (`store::outbox`), queued here in the same transaction as the archive row.
 
-use super::{now_ms, opt_text, to_time, Store};
+use super::{opt_text, to_time, Store};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -20,16 +21,6 @@ pub struct ReportRow {
     pub sha256: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct ReportDelivery {
-    pub id: i64,
-    pub report_id: i64,
-    pub role: String,
-    pub recipient: String,
-    pub message_id: String,
-    pub attempts: i64,
-}
-
 fn report_row(r: &sqlx::any::AnyRow) -> anyhow::Result<ReportRow> {
     Ok(ReportRow {
         id: r.try_get("id")?,
@@ -44,7 +35,8 @@ fn report_row(r: &sqlx::any::AnyRow) -> anyhow::Result<ReportRow> {
 }
 
 impl Store {
-    /// Archives a generated report and queues its deliveries, in one transaction.
+    /// Archives a generated report and queues its emails in the outbox, in one
+    /// transaction. Who may get which report is decided by the caller (`publish`).
     #[allow(clippy::too_many_arguments)]
     pub async fn archive_report(
         &self,
@@ -56,8 +48,9 @@ impl Store {
         sha256: &str,
         recipients: &[super::Recipient],
         message_domain: &str,
+        now: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
-        let now = now_ms();
+        let now = now.timestamp_millis();
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO reports (kind, as_of, generated_at, reason, snapshot, path, sha256) \
@@ -75,12 +68,13 @@ impl Store {
         .try_get("id")?;
         for (n, r) in recipients.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO report_deliveries (report_id, role, recipient, message_id, status, attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
+                "INSERT INTO notifications (report_id, role, recipient, blinded, message_id, status, attempts, \
+                 next_attempt_at, created_at, kind) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, 'report')",
             )
             .bind(id)
             .bind(&r.role)
             .bind(&r.address)
+            .bind(i64::from(r.blinded))
             .bind(format!("<vigil.report-{id}.{n}@{message_domain}>"))
             .bind(now)
             .execute(&mut *tx)
@@ -121,57 +115,13 @@ impl Store {
         row.as_ref().map(report_row).transpose()
     }
 
-    pub async fn due_report_deliveries(&self) -> anyhow::Result<Vec<ReportDelivery>> {
-        let rows = sqlx::query(
-            "SELECT id, report_id, role, recipient, message_id, attempts FROM report_deliveries \
-             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT 20",
-        )
-        .bind(now_ms())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ReportDelivery {
-                    id: r.try_get("id")?,
-                    report_id: r.try_get("report_id")?,
-                    role: r.try_get("role")?,
-                    recipient: r.try_get("recipient")?,
-                    message_id: r.try_get("message_id")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn record_report_delivery(&self, id: i64, outcome: &super::Delivery) -> anyhow::Result<()> {
-        let q = match outcome {
-            super::Delivery::Sent => {
-                sqlx::query("UPDATE report_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now_ms())
-            }
-            super::Delivery::Retry { at_ms, error } => sqlx::query(
-                "UPDATE report_deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(*at_ms)
-            .bind(error.clone()),
-            super::Delivery::Failed { error } => sqlx::query(
-                "UPDATE report_deliveries SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(error.clone()),
-        };
-        q.execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// (report id, role, recipient, status, last error) of every report delivery.
+    /// (report id, role, recipient, status, last error) of every report email.
     pub async fn report_deliveries(
         &self,
     ) -> anyhow::Result<Vec<(i64, String, String, String, Option<String>)>> {
         let rows = sqlx::query(
-            "SELECT report_id, role, recipient, status, last_error FROM report_deliveries ORDER BY id",
+            "SELECT report_id, role, recipient, status, last_error FROM notifications \
+             WHERE kind = 'report' ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
