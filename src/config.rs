@@ -769,7 +769,7 @@ mod tests {
         let at: Vec<Option<(usize, usize)>> = e.issues.iter().map(|i| i.at).collect();
         assert_eq!(at[0], Some((4, 9)), "{e}");
         assert_eq!(at[1], Some((8, 13)), "{e}");
-        assert_eq!(at[3], Some((11, 31)), "{e}");
+        assert_eq!(at[3], Some((11, 29)), "{e}");
         let text = e.to_string();
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(
