@@ -438,19 +438,21 @@ impl Config {
         let de = serde_yaml::Deserializer::from_str(text);
         // serde stops at the first structural problem (a wrong type, an unknown key):
         // that one is reported alone, with serde's own position.
-        let raw: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            ConfigError {
-                file: file.clone(),
-                issues: vec![ConfigIssue {
-                    key,
-                    at: inner.location().map(|l| (l.line(), l.column())),
-                    message: strip_location(&inner.to_string()),
-                }],
-            }
-        })?;
         let positions = Positions::index(text);
+        let raw: FileConfig = match serde_path_to_error::deserialize(de) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let first = ConfigIssue {
+                    at: inner.location().map(|l| (l.line(), l.column())),
+                    message: serde_message(&key, &inner.to_string()),
+                    key,
+                };
+                let issues = more_structural_issues(text, first, &positions);
+                return Err(ConfigError { file, issues });
+            }
+        };
         let mut issues = Issues { positions: &positions, found: Vec::new() };
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
@@ -521,6 +523,43 @@ impl Config {
             alerting,
             report,
         })
+    }
+}
+
+/// serde stops at the first structural problem (a wrong type, an unknown key). To
+/// report the others too, the section holding each problem is set aside and the rest
+/// read again, until it reads: at most one problem per top-level section, each placed
+/// by its key. Value problems are not looked for then: a section set aside would make
+/// false ones (a role "not defined" because `recipients` was set aside).
+fn more_structural_issues(text: &str, first: ConfigIssue, positions: &Positions) -> Vec<ConfigIssue> {
+    let top = |key: &str| key.split(['.', '[']).next().unwrap_or_default().to_string();
+    let mut set_aside = vec![top(&first.key)];
+    let mut issues = vec![first];
+    let Ok(serde_yaml::Value::Mapping(mut doc)) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        return issues;
+    };
+    loop {
+        for key in &set_aside {
+            doc.remove(key.as_str());
+        }
+        let Err(e) =
+            serde_path_to_error::deserialize::<_, FileConfig>(serde_yaml::Value::Mapping(doc.clone()))
+        else {
+            issues.sort_by_key(|i| i.at.unwrap_or((usize::MAX, 0)));
+            return issues;
+        };
+        let key = e.path().to_string();
+        let section = top(&key);
+        // A problem of the whole document (a required section set aside) is not new.
+        if section.is_empty() || section == "." || set_aside.contains(&section) {
+            issues.sort_by_key(|i| i.at.unwrap_or((usize::MAX, 0)));
+            return issues;
+        }
+        let message = serde_message(&key, &e.into_inner().to_string());
+        // An unknown key is shown at the key, a bad value at the value.
+        let at = if message.contains("unknown field") { positions.key(&key) } else { None };
+        issues.push(ConfigIssue { at: at.or_else(|| positions.value(&key)), key, message });
+        set_aside.push(section);
     }
 }
 
@@ -657,8 +696,10 @@ fn report(
     })
 }
 
-fn strip_location(msg: &str) -> String {
-    msg.split(" at line ").next().unwrap_or(msg).to_string()
+/// serde's message without what the issue says already: the key and the position.
+fn serde_message(key: &str, msg: &str) -> String {
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    msg.strip_prefix(key).and_then(|m| m.strip_prefix(": ")).unwrap_or(msg).to_string()
 }
 
 /// `sqlite://var/vigil.db` is relative to the config file's folder; made absolute here.
@@ -775,6 +816,23 @@ mod tests {
         assert!(
             text.starts_with("/etc/vigil/vigil.yaml:4:9: `email.from`: `nobody` is not an email address"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_one_per_section() {
+        let text = "study:\n  title: T\nemail:\n  retry_initial_secs: soon\nhttp:\n  adr: x\nemial: {}\n";
+        let e = load(text, &[]).unwrap_err();
+        let found: Vec<(&str, Option<(usize, usize)>)> =
+            e.issues.iter().map(|i| (i.key.as_str(), i.at)).collect();
+        assert_eq!(
+            found,
+            [
+                ("email.retry_initial_secs", Some((4, 23))),
+                ("http.adr", Some((6, 3))),
+                ("emial", Some((7, 1)))
+            ],
+            "{e}"
         );
     }
 
