@@ -19,22 +19,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Arms pooled: may go to anyone on the report list.
-    Open,
-    /// Split by arm: DSMB only, unblinded recipients only.
-    Closed,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-        }
-    }
-}
+/// Which report: open (arms pooled) or closed (split by arm, unblinded roles only).
+pub use crate::store::ReportKind as Kind;
 
 /// SHA-256 of the data a report is made from: every record whose own time is not after
 /// the cut-off (records without a time included), arm included, in a canonical order.
@@ -162,7 +148,7 @@ impl<'a> Publisher<'a> {
         let id = self
             .store
             .archive_report(
-                kind.as_str(),
+                kind,
                 as_of,
                 reason,
                 &snapshot,

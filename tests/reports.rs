@@ -127,7 +127,7 @@ async fn one_worker_sends_alert_and_report_emails_and_keeps_closed_reports_from_
     std::fs::write(&file, "<html>report</html>").unwrap();
     let path = file.display().to_string();
     let now = chrono::Utc::now();
-    let archive = |kind: &'static str, to: Vec<Recipient>| {
+    let archive = |kind: vigil::store::ReportKind, to: Vec<Recipient>| {
         let (store, path) = (store.clone(), path.clone());
         async move {
             store
@@ -136,8 +136,8 @@ async fn one_worker_sends_alert_and_report_emails_and_keeps_closed_reports_from_
                 .unwrap()
         }
     };
-    let closed = archive("closed", vec![so.clone(), chair.clone()]).await;
-    let open = archive("open", vec![so.clone()]).await;
+    let closed = archive(vigil::store::ReportKind::Closed, vec![so.clone(), chair.clone()]).await;
+    let open = archive(vigil::store::ReportKind::Open, vec![so.clone()]).await;
     let alert = NewAlert {
         rule_id: "ae-grade".into(),
         rule_version: "v1".into(),

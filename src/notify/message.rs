@@ -3,7 +3,7 @@
 //! DSMB report as its attachment; each with the notification's stable Message-ID.
 
 use super::render::{AlertContext, Templates};
-use crate::store::{NotificationRow, ReportRow};
+use crate::store::{NotificationRow, ReportKind, ReportRow};
 use anyhow::Context;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
@@ -56,7 +56,10 @@ pub fn report(
         .to(to)
         .subject(format!(
             "[vigil][DSMB] {} report, data cut-off {}",
-            if r.kind == "closed" { "CLOSED" } else { "Open" },
+            match r.kind {
+                ReportKind::Closed => "CLOSED",
+                ReportKind::Open => "Open",
+            },
             r.as_of.format("%Y-%m-%d")
         ))
         .message_id(Some(message_id.to_string()))

@@ -7,7 +7,7 @@ use super::message;
 use super::render::{alert_context, Templates};
 use super::smtp::{Mailer, SendError};
 use crate::config::{Backoff, Config};
-use crate::store::{Delivery, Notice, NotificationKind, NotificationRow, Store};
+use crate::store::{Delivery, Notice, NotificationKind, NotificationRow, ReportKind, Store};
 use lettre::message::Mailbox;
 use std::collections::HashSet;
 
@@ -153,7 +153,7 @@ impl Outbox {
         };
         // Blinding: a closed report is only ever queued for an unblinded role (publish);
         // should a row say otherwise, it is refused here rather than sent.
-        if report.kind == "closed" && n.blinded {
+        if report.kind == ReportKind::Closed && n.blinded {
             return Err(Delivery::Failed {
                 error: format!("report {report_id} is closed and {} is blinded", n.recipient),
             });

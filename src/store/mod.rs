@@ -17,7 +17,7 @@ pub use outbox::{
     BadNotification, Delivery, Notice, NotificationKind, NotificationRow, NotificationStatus, UnknownWord,
 };
 pub use records::{BatchOutcome, NewRecord, Rejected};
-pub use reports::ReportRow;
+pub use reports::{ReportKind, ReportRow, UnknownReportKind};
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};

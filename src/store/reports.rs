@@ -6,11 +6,52 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+/// Which DSMB report: the one anybody on the report list may get, or the one split by arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    /// Arms pooled: may go to anyone on the report list.
+    Open,
+    /// Split by arm: DSMB only, unblinded recipients only.
+    Closed,
+}
+
+/// A report kind vigil never writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown report kind `{0}`")]
+pub struct UnknownReportKind(pub String);
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for ReportKind {
+    type Err = UnknownReportKind;
+    fn from_str(s: &str) -> Result<Self, UnknownReportKind> {
+        match s {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            _ => Err(UnknownReportKind(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for ReportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // pad: callers align it in columns.
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportRow {
     pub id: i64,
-    /// open or closed
-    pub kind: String,
+    pub kind: ReportKind,
     pub as_of: DateTime<Utc>,
     pub generated_at: DateTime<Utc>,
     pub reason: String,
@@ -24,7 +65,7 @@ pub struct ReportRow {
 fn report_row(r: &sqlx::any::AnyRow) -> anyhow::Result<ReportRow> {
     Ok(ReportRow {
         id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
+        kind: r.try_get::<String, _>("kind")?.parse()?,
         as_of: to_time(r.try_get("as_of")?),
         generated_at: to_time(r.try_get("generated_at")?),
         reason: r.try_get("reason")?,
@@ -40,7 +81,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn archive_report(
         &self,
-        kind: &str,
+        kind: ReportKind,
         as_of: DateTime<Utc>,
         reason: &str,
         snapshot: &str,
@@ -56,7 +97,7 @@ impl Store {
             "INSERT INTO reports (kind, as_of, generated_at, reason, snapshot, path, sha256) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(as_of.timestamp_millis())
         .bind(now)
         .bind(reason)
@@ -136,5 +177,20 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReportKind;
+
+    #[test]
+    fn report_kinds_read_back_what_is_written() {
+        for k in [ReportKind::Open, ReportKind::Closed] {
+            assert_eq!(k.as_str().parse::<ReportKind>(), Ok(k));
+        }
+        assert_eq!("CLOSED".parse::<ReportKind>().unwrap_err().to_string(), "unknown report kind `CLOSED`");
+        assert_eq!(format!("[{:<6}]", ReportKind::Open), "[open  ]");
+        assert_eq!(serde_json::to_string(&ReportKind::Closed).unwrap(), "\"closed\"");
     }
 }
