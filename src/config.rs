@@ -837,6 +837,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_parses() {
+        let c = load(include_str!("../config.example.yaml"), &[]).unwrap();
+        assert_eq!(c.email.message_domain(), "trial.example.org");
+        assert_eq!(c.alerting.digest.unwrap().at_utc, NaiveTime::from_hms_opt(7, 0, 0).unwrap());
+        assert_eq!(c.report.schedule.len(), 1);
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_cap() {
         let b = Backoff { initial: Duration::from_secs(5), max: Duration::from_secs(60) };
         let waits: Vec<u64> = (0..6).map(|n| b.after(n).as_secs()).collect();

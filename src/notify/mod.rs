@@ -14,19 +14,15 @@ pub use worker::{Outbox, Pass};
 use crate::config::{Config, EmailSettings};
 
 /// The mailer the email settings ask for: SMTP, or .eml files in the outbox folder.
-pub fn mailer_for(email: &EmailSettings) -> anyhow::Result<Mailer> {
+pub fn mailer(email: &EmailSettings) -> anyhow::Result<Mailer> {
     match &email.smtp {
         Some(settings) => Ok(Mailer::Smtp(transport(settings, email.smtp_timeout)?)),
         None => Mailer::files(&email.outbox_dir),
     }
 }
 
-/// The mailer the configuration asks for (kept for callers holding the whole `Config`).
-pub fn mailer(config: &Config) -> anyhow::Result<Mailer> {
-    mailer_for(&config.email)
-}
-
 /// The domain for Message-IDs: the sender's domain, parsed once with the configuration.
+/// (Adapter for daemon.rs: `config.email.message_domain()` says the same.)
 pub fn message_domain(config: &Config) -> String {
     config.email.message_domain().to_string()
 }

@@ -33,7 +33,7 @@ impl Outbox {
     pub fn new(store: Store, config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
             store,
-            mailer: super::mailer_for(&config.email)?,
+            mailer: super::mailer(&config.email)?,
             templates: Templates::load(config.email.templates_dir.as_deref())?,
             from: config.email.from.clone(),
             study_title: config.study.title.clone(),
