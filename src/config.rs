@@ -637,8 +637,23 @@ fn alerting(raw: &FileConfig, issues: &mut Issues) -> AlertingConfig {
         }
     }
     for (i, r) in a.routes.iter().enumerate() {
+        // An unknown severity would silently never match.
+        if let Some(severity) = r.severity.as_deref().filter(|s| !SEVERITIES.contains(s)) {
+            issues.add(
+                &format!("alerting.routes[{i}].severity"),
+                format!("`{severity}`: use critical, warning or info"),
+            );
+        }
         for role in &r.roles {
             issues.role_known(&raw.recipients, &format!("alerting.routes[{i}].roles"), role);
+        }
+    }
+    if let Some(d) = &a.digest {
+        for (i, severity) in d.severities.iter().enumerate() {
+            if !SEVERITIES.contains(&severity.as_str()) {
+                let key = format!("alerting.digest.severities[{i}]");
+                issues.add(&key, format!("`{severity}`: use critical, warning or info"));
+            }
         }
     }
     let digest = a.digest.as_ref().and_then(|d| {
@@ -802,17 +817,27 @@ mod tests {
 
     #[test]
     fn every_bad_value_is_reported_at_once_with_its_place() {
-        let text = "study:\n  title: T\nemail:\n  from: nobody\nalerting:\n  digest:\n    severities: [info]\n    \
+        let text = "study:\n  title: T\nemail:\n  from: nobody\nalerting:\n  digest:\n    severities: [info, urgent]\n    \
                     at_utc: \"25:99\"\nreport:\n  recipients: [dsmb]\n  schedule: [\"0 6 1 1,7 *\", \"every day\"]\n";
         let e = load(text, &[]).unwrap_err();
         let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(keys, ["email.from", "alerting.digest.at_utc", "report.recipients", "report.schedule[1]"]);
+        assert_eq!(
+            keys,
+            [
+                "email.from",
+                "alerting.digest.severities[1]",
+                "alerting.digest.at_utc",
+                "report.recipients",
+                "report.schedule[1]"
+            ]
+        );
         let at: Vec<Option<(usize, usize)>> = e.issues.iter().map(|i| i.at).collect();
         assert_eq!(at[0], Some((4, 9)), "{e}");
-        assert_eq!(at[1], Some((8, 13)), "{e}");
-        assert_eq!(at[3], Some((11, 29)), "{e}");
+        assert_eq!(at[1], Some((7, 24)), "{e}");
+        assert_eq!(at[2], Some((8, 13)), "{e}");
+        assert_eq!(at[4], Some((11, 29)), "{e}");
         let text = e.to_string();
-        assert_eq!(text.lines().count(), 4, "{text}");
+        assert_eq!(text.lines().count(), 5, "{text}");
         assert!(
             text.starts_with("/etc/vigil/vigil.yaml:4:9: `email.from`: `nobody` is not an email address"),
             "{text}"
