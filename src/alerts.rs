@@ -90,7 +90,7 @@ impl Router {
         if let Some(d) = &self.alerting.digest {
             if d.severities.iter().any(|s| s == severity.as_str()) {
                 return FirstNotice {
-                    notify_at_ms: next_time_of_day(now, &d.at_utc).timestamp_millis(),
+                    notify_at_ms: next_time_of_day(now, d.at_utc).timestamp_millis(),
                     group: "digest".into(),
                     escalate_at_ms: escalate_at,
                 };
@@ -127,8 +127,7 @@ impl Router {
 }
 
 /// The next `HH:MM` UTC strictly after `now`.
-fn next_time_of_day(now: DateTime<Utc>, hhmm: &str) -> DateTime<Utc> {
-    let t = chrono::NaiveTime::parse_from_str(hhmm, "%H:%M").unwrap_or_default();
+fn next_time_of_day(now: DateTime<Utc>, t: chrono::NaiveTime) -> DateTime<Utc> {
     let today = now.date_naive().and_time(t).and_utc();
     if today > now {
         today

@@ -1,76 +1,153 @@
-//! Configuration: one YAML file, overridden by environment variables, checked at start.
+//! Configuration: one YAML file, overridden by environment variables, parsed once at
+//! start into the types the program runs with.
+//!
+//! Every value is parsed here and nowhere else: the digest time, the report schedules,
+//! the sender address (and the Message-ID domain it gives), the SMTP settings and the
+//! retry durations reach the other modules ready to use. Every problem of a file is
+//! reported at once, each with its key and, where known, its line and column.
 //!
 //! Relative paths in the file are resolved against the file's own folder, so the same
 //! command works from any working directory. Secrets (SMTP password, API token) come
 //! from the environment, never from the file.
 
+mod smtp;
+
+pub use smtp::{SmtpSettings, SmtpUrlError, TlsMode};
+
+use crate::rules::yamlpos::Positions;
 use anyhow::Context;
+use chrono::NaiveTime;
+use lettre::message::Mailbox;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+// ---------------------------------------------------------------------------------------
+// The file as written (the YAML format). Values that need parsing are kept as text here
+// and parsed into the runtime types below, so that every bad value is reported together.
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub study: StudyConfig,
+struct FileConfig {
+    study: StudyConfig,
     #[serde(default = "default_database_url")]
-    pub database_url: String,
+    database_url: String,
     #[serde(default = "default_inbox")]
-    pub inbox: PathBuf,
+    inbox: PathBuf,
     #[serde(default)]
-    pub processed_dir: Option<PathBuf>,
+    processed_dir: Option<PathBuf>,
     #[serde(default)]
-    pub quarantine_dir: Option<PathBuf>,
+    quarantine_dir: Option<PathBuf>,
     #[serde(default = "default_rules")]
-    pub rules: Vec<PathBuf>,
+    rules: Vec<PathBuf>,
     #[serde(default)]
-    pub rescan_interval_secs: Option<u64>,
+    rescan_interval_secs: Option<u64>,
     /// How often clock-driven rules (SAE clocks, overdue visits) are evaluated.
     #[serde(default)]
-    pub clock_interval_secs: Option<u64>,
+    clock_interval_secs: Option<u64>,
     #[serde(default)]
-    pub http: HttpConfig,
+    http: HttpConfig,
     #[serde(default)]
-    pub email: EmailConfig,
+    email: EmailFile,
     #[serde(default)]
-    pub recipients: BTreeMap<String, RoleConfig>,
+    recipients: BTreeMap<String, RoleConfig>,
     #[serde(default)]
-    pub default_roles: Vec<String>,
+    default_roles: Vec<String>,
     #[serde(default)]
-    pub alerting: AlertingConfig,
+    alerting: AlertingFile,
     #[serde(default)]
-    pub report: ReportConfig,
+    report: ReportFile,
 }
 
-/// Routing, grouping, digests and escalation of alerts.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AlertingConfig {
-    /// Non-critical alerts wait this long before their email goes, so that a burst of
-    /// alerts of one rule goes out as one email (default 30 s). Critical ones never wait.
-    pub group_wait: Option<crate::rules::Span>,
-    /// Severities that go into one daily digest per recipient instead of an email each.
-    pub digest: Option<DigestConfig>,
-    /// Escalation chains by severity (`critical`, `warning`, `info`).
+struct AlertingFile {
+    group_wait: Option<crate::rules::Span>,
+    digest: Option<DigestFile>,
     #[serde(default)]
-    pub escalation: BTreeMap<String, EscalationConfig>,
-    /// Extra recipients by severity, rule label or site, added to the rule's own `notify`.
+    escalation: BTreeMap<String, EscalationConfig>,
     #[serde(default)]
-    pub routes: Vec<RouteConfig>,
+    routes: Vec<RouteConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DigestConfig {
-    pub severities: Vec<String>,
-    /// Time of day (UTC) the digest goes out, `HH:MM`.
+struct DigestFile {
+    severities: Vec<String>,
     #[serde(default = "seven")]
-    pub at_utc: String,
+    at_utc: String,
 }
 
 fn seven() -> String {
     "07:00".into()
 }
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailFile {
+    #[serde(default = "default_from")]
+    from: String,
+    #[serde(default)]
+    smtp_url: Option<String>,
+    #[serde(default = "default_outbox_dir")]
+    outbox_dir: PathBuf,
+    #[serde(default = "default_retry_initial")]
+    retry_initial_secs: u64,
+    #[serde(default = "default_retry_max")]
+    retry_max_secs: u64,
+    #[serde(default = "default_timeout")]
+    smtp_timeout_secs: u64,
+    #[serde(default)]
+    templates_dir: Option<PathBuf>,
+}
+
+impl Default for EmailFile {
+    fn default() -> Self {
+        Self {
+            from: default_from(),
+            smtp_url: None,
+            outbox_dir: default_outbox_dir(),
+            retry_initial_secs: default_retry_initial(),
+            retry_max_secs: default_retry_max(),
+            smtp_timeout_secs: default_timeout(),
+            templates_dir: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportFile {
+    #[serde(default = "default_report_dir")]
+    out_dir: PathBuf,
+    #[serde(default = "default_irr_terms")]
+    infusion_reaction_terms: Vec<String>,
+    #[serde(default)]
+    recipients: Vec<String>,
+    #[serde(default)]
+    closed: bool,
+    #[serde(default)]
+    schedule: Vec<String>,
+    #[serde(default)]
+    triggers: ReportTriggers,
+}
+
+impl Default for ReportFile {
+    fn default() -> Self {
+        Self {
+            out_dir: default_report_dir(),
+            infusion_reaction_terms: default_irr_terms(),
+            recipients: Vec::new(),
+            closed: false,
+            schedule: Vec::new(),
+            triggers: ReportTriggers::default(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sections that need no parsing beyond serde's: the same types in the file and at run time.
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,70 +198,11 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    #[serde(default = "default_from")]
-    pub from: String,
-    /// `smtp://host:port` (plain, loopback only), `smtp://…?tls=starttls`, `smtps://user:pass@host`.
-    /// Absent = write .eml files into `outbox_dir` instead of sending.
-    #[serde(default)]
-    pub smtp_url: Option<String>,
-    #[serde(default = "default_outbox_dir")]
-    pub outbox_dir: PathBuf,
-    #[serde(default = "default_retry_initial")]
-    pub retry_initial_secs: u64,
-    #[serde(default = "default_retry_max")]
-    pub retry_max_secs: u64,
-    #[serde(default = "default_timeout")]
-    pub smtp_timeout_secs: u64,
-    /// A folder whose `email.subject.txt`, `email.txt`, `email.html` replace the built-in
-    /// templates (minijinja).
-    #[serde(default)]
-    pub templates_dir: Option<PathBuf>,
-}
-
-impl Default for EmailConfig {
-    fn default() -> Self {
-        Self {
-            from: default_from(),
-            smtp_url: None,
-            outbox_dir: default_outbox_dir(),
-            retry_initial_secs: default_retry_initial(),
-            retry_max_secs: default_retry_max(),
-            smtp_timeout_secs: default_timeout(),
-            templates_dir: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoleConfig {
     pub addresses: Vec<String>,
     /// Blinded recipients never see treatment arm. Default: blinded.
     #[serde(default = "yes")]
     pub blinded: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportConfig {
-    #[serde(default = "default_report_dir")]
-    pub out_dir: PathBuf,
-    /// AE terms counted as infusion reactions in the report.
-    #[serde(default = "default_irr_terms")]
-    pub infusion_reaction_terms: Vec<String>,
-    /// Roles the DSMB reports are emailed to. The closed report goes only to unblinded ones.
-    #[serde(default)]
-    pub recipients: Vec<String>,
-    /// Also produce the closed (by-arm) report, for unblinded recipients.
-    #[serde(default)]
-    pub closed: bool,
-    /// Cron schedules (5 fields, UTC), e.g. "0 6 1 1,7 *" for every six months.
-    #[serde(default)]
-    pub schedule: Vec<String>,
-    /// Unscheduled reports: when a stopping rule fires, when N subjects reach a visit.
-    #[serde(default)]
-    pub triggers: ReportTriggers,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -202,17 +220,88 @@ pub struct VisitTrigger {
     pub count: usize,
 }
 
-impl Default for ReportConfig {
-    fn default() -> Self {
-        Self {
-            out_dir: default_report_dir(),
-            infusion_reaction_terms: default_irr_terms(),
-            recipients: Vec::new(),
-            closed: false,
-            schedule: Vec::new(),
-            triggers: ReportTriggers::default(),
-        }
+// ---------------------------------------------------------------------------------------
+// The runtime types.
+
+/// Routing, grouping, digests and escalation of alerts.
+#[derive(Debug, Clone, Default)]
+pub struct AlertingConfig {
+    /// Non-critical alerts wait this long before their email goes, so that a burst of
+    /// alerts of one rule goes out as one email (default 30 s). Critical ones never wait.
+    pub group_wait: Option<crate::rules::Span>,
+    /// Severities that go into one daily digest per recipient instead of an email each.
+    pub digest: Option<DigestConfig>,
+    /// Escalation chains by severity (`critical`, `warning`, `info`).
+    pub escalation: BTreeMap<String, EscalationConfig>,
+    /// Extra recipients by severity, rule label or site, added to the rule's own `notify`.
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DigestConfig {
+    pub severities: Vec<String>,
+    /// Time of day (UTC) the digest goes out (`HH:MM` in the file).
+    pub at_utc: NaiveTime,
+}
+
+/// How the outbox retries: the first retry after `initial`, doubling up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The wait before attempt `attempts + 1`: initial × 2^attempts, capped at `max`.
+    pub fn after(&self, attempts: i64) -> Duration {
+        let factor = 1u32 << attempts.clamp(0, 20);
+        self.initial.saturating_mul(factor).min(self.max)
     }
+}
+
+/// Email: the sender, the transport and the retries.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub from: Mailbox,
+    /// Absent = write .eml files into `outbox_dir` instead of sending.
+    pub smtp: Option<SmtpSettings>,
+    pub outbox_dir: PathBuf,
+    pub retry: Backoff,
+    pub smtp_timeout: Duration,
+    /// A folder whose `email.subject.txt`, `email.txt`, `email.html` replace the built-in
+    /// templates (minijinja).
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl EmailSettings {
+    /// The domain of Message-IDs: the sender's domain.
+    pub fn message_domain(&self) -> &str {
+        self.from.email.domain()
+    }
+}
+
+/// A report schedule: the cron text as written (it names the schedule in the archive)
+/// and the parsed cron.
+#[derive(Debug, Clone)]
+pub struct ReportSchedule {
+    pub text: String,
+    pub cron: croner::Cron,
+}
+
+/// DSMB reports: where they go, who gets them, when they are made.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    pub out_dir: PathBuf,
+    /// AE terms counted as infusion reactions in the report.
+    pub infusion_reaction_terms: Vec<String>,
+    /// Roles the DSMB reports are emailed to. The closed report goes only to unblinded ones.
+    pub recipients: Vec<String>,
+    /// Also produce the closed (by-arm) report, for unblinded recipients.
+    pub closed: bool,
+    /// Cron schedules (5 fields, UTC), e.g. "0 6 1 1,7 *" for every six months.
+    pub schedule: Vec<ReportSchedule>,
+    /// Unscheduled reports: when a stopping rule fires, when N subjects reach a visit.
+    pub triggers: ReportTriggers,
 }
 
 fn default_database_url() -> String {
@@ -266,24 +355,73 @@ pub struct Config {
     pub http_addr: Option<std::net::SocketAddr>,
     pub http_token_file: Option<PathBuf>,
     pub http_max_body_bytes: usize,
-    pub email: EmailConfig,
+    pub email: EmailSettings,
     pub recipients: BTreeMap<String, RoleConfig>,
     pub default_roles: Vec<String>,
     pub alerting: AlertingConfig,
     pub report: ReportConfig,
 }
 
-/// An invalid configuration, naming the key.
+/// One problem of a configuration file: the key, where it is, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub key: String,
+    /// Line and column (1-based), where known.
+    pub at: Option<(usize, usize)>,
+    pub message: String,
+}
+
+/// An invalid configuration: every problem found, each naming its key.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: {message}")]
-    Parse { file: String, message: String },
-    #[error("{file}: `{key}`: {message}")]
-    Invalid { file: String, key: String, message: String },
+#[error("{}", render(file, issues))]
+pub struct ConfigError {
+    pub file: String,
+    pub issues: Vec<ConfigIssue>,
+}
+
+fn render(file: &str, issues: &[ConfigIssue]) -> String {
+    let lines: Vec<String> = issues
+        .iter()
+        .map(|i| {
+            let at = i.at.map(|(l, c)| format!("{l}:{c}:")).unwrap_or_default();
+            format!("{file}:{at} `{}`: {}", i.key, i.message)
+        })
+        .collect();
+    lines.join("\n")
+}
+
+const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
+
+/// Collects the problems of one file, placing each key in the text.
+struct Issues<'a> {
+    positions: &'a Positions,
+    found: Vec<ConfigIssue>,
+}
+
+impl Issues<'_> {
+    fn add(&mut self, key: &str, message: impl Into<String>) {
+        let at = self.positions.value(key);
+        self.found.push(ConfigIssue { key: key.to_string(), at, message: message.into() });
+    }
+
+    /// A value that came from the environment has no place in the file.
+    fn add_from_env(&mut self, key: &str, from_env: bool, message: impl Into<String>) {
+        if from_env {
+            self.found.push(ConfigIssue { key: key.to_string(), at: None, message: message.into() });
+        } else {
+            self.add(key, message);
+        }
+    }
+
+    fn role_known(&mut self, roles: &BTreeMap<String, RoleConfig>, key: &str, role: &str) {
+        if !roles.contains_key(role) {
+            self.add(key, format!("role `{role}` is not defined under recipients"));
+        }
+    }
 }
 
 impl Config {
-    /// Reads the file, applies `VIGIL_*` environment overrides and checks every key.
+    /// Reads the file, applies `VIGIL_*` environment overrides and parses every key.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -298,153 +436,66 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
         let de = serde_yaml::Deserializer::from_str(text);
-        let raw: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let at = inner.location().map(|l| format!("{}:{}: ", l.line(), l.column())).unwrap_or_default();
-            ConfigError::Parse {
-                file: file.clone(),
-                message: format!("{at}`{key}`: {}", strip_location(&inner.to_string())),
+        // serde stops at the first structural problem (a wrong type, an unknown key):
+        // that one is reported alone, with serde's own position.
+        let positions = Positions::index(text);
+        let raw: FileConfig = match serde_path_to_error::deserialize(de) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let first = ConfigIssue {
+                    at: inner.location().map(|l| (l.line(), l.column())),
+                    message: serde_message(&key, &inner.to_string()),
+                    key,
+                };
+                let issues = more_structural_issues(text, first, &positions);
+                return Err(ConfigError { file, issues });
             }
-        })?;
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            file: file.clone(),
-            key: key.to_string(),
-            message,
         };
+        let mut issues = Issues { positions: &positions, found: Vec::new() };
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let resolve = |p: &Path| {
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                base.join(p)
-            }
-        };
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
 
-        let database_url =
-            env("VIGIL_DATABASE_URL").unwrap_or_else(|| resolve_sqlite_url(&raw.database_url, &base));
+        let env_database_url = env("VIGIL_DATABASE_URL");
+        let from_env = env_database_url.is_some();
+        let database_url = env_database_url.unwrap_or_else(|| resolve_sqlite_url(&raw.database_url, &base));
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
         {
-            return Err(invalid(
+            issues.add_from_env(
                 "database_url",
+                from_env,
                 format!("`{database_url}` must start with sqlite:, postgres:// or postgresql://"),
-            ));
+            );
         }
         let inbox = env("VIGIL_INBOX").map(PathBuf::from).unwrap_or_else(|| resolve(&raw.inbox));
-        let http_addr =
-            match env("VIGIL_HTTP_ADDR").or(raw.http.addr.clone()).filter(|a| !a.trim().is_empty()) {
-                None => None,
-                Some(a) => Some(a.trim().parse().map_err(|_| {
-                    invalid("http.addr", format!("`{a}` is not an address such as 127.0.0.1:8465"))
-                })?),
-            };
-        let mut email = raw.email.clone();
-        email.outbox_dir = resolve(&email.outbox_dir);
-        email.templates_dir = email.templates_dir.as_deref().map(resolve);
-        if let Some(url) = env("VIGIL_SMTP_URL") {
-            email.smtp_url = Some(url);
-        }
-        if let Some(url) = &email.smtp_url {
-            crate::notify::SmtpSettings::parse(url).map_err(|m| invalid("email.smtp_url", m))?;
-        }
-        if email.from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid("email.from", format!("`{}` is not an email address", email.from)));
-        }
-        if email.retry_initial_secs == 0 || email.retry_max_secs < email.retry_initial_secs {
-            return Err(invalid(
-                "email.retry_initial_secs",
-                "must be at least 1 and at most retry_max_secs".into(),
-            ));
-        }
-        for (role, r) in &raw.recipients {
-            if r.addresses.is_empty() {
-                return Err(invalid(&format!("recipients.{role}.addresses"), "lists no address".into()));
-            }
-            for a in &r.addresses {
-                if a.parse::<lettre::message::Mailbox>().is_err() {
-                    return Err(invalid(
-                        &format!("recipients.{role}.addresses"),
-                        format!("`{a}` is not an email address"),
-                    ));
-                }
-            }
-        }
-        for role in &raw.default_roles {
-            if !raw.recipients.contains_key(role) {
-                return Err(invalid(
-                    "default_roles",
-                    format!("role `{role}` is not defined under recipients"),
-                ));
-            }
-        }
-        let role_known = |key: &str, role: &String| {
-            if raw.recipients.contains_key(role) {
-                Ok(())
-            } else {
-                Err(invalid(key, format!("role `{role}` is not defined under recipients")))
-            }
+        let env_http_addr = env("VIGIL_HTTP_ADDR");
+        let from_env = env_http_addr.is_some();
+        let http_addr = match env_http_addr.or(raw.http.addr.clone()).filter(|a| !a.trim().is_empty()) {
+            None => None,
+            Some(a) => a
+                .trim()
+                .parse()
+                .map_err(|_| {
+                    let message = format!("`{a}` is not an address such as 127.0.0.1:8465");
+                    issues.add_from_env("http.addr", from_env, message)
+                })
+                .ok(),
         };
-        for (severity, e) in &raw.alerting.escalation {
-            if !["critical", "warning", "info"].contains(&severity.as_str()) {
-                return Err(invalid(
-                    &format!("alerting.escalation.{severity}"),
-                    "use critical, warning or info".into(),
-                ));
-            }
-            if e.chain.is_empty() || e.after.seconds() <= 0 {
-                return Err(invalid(
-                    &format!("alerting.escalation.{severity}"),
-                    "needs a positive `after` and at least one role in `chain`".into(),
-                ));
-            }
-            for role in &e.chain {
-                role_known(&format!("alerting.escalation.{severity}.chain"), role)?;
-            }
-        }
-        for (i, r) in raw.alerting.routes.iter().enumerate() {
-            for role in &r.roles {
-                role_known(&format!("alerting.routes[{i}].roles"), role)?;
-            }
-        }
-        if let Some(d) = &raw.alerting.digest {
-            if chrono::NaiveTime::parse_from_str(&d.at_utc, "%H:%M").is_err() {
-                return Err(invalid(
-                    "alerting.digest.at_utc",
-                    format!("`{}` is not a time such as 07:00", d.at_utc),
-                ));
-            }
-        }
-        let mut seen_visits = Vec::new();
-        for (i, v) in raw.study.schedule.iter().enumerate() {
-            if v.window_days < 0 {
-                return Err(invalid(
-                    &format!("study.schedule[{i}].window_days"),
-                    "cannot be negative".into(),
-                ));
-            }
-            if seen_visits.contains(&v.visit) {
-                return Err(invalid(
-                    &format!("study.schedule[{i}].visit"),
-                    format!("`{}` is scheduled twice", v.visit),
-                ));
-            }
-            seen_visits.push(v.visit.clone());
-        }
+        let email = email_settings(&raw.email, &env, &resolve, &mut issues);
+        check_recipients(&raw, &mut issues);
+        let alerting = alerting(&raw, &mut issues);
+        check_schedule(&raw.study, &mut issues);
         let rescan = raw.rescan_interval_secs.unwrap_or(5);
         if rescan == 0 {
-            return Err(invalid("rescan_interval_secs", "must be at least 1".into()));
+            issues.add("rescan_interval_secs", "must be at least 1");
         }
-        for role in &raw.report.recipients {
-            role_known("report.recipients", role)?;
-        }
-        for (i, c) in raw.report.schedule.iter().enumerate() {
-            c.parse::<croner::Cron>()
-                .map_err(|e| invalid(&format!("report.schedule[{i}]"), format!("`{c}`: {e}")))?;
-        }
-        let mut report = raw.report.clone();
-        report.out_dir = resolve(&report.out_dir);
+        let report = report(&raw, &resolve, &mut issues);
+        let (Some(email), Some(report), true) = (email, report, issues.found.is_empty()) else {
+            return Err(ConfigError { file, issues: issues.found });
+        };
         Ok(Config {
             source: path.to_path_buf(),
             study: raw.study,
@@ -469,14 +520,201 @@ impl Config {
             email,
             recipients: raw.recipients,
             default_roles: raw.default_roles,
-            alerting: raw.alerting,
+            alerting,
             report,
         })
     }
 }
 
-fn strip_location(msg: &str) -> String {
-    msg.split(" at line ").next().unwrap_or(msg).to_string()
+/// serde stops at the first structural problem (a wrong type, an unknown key). To
+/// report the others too, the section holding each problem is set aside and the rest
+/// read again, until it reads: at most one problem per top-level section, each placed
+/// by its key. Value problems are not looked for then: a section set aside would make
+/// false ones (a role "not defined" because `recipients` was set aside).
+fn more_structural_issues(text: &str, first: ConfigIssue, positions: &Positions) -> Vec<ConfigIssue> {
+    let top = |key: &str| key.split(['.', '[']).next().unwrap_or_default().to_string();
+    let mut set_aside = vec![top(&first.key)];
+    let mut issues = vec![first];
+    let Ok(serde_yaml::Value::Mapping(mut doc)) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+        return issues;
+    };
+    loop {
+        for key in &set_aside {
+            doc.remove(key.as_str());
+        }
+        let Err(e) =
+            serde_path_to_error::deserialize::<_, FileConfig>(serde_yaml::Value::Mapping(doc.clone()))
+        else {
+            issues.sort_by_key(|i| i.at.unwrap_or((usize::MAX, 0)));
+            return issues;
+        };
+        let key = e.path().to_string();
+        let section = top(&key);
+        // A problem of the whole document (a required section set aside) is not new.
+        if section.is_empty() || section == "." || set_aside.contains(&section) {
+            issues.sort_by_key(|i| i.at.unwrap_or((usize::MAX, 0)));
+            return issues;
+        }
+        let message = serde_message(&key, &e.into_inner().to_string());
+        // An unknown key is shown at the key, a bad value at the value.
+        let at = if message.contains("unknown field") { positions.key(&key) } else { None };
+        issues.push(ConfigIssue { at: at.or_else(|| positions.value(&key)), key, message });
+        set_aside.push(section);
+    }
+}
+
+fn email_settings(
+    raw: &EmailFile,
+    env: &impl Fn(&str) -> Option<String>,
+    resolve: &impl Fn(&Path) -> PathBuf,
+    issues: &mut Issues,
+) -> Option<EmailSettings> {
+    let env_url = env("VIGIL_SMTP_URL");
+    let from_env = env_url.is_some();
+    let smtp = match env_url.or_else(|| raw.smtp_url.clone()) {
+        None => Some(None),
+        Some(url) => match SmtpSettings::parse(&url, env("VIGIL_SMTP_PASSWORD")) {
+            Ok(s) => Some(Some(s)),
+            Err(e) => {
+                issues.add_from_env("email.smtp_url", from_env, e.to_string());
+                None
+            }
+        },
+    };
+    let from = raw
+        .from
+        .parse::<Mailbox>()
+        .map_err(|_| issues.add("email.from", format!("`{}` is not an email address", raw.from)))
+        .ok();
+    if raw.retry_initial_secs == 0 || raw.retry_max_secs < raw.retry_initial_secs {
+        issues.add("email.retry_initial_secs", "must be at least 1 and at most retry_max_secs");
+    }
+    if raw.smtp_timeout_secs == 0 {
+        issues.add("email.smtp_timeout_secs", "must be at least 1");
+    }
+    Some(EmailSettings {
+        from: from?,
+        smtp: smtp?,
+        outbox_dir: resolve(&raw.outbox_dir),
+        retry: Backoff {
+            initial: Duration::from_secs(raw.retry_initial_secs),
+            max: Duration::from_secs(raw.retry_max_secs),
+        },
+        smtp_timeout: Duration::from_secs(raw.smtp_timeout_secs),
+        templates_dir: raw.templates_dir.as_deref().map(resolve),
+    })
+}
+
+fn check_recipients(raw: &FileConfig, issues: &mut Issues) {
+    for (role, r) in &raw.recipients {
+        let key = format!("recipients.{role}.addresses");
+        if r.addresses.is_empty() {
+            issues.add(&key, "lists no address");
+        }
+        for a in &r.addresses {
+            if a.parse::<Mailbox>().is_err() {
+                issues.add(&key, format!("`{a}` is not an email address"));
+            }
+        }
+    }
+    for role in &raw.default_roles {
+        issues.role_known(&raw.recipients, "default_roles", role);
+    }
+}
+
+fn alerting(raw: &FileConfig, issues: &mut Issues) -> AlertingConfig {
+    let a = &raw.alerting;
+    for (severity, e) in &a.escalation {
+        let key = format!("alerting.escalation.{severity}");
+        if !SEVERITIES.contains(&severity.as_str()) {
+            issues.add(&key, "use critical, warning or info");
+        }
+        if e.chain.is_empty() || e.after.seconds() <= 0 {
+            issues.add(&key, "needs a positive `after` and at least one role in `chain`");
+        }
+        for role in &e.chain {
+            issues.role_known(&raw.recipients, &format!("{key}.chain"), role);
+        }
+    }
+    for (i, r) in a.routes.iter().enumerate() {
+        // An unknown severity would silently never match.
+        if let Some(severity) = r.severity.as_deref().filter(|s| !SEVERITIES.contains(s)) {
+            issues.add(
+                &format!("alerting.routes[{i}].severity"),
+                format!("`{severity}`: use critical, warning or info"),
+            );
+        }
+        for role in &r.roles {
+            issues.role_known(&raw.recipients, &format!("alerting.routes[{i}].roles"), role);
+        }
+    }
+    if let Some(d) = &a.digest {
+        for (i, severity) in d.severities.iter().enumerate() {
+            if !SEVERITIES.contains(&severity.as_str()) {
+                let key = format!("alerting.digest.severities[{i}]");
+                issues.add(&key, format!("`{severity}`: use critical, warning or info"));
+            }
+        }
+    }
+    let digest = a.digest.as_ref().and_then(|d| {
+        let at_utc = NaiveTime::parse_from_str(&d.at_utc, "%H:%M")
+            .map_err(|_| {
+                issues.add("alerting.digest.at_utc", format!("`{}` is not a time such as 07:00", d.at_utc))
+            })
+            .ok()?;
+        Some(DigestConfig { severities: d.severities.clone(), at_utc })
+    });
+    AlertingConfig {
+        group_wait: a.group_wait,
+        digest,
+        escalation: a.escalation.clone(),
+        routes: a.routes.clone(),
+    }
+}
+
+fn check_schedule(study: &StudyConfig, issues: &mut Issues) {
+    let mut seen_visits = Vec::new();
+    for (i, v) in study.schedule.iter().enumerate() {
+        if v.window_days < 0 {
+            issues.add(&format!("study.schedule[{i}].window_days"), "cannot be negative");
+        }
+        if seen_visits.contains(&v.visit) {
+            issues.add(&format!("study.schedule[{i}].visit"), format!("`{}` is scheduled twice", v.visit));
+        }
+        seen_visits.push(v.visit.clone());
+    }
+}
+
+fn report(
+    raw: &FileConfig,
+    resolve: &impl Fn(&Path) -> PathBuf,
+    issues: &mut Issues,
+) -> Option<ReportConfig> {
+    let r = &raw.report;
+    for role in &r.recipients {
+        issues.role_known(&raw.recipients, "report.recipients", role);
+    }
+    let mut schedule = Vec::new();
+    for (i, text) in r.schedule.iter().enumerate() {
+        match text.parse::<croner::Cron>() {
+            Ok(cron) => schedule.push(ReportSchedule { text: text.clone(), cron }),
+            Err(e) => issues.add(&format!("report.schedule[{i}]"), format!("`{text}`: {e}")),
+        }
+    }
+    (schedule.len() == r.schedule.len()).then(|| ReportConfig {
+        out_dir: resolve(&r.out_dir),
+        infusion_reaction_terms: r.infusion_reaction_terms.clone(),
+        recipients: r.recipients.clone(),
+        closed: r.closed,
+        schedule,
+        triggers: r.triggers.clone(),
+    })
+}
+
+/// serde's message without what the issue says already: the key and the position.
+fn serde_message(key: &str, msg: &str) -> String {
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    msg.strip_prefix(key).and_then(|m| m.strip_prefix(": ")).unwrap_or(msg).to_string()
 }
 
 /// `sqlite://var/vigil.db` is relative to the config file's folder; made absolute here.
@@ -514,8 +752,10 @@ mod tests {
         assert_eq!(c.database_url, "sqlite:///etc/vigil/var/vigil.db");
         assert_eq!(c.inbox, PathBuf::from("/etc/vigil/var/inbox"));
         assert_eq!(c.processed_dir, PathBuf::from("/etc/vigil/var/inbox/processed"));
-        assert!(c.email.smtp_url.is_none());
+        assert!(c.email.smtp.is_none());
         assert!(c.http_addr.is_none());
+        assert_eq!(c.email.message_domain(), "localhost");
+        assert_eq!(c.email.retry, Backoff { initial: Duration::from_secs(5), max: Duration::from_secs(900) });
     }
 
     #[test]
@@ -531,7 +771,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.database_url, "postgres://127.0.0.1/test");
-        assert_eq!(c.email.smtp_url.as_deref(), Some("smtp://127.0.0.1:2525"));
+        let smtp = c.email.smtp.unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("127.0.0.1", 2525, TlsMode::None));
         assert_eq!(c.inbox, PathBuf::from("/data/in"));
         assert_eq!(c.http_addr.unwrap().port(), 9000);
     }
@@ -556,5 +797,82 @@ mod tests {
         assert!(e.contains("email.smtp_url"), "{e}");
         let e = load("study:\n  title: T\ndefault_roles: [dsmb]\n", &[]).unwrap_err().to_string();
         assert!(e.contains("default_roles"), "{e}");
+    }
+
+    #[test]
+    fn values_are_parsed_once_into_their_types() {
+        let c = load(
+            "study:\n  title: T\nemail:\n  from: \"Safety <vigil@trial.example.org>\"\n  smtp_timeout_secs: 7\n\
+             alerting:\n  digest:\n    severities: [info]\n    at_utc: \"06:30\"\n\
+             report:\n  schedule: [\"0 6 1 1,7 *\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.email.message_domain(), "trial.example.org");
+        assert_eq!(c.email.from.name.as_deref(), Some("Safety"));
+        assert_eq!(c.email.smtp_timeout, Duration::from_secs(7));
+        assert_eq!(c.alerting.digest.unwrap().at_utc, NaiveTime::from_hms_opt(6, 30, 0).unwrap());
+        assert_eq!(c.report.schedule[0].text, "0 6 1 1,7 *");
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once_with_its_place() {
+        let text = "study:\n  title: T\nemail:\n  from: nobody\nalerting:\n  digest:\n    severities: [info, urgent]\n    \
+                    at_utc: \"25:99\"\nreport:\n  recipients: [dsmb]\n  schedule: [\"0 6 1 1,7 *\", \"every day\"]\n";
+        let e = load(text, &[]).unwrap_err();
+        let keys: Vec<&str> = e.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "email.from",
+                "alerting.digest.severities[1]",
+                "alerting.digest.at_utc",
+                "report.recipients",
+                "report.schedule[1]"
+            ]
+        );
+        let at: Vec<Option<(usize, usize)>> = e.issues.iter().map(|i| i.at).collect();
+        assert_eq!(at[0], Some((4, 9)), "{e}");
+        assert_eq!(at[1], Some((7, 24)), "{e}");
+        assert_eq!(at[2], Some((8, 13)), "{e}");
+        assert_eq!(at[4], Some((11, 29)), "{e}");
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(
+            text.starts_with("/etc/vigil/vigil.yaml:4:9: `email.from`: `nobody` is not an email address"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_one_per_section() {
+        let text = "study:\n  title: T\nemail:\n  retry_initial_secs: soon\nhttp:\n  adr: x\nemial: {}\n";
+        let e = load(text, &[]).unwrap_err();
+        let found: Vec<(&str, Option<(usize, usize)>)> =
+            e.issues.iter().map(|i| (i.key.as_str(), i.at)).collect();
+        assert_eq!(
+            found,
+            [
+                ("email.retry_initial_secs", Some((4, 23))),
+                ("http.adr", Some((6, 3))),
+                ("emial", Some((7, 1)))
+            ],
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_example_configuration_parses() {
+        let c = load(include_str!("../config.example.yaml"), &[]).unwrap();
+        assert_eq!(c.email.message_domain(), "trial.example.org");
+        assert_eq!(c.alerting.digest.unwrap().at_utc, NaiveTime::from_hms_opt(7, 0, 0).unwrap());
+        assert_eq!(c.report.schedule.len(), 1);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let b = Backoff { initial: Duration::from_secs(5), max: Duration::from_secs(60) };
+        let waits: Vec<u64> = (0..6).map(|n| b.after(n).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
     }
 }

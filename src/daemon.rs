@@ -77,15 +77,7 @@ impl App {
         let rules = load_rules(&config)?;
         let store = Store::connect(&config.database_url).await?;
         let folder = DropFolder::new(&config.inbox, &config.processed_dir, &config.quarantine_dir)?;
-        let outbox = Outbox {
-            store: store.clone(),
-            mailer: notify::mailer(&config)?,
-            templates: notify::render::Templates::load(config.email.templates_dir.as_deref())?,
-            from: config.email.from.parse().context("email.from")?,
-            study_title: config.study.title.clone(),
-            retry_initial_secs: config.email.retry_initial_secs,
-            retry_max_secs: config.email.retry_max_secs,
-        };
+        let outbox = Outbox::new(store.clone(), &config)?;
         Ok(Self {
             router: Router::new(&config),
             message_domain: notify::message_domain(&config),
@@ -152,7 +144,7 @@ impl App {
             rules = app.rules.rules.len(),
             inbox = %app.config.inbox.display(),
             database = %crate::store::redact(&app.config.database_url),
-            email = if app.config.email.smtp_url.is_some() { "smtp" } else { "files" },
+            email = if app.config.email.smtp.is_some() { "smtp" } else { "files" },
             "vigil started."
         );
         // Whatever a crash left pending.

@@ -4,34 +4,23 @@
 //! reached a visit).
 //!
 //! Blinding is enforced here for reports: a closed (by-arm) report is only ever queued for
-//! recipients whose role is unblinded.
+//! recipients whose role is unblinded. The emails themselves go through the one outbox
+//! (`notify::Outbox`), as notifications of kind `report`.
+//!
+//! Publishing takes narrow inputs (`Publisher`: the store, the rules, the parts of the
+//! configuration it reads) and the time from its caller.
 
-use crate::daemon::App;
-use crate::notify::SendError;
-use crate::store::{Delivery, Recipient, ReportRow};
+use crate::config::{Config, ReportConfig, RoleConfig, StudyConfig};
+use crate::rules::{eval, RuleSet};
+use crate::store::{Recipient, ReportRow, Store};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::Message;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Arms pooled: may go to anyone on the report list.
-    Open,
-    /// Split by arm: DSMB only, unblinded recipients only.
-    Closed,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Closed => "closed",
-        }
-    }
-}
+/// Which report: open (arms pooled) or closed (split by arm, unblinded roles only).
+pub use crate::store::ReportKind as Kind;
 
 /// SHA-256 of the data a report is made from: every record whose own time is not after
 /// the cut-off (records without a time included), arm included, in a canonical order.
@@ -55,10 +44,10 @@ pub fn snapshot_hash(histories: &[crate::model::SubjectHistory], as_of: DateTime
 
 /// Who may receive a report of this kind: the report roles, and for a closed report only
 /// the unblinded among them. The single place that decides it.
-pub fn recipients(app: &App, kind: Kind) -> Vec<Recipient> {
+pub fn recipients(report: &ReportConfig, roles: &BTreeMap<String, RoleConfig>, kind: Kind) -> Vec<Recipient> {
     let mut out = Vec::new();
-    for role in &app.config.report.recipients {
-        let Some(r) = app.config.recipients.get(role) else { continue };
+    for role in &report.recipients {
+        let Some(r) = roles.get(role) else { continue };
         if kind == Kind::Closed && r.blinded {
             tracing::warn!(role = %role, "The closed report is not sent to a blinded role.");
             continue;
@@ -70,92 +59,185 @@ pub fn recipients(app: &App, kind: Kind) -> Vec<Recipient> {
     out
 }
 
-/// Generates, archives and queues one report. Returns its archive row.
-/// `email`: queue it for the report recipients (scheduled and triggered reports always are).
-pub async fn generate(
-    app: &App,
-    kind: Kind,
-    as_of: DateTime<Utc>,
-    reason: &str,
-    out: Option<PathBuf>,
-    email: bool,
-) -> anyhow::Result<ReportRow> {
-    let subjects = app.store.all_histories().await?;
-    let snapshot = snapshot_hash(&subjects, as_of);
-    let quarantined = app.store.quarantine_count().await?;
-    let edss_change = app.rules.edss_change();
-    let alerts = app.store.alerts().await?;
-    let (stopping_rules, overdue_visits) = rule_status(app, &subjects, as_of);
-    let input = crate::report::DsmbInput {
-        study_title: &app.config.study.title,
-        as_of,
-        subjects: &subjects,
-        edss_change: &edss_change,
-        visit_order: &app.config.study.visits,
-        infusion_reaction_terms: &app.config.report.infusion_reaction_terms,
-        quarantined_records: quarantined.max(0) as u64,
-        alerts: &alerts,
-        stopping_rules: &stopping_rules,
-        snapshot_hash: &snapshot,
-        closed: kind == Kind::Closed,
-        overdue_visits: &overdue_visits,
-    };
-    let summary = crate::report::summarize(&input);
-    let html = crate::report::try_render_html(&input, &summary)?;
-    let dir = out.unwrap_or_else(|| app.config.report.out_dir.clone());
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let stem = format!("dsmb-{}-{}-{}", kind.as_str(), as_of.format("%Y-%m-%d"), &snapshot[..8]);
-    let path = dir.join(format!("{stem}.html"));
-    std::fs::write(&path, &html).with_context(|| format!("cannot write {}", path.display()))?;
-    // Every table as CSV, for the statistician.
-    let csv_dir = dir.join(format!("{stem}-csv"));
-    std::fs::create_dir_all(&csv_dir).with_context(|| format!("cannot create {}", csv_dir.display()))?;
-    for (name, text) in crate::report::render_csv(&input, &summary) {
-        std::fs::write(csv_dir.join(&name), text).with_context(|| format!("cannot write {name}"))?;
+/// What publishing needs: the store, the rules, and the parts of the configuration it reads.
+#[derive(Clone, Copy)]
+pub struct Publisher<'a> {
+    pub store: &'a Store,
+    pub rules: &'a RuleSet,
+    pub study: &'a StudyConfig,
+    pub report: &'a ReportConfig,
+    /// Every role under `recipients`, for addresses and blinding.
+    pub roles: &'a BTreeMap<String, RoleConfig>,
+    /// The domain of Message-IDs (the sender's).
+    pub message_domain: &'a str,
+}
+
+/// One report to make.
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    pub kind: Kind,
+    /// The data cut-off.
+    pub as_of: DateTime<Utc>,
+    /// `manual`, `schedule:<cron>` or `trigger:<what>`.
+    pub reason: String,
+    /// Where the files go; default: `report.out_dir`.
+    pub out: Option<PathBuf>,
+    /// Queue it for the report recipients (scheduled and triggered reports always are).
+    pub email: bool,
+}
+
+impl<'a> Publisher<'a> {
+    /// The parts of `config` publishing reads.
+    pub fn new(store: &'a Store, rules: &'a RuleSet, config: &'a Config) -> Self {
+        Self {
+            store,
+            rules,
+            study: &config.study,
+            report: &config.report,
+            roles: &config.recipients,
+            message_domain: config.email.message_domain(),
+        }
     }
-    #[cfg(feature = "pdf")]
-    {
-        let pdf = crate::report::render_pdf(&input, &summary)?;
-        let pdf_path = dir.join(format!("{stem}.pdf"));
-        std::fs::write(&pdf_path, pdf).with_context(|| format!("cannot write {}", pdf_path.display()))?;
-    }
-    let sha = hex::encode(Sha256::digest(html.as_bytes()));
-    let recipients = if email { recipients(app, kind) } else { Vec::new() };
-    let id = app
-        .store
-        .archive_report(
-            kind.as_str(),
+
+    /// Generates, archives and queues one report at `now`. Returns its archive row.
+    pub async fn generate(&self, request: &ReportRequest, now: DateTime<Utc>) -> anyhow::Result<ReportRow> {
+        let ReportRequest { kind, as_of, reason, out, email } = request;
+        let (kind, as_of) = (*kind, *as_of);
+        let subjects = self.store.all_histories().await?;
+        let snapshot = snapshot_hash(&subjects, as_of);
+        let quarantined = self.store.quarantine_count().await?;
+        let edss_change = self.rules.edss_change();
+        let alerts = self.store.alerts().await?;
+        let (stopping_rules, overdue_visits) =
+            rule_status(self.rules, &self.study.schedule, &subjects, as_of);
+        let input = crate::report::DsmbInput {
+            study_title: &self.study.title,
             as_of,
-            reason,
-            &snapshot,
-            &path.display().to_string(),
-            &sha,
-            &recipients,
-            &crate::notify::message_domain(&app.config),
-        )
-        .await?;
-    tracing::info!(report_id = id, kind = kind.as_str(), path = %path.display(), %reason, "DSMB report generated.");
-    app.store.report(id).await?.context("the archived report vanished")
+            subjects: &subjects,
+            edss_change: &edss_change,
+            visit_order: &self.study.visits,
+            infusion_reaction_terms: &self.report.infusion_reaction_terms,
+            quarantined_records: quarantined.max(0) as u64,
+            alerts: &alerts,
+            stopping_rules: &stopping_rules,
+            snapshot_hash: &snapshot,
+            closed: kind == Kind::Closed,
+            overdue_visits: &overdue_visits,
+        };
+        let summary = crate::report::summarize(&input);
+        let html = crate::report::try_render_html(&input, &summary)?;
+        let dir = out.clone().unwrap_or_else(|| self.report.out_dir.clone());
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let stem = format!("dsmb-{}-{}-{}", kind.as_str(), as_of.format("%Y-%m-%d"), &snapshot[..8]);
+        let path = dir.join(format!("{stem}.html"));
+        std::fs::write(&path, &html).with_context(|| format!("cannot write {}", path.display()))?;
+        // Every table as CSV, for the statistician.
+        let csv_dir = dir.join(format!("{stem}-csv"));
+        std::fs::create_dir_all(&csv_dir).with_context(|| format!("cannot create {}", csv_dir.display()))?;
+        for (name, text) in crate::report::render_csv(&input, &summary) {
+            std::fs::write(csv_dir.join(&name), text).with_context(|| format!("cannot write {name}"))?;
+        }
+        #[cfg(feature = "pdf")]
+        {
+            let pdf = crate::report::render_pdf(&input, &summary)?;
+            let pdf_path = dir.join(format!("{stem}.pdf"));
+            std::fs::write(&pdf_path, pdf).with_context(|| format!("cannot write {}", pdf_path.display()))?;
+        }
+        let sha = hex::encode(Sha256::digest(html.as_bytes()));
+        let recipients = if *email { recipients(self.report, self.roles, kind) } else { Vec::new() };
+        let id = self
+            .store
+            .archive_report(
+                kind,
+                as_of,
+                reason,
+                &snapshot,
+                &path.display().to_string(),
+                &sha,
+                &recipients,
+                self.message_domain,
+                now,
+            )
+            .await?;
+        tracing::info!(report_id = id, kind = kind.as_str(), path = %path.display(), %reason, "DSMB report generated.");
+        self.store.report(id).await?.context("the archived report vanished")
+    }
+
+    /// Generates the reports whose schedule or trigger has come by `now`; a schedule
+    /// never reported on counts from `first_seen` (when the daemon started). Returns how many.
+    pub async fn run_due(&self, first_seen: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        let mut reasons = Vec::new();
+        for s in &self.report.schedule {
+            let reason = format!("schedule:{}", s.text);
+            // The first scheduled report comes at the first occurrence after the daemon
+            // first saw this schedule; afterwards, one per occurrence.
+            let since = match self.store.last_report_for(&reason).await? {
+                Some(r) => r.generated_at,
+                None => first_seen,
+            };
+            if s.cron.find_next_occurrence(&since, false).is_ok_and(|next| next <= now) {
+                reasons.push(reason);
+            }
+        }
+        let t = &self.report.triggers;
+        if t.stopping_rule {
+            let mut latest = None;
+            for rule in self.rules.rules.iter().filter(|r| r.kind.is_cohort()) {
+                latest = latest.max(self.store.latest_alert_of(&rule.id).await?);
+            }
+            if let Some(last) = latest {
+                let reason = format!("trigger:stopping-rule-alert-{last}");
+                if self.store.last_report_for(&reason).await?.is_none() {
+                    reasons.push(reason);
+                }
+            }
+        }
+        if let Some(v) = &t.subjects_at_visit {
+            let reason = format!("trigger:{}-subjects-at-{}", v.count, v.visit);
+            if self.store.last_report_for(&reason).await?.is_none() {
+                let reached = self
+                    .store
+                    .all_histories()
+                    .await?
+                    .iter()
+                    .filter(|h| h.visits().iter().any(|(l, _)| *l == v.visit))
+                    .count();
+                if reached >= v.count {
+                    reasons.push(reason);
+                }
+            }
+        }
+        for reason in &reasons {
+            let request =
+                |kind| ReportRequest { kind, as_of: now, reason: reason.clone(), out: None, email: true };
+            self.generate(&request(Kind::Open), now).await?;
+            if self.report.closed {
+                if let Err(e) = self.generate(&request(Kind::Closed), now).await {
+                    tracing::error!(error = %format!("{e:#}"), "Closed report not generated.");
+                }
+            }
+        }
+        Ok(reasons.len())
+    }
 }
 
 /// The stopping rules' state and the overdue visits at the cut-off, evaluated on the
-/// records of the cut (the same code the daemon runs).
+/// records of the cut by the pure evaluator (the same rules the daemon runs).
 fn rule_status(
-    app: &App,
+    rules: &RuleSet,
+    schedule: &[crate::rules::ScheduledVisit],
     subjects: &[crate::model::SubjectHistory],
     as_of: DateTime<Utc>,
 ) -> (Vec<crate::report::StoppingRuleStatus>, Vec<crate::report::OverdueVisit>) {
     let records: Vec<crate::model::Record> =
         subjects.iter().flat_map(|h| h.records.iter().cloned()).collect();
-    let cut = crate::rules::eval::histories_at(&records, as_of);
+    let cut = eval::histories_at(&records, as_of);
     let mut stopping = Vec::new();
     let mut overdue = Vec::new();
-    for rule in &app.rules.rules {
+    for rule in &rules.rules {
         if rule.kind.is_cohort() {
-            let totals = crate::rules::Totals::from_contributions(
-                cut.iter().filter_map(|h| rule.contribution(h, as_of).map(|c| (h.subject.as_str(), c))),
-            );
-            let findings = rule.judge(&totals, as_of);
+            let totals = eval::totals(rule, &cut, as_of);
+            let findings = eval::cohort(rule, &totals, as_of);
             stopping.push(crate::report::StoppingRuleStatus {
                 rule_id: rule.id.clone(),
                 title: rule.title.clone(),
@@ -172,7 +254,7 @@ fn rule_status(
         }
         if let crate::rules::RuleKind::OverdueVisit(_) = rule.kind {
             for h in &cut {
-                for f in rule.evaluate(h, as_of, &app.config.study.schedule) {
+                for f in rule.evaluate(h, as_of, schedule) {
                     let Some(visit) = f.episode.strip_prefix("overdue:") else { continue };
                     let due = f.evidence["overdue_from"]
                         .as_str()
@@ -189,115 +271,39 @@ fn rule_status(
     (stopping, overdue)
 }
 
-/// Generates the reports whose schedule or trigger has come. Returns how many.
-pub async fn run_due(app: &App, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let mut reasons = Vec::new();
-    for cron in &app.config.report.schedule {
-        let Ok(c) = cron.parse::<croner::Cron>() else { continue };
-        let reason = format!("schedule:{cron}");
-        // The first scheduled report comes at the first occurrence after the daemon
-        // first saw this schedule; afterwards, one per occurrence.
-        let since = match app.store.last_report_for(&reason).await? {
-            Some(r) => r.generated_at,
-            None => app.started_at,
-        };
-        if c.find_next_occurrence(&since, false).is_ok_and(|next| next <= now) {
-            reasons.push(reason);
-        }
-    }
-    let t = &app.config.report.triggers;
-    if t.stopping_rule {
-        let mut latest = None;
-        for rule in app.rules.rules.iter().filter(|r| r.kind.is_cohort()) {
-            latest = latest.max(app.store.latest_alert_of(&rule.id).await?);
-        }
-        if let Some(last) = latest {
-            let reason = format!("trigger:stopping-rule-alert-{last}");
-            if app.store.last_report_for(&reason).await?.is_none() {
-                reasons.push(reason);
-            }
-        }
-    }
-    if let Some(v) = &t.subjects_at_visit {
-        let reason = format!("trigger:{}-subjects-at-{}", v.count, v.visit);
-        if app.store.last_report_for(&reason).await?.is_none() {
-            let reached = app
-                .store
-                .all_histories()
-                .await?
-                .iter()
-                .filter(|h| h.visits().iter().any(|(l, _)| *l == v.visit))
-                .count();
-            if reached >= v.count {
-                reasons.push(reason);
-            }
-        }
-    }
-    for reason in &reasons {
-        generate(app, Kind::Open, now, reason, None, true).await?;
-        if app.config.report.closed {
-            if let Err(e) = generate(app, Kind::Closed, now, reason, None, true).await {
-                tracing::error!(error = %format!("{e:#}"), "Closed report not generated.");
-            }
-        }
-    }
-    Ok(reasons.len())
+// ---------------------------------------------------------------------------------------
+// Adapters for the callers in daemon.rs and main.rs that still hold the daemon's `App`.
+// Remove them once those callers build a `Publisher` and use the one outbox:
+//   publish::generate(&app, kind, as_of, reason, out, email)
+//     → Publisher::new(&store, &rules, &config).generate(&ReportRequest { .. }, Utc::now())
+//   publish::run_due(&app, now) → Publisher::new(..).run_due(app.started_at, now)
+//   publish::deliver_due(&app)  → app.outbox.deliver_due_of(Some(NotificationKind::Report))
+
+fn publisher(app: &crate::daemon::App) -> Publisher<'_> {
+    Publisher::new(&app.store, &app.rules, &app.config)
 }
 
-/// Sends due report emails with the report attached; retries like alert emails.
-pub async fn deliver_due(app: &App) -> anyhow::Result<usize> {
-    let mut sent = 0;
-    for d in app.store.due_report_deliveries().await? {
-        let outcome = match app.store.report(d.report_id).await? {
-            None => Delivery::Failed { error: format!("report {} does not exist", d.report_id) },
-            Some(r) => match message(app, &r, &d.recipient, &d.message_id) {
-                Err(e) => Delivery::Failed { error: format!("cannot build the message: {e:#}") },
-                Ok(m) => match app.outbox.mailer.send(m).await {
-                    Ok(()) => Delivery::Sent,
-                    Err(SendError::Permanent(error)) => Delivery::Failed { error },
-                    Err(SendError::Transient(error)) => Delivery::Retry {
-                        at_ms: crate::store::now_ms() + 1000 * app.outbox.backoff_secs(d.attempts) as i64,
-                        error,
-                    },
-                },
-            },
-        };
-        if matches!(outcome, Delivery::Sent) {
-            sent += 1;
-        }
-        app.store.record_report_delivery(d.id, &outcome).await?;
-    }
-    Ok(sent)
+/// Adapter: generates, archives and (if `email`) queues one report now.
+pub async fn generate(
+    app: &crate::daemon::App,
+    kind: Kind,
+    as_of: DateTime<Utc>,
+    reason: &str,
+    out: Option<PathBuf>,
+    email: bool,
+) -> anyhow::Result<ReportRow> {
+    let request = ReportRequest { kind, as_of, reason: reason.to_string(), out, email };
+    publisher(app).generate(&request, Utc::now()).await
 }
 
-fn message(app: &App, r: &ReportRow, to: &str, message_id: &str) -> anyhow::Result<Message> {
-    let html = std::fs::read(&r.path).with_context(|| format!("cannot read {}", r.path))?;
-    let file_name =
-        PathBuf::from(&r.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let to: Mailbox = to.parse()?;
-    let text = format!(
-        "The {} DSMB report of {}, data cut-off {}, is attached ({}).\n\
-         Data snapshot SHA-256: {}\nReport file SHA-256: {}\nReason: {}\n",
-        r.kind,
-        app.config.study.title,
-        r.as_of.format("%Y-%m-%d %H:%M UTC"),
-        file_name,
-        r.snapshot,
-        r.sha256,
-        r.reason
-    );
-    Ok(Message::builder()
-        .from(app.outbox.from.clone())
-        .to(to)
-        .subject(format!(
-            "[vigil][DSMB] {} report, data cut-off {}",
-            if r.kind == "closed" { "CLOSED" } else { "Open" },
-            r.as_of.format("%Y-%m-%d")
-        ))
-        .message_id(Some(message_id.to_string()))
-        .multipart(
-            MultiPart::mixed()
-                .singlepart(SinglePart::plain(text))
-                .singlepart(Attachment::new(file_name).body(html, "text/html".parse()?)),
-        )?)
+/// Adapter: the reports whose schedule or trigger has come by `now`.
+pub async fn run_due(app: &crate::daemon::App, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    publisher(app).run_due(app.started_at, now).await
+}
+
+/// Adapter, deprecated: report emails are notifications in the one outbox now, sent by
+/// `notify::Outbox::deliver_due` with alert emails. Sends the due report emails only
+/// (as before) and returns how many went.
+pub async fn deliver_due(app: &crate::daemon::App) -> anyhow::Result<usize> {
+    Ok(app.outbox.deliver_due_of(Some(crate::store::NotificationKind::Report)).await?.sent)
 }

@@ -138,3 +138,179 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
     store.close().await;
     drop_database(&name).await;
 }
+
+/// Tables, columns (type family and nullability) and indexes of a migrated database.
+type Schema = std::collections::BTreeMap<String, Vec<String>>;
+
+/// The SQL types of both backends mapped to one family: an id column is INTEGER
+/// (AUTOINCREMENT) on SQLite and BIGSERIAL on PostgreSQL, both 64-bit integers.
+fn family(sql_type: &str) -> &'static str {
+    match sql_type.to_ascii_lowercase().as_str() {
+        "integer" | "bigint" | "int8" | "int4" => "integer",
+        "text" | "character varying" => "text",
+        _ => "other",
+    }
+}
+
+async fn sqlite_schema(url: &str) -> Schema {
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+         AND name <> '_sqlx_migrations' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut schema = Schema::new();
+    for (table,) in tables {
+        let columns: Vec<(String, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT name, type, \"notnull\", pk FROM pragma_table_info('{table}')"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut described: Vec<String> = columns
+            .into_iter()
+            .map(|(name, ty, notnull, pk)| {
+                // A primary key is never NULL, whatever SQLite's flag says.
+                let null = if notnull != 0 || pk != 0 { "not null" } else { "null" };
+                format!("{name} {} {null}", family(&ty))
+            })
+            .collect();
+        described.sort();
+        schema.insert(table, described);
+    }
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for (table, index) in indexes {
+        schema.entry(format!("{table} indexes")).or_default().push(index);
+    }
+    schema.values_mut().for_each(|v| v.sort());
+    schema
+}
+
+async fn postgres_schema(url: &str) -> Schema {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let columns: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text \
+         FROM information_schema.columns WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let mut schema = Schema::new();
+    for (table, name, ty, nullable) in columns {
+        let null = if nullable == "YES" { "null" } else { "not null" };
+        schema.entry(table).or_default().push(format!("{name} {} {null}", family(&ty)));
+    }
+    // Indexes made by CREATE INDEX: not those behind a primary key or UNIQUE constraint.
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.tablename::text, i.indexname::text FROM pg_indexes i WHERE i.schemaname = 'public' \
+         AND i.tablename <> '_sqlx_migrations' \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for (table, index) in indexes {
+        schema.entry(format!("{table} indexes")).or_default().push(index);
+    }
+    schema.values_mut().for_each(|v| v.sort());
+    schema
+}
+
+/// migrations/sqlite and migrations/postgres are kept by hand: this fails when they
+/// drift (a table, a column, its type family or nullability, an index on one side only).
+#[tokio::test]
+async fn the_sqlite_and_postgresql_migrations_make_the_same_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("parity.db").display());
+    Store::connect(&sqlite_url).await.unwrap().close().await;
+    let (pg_url, name) = fresh_database().await;
+    Store::connect(&pg_url).await.unwrap().close().await;
+
+    let sqlite = sqlite_schema(&sqlite_url).await;
+    let postgres = postgres_schema(&pg_url).await;
+    drop_database(&name).await;
+    assert!(sqlite.contains_key("notifications") && !sqlite.contains_key("report_deliveries"));
+    for table in sqlite.keys().chain(postgres.keys()).collect::<std::collections::BTreeSet<_>>() {
+        assert_eq!(
+            sqlite.get(table),
+            postgres.get(table),
+            "`{table}` differs: SQLite left, PostgreSQL right"
+        );
+    }
+}
+
+/// Migration 0006 moves the report deliveries into the one outbox, on both backends:
+/// pending ones stay pending (and are then sent by the one worker), sent ones stay sent.
+#[tokio::test]
+async fn report_deliveries_move_into_the_one_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}?mode=rwc", dir.path().join("upgrade.db").display());
+    let (pg_url, name) = fresh_database().await;
+    for (url, migrations) in
+        [(sqlite_url.as_str(), "migrations/sqlite"), (pg_url.as_str(), "migrations/postgres")]
+    {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
+        let mut before = sqlx::migrate::Migrator::new(std::path::Path::new(migrations)).await.unwrap();
+        before.migrations = before.migrations.iter().filter(|m| m.version <= 5).cloned().collect();
+        before.run(&pool).await.unwrap();
+        for statement in [
+            "INSERT INTO reports (kind, as_of, generated_at, reason, snapshot, path, sha256) \
+             VALUES ('open', 1, 2, 'manual', 'aa', '/r/open.html', 'bb')",
+            "INSERT INTO reports (kind, as_of, generated_at, reason, snapshot, path, sha256) \
+             VALUES ('closed', 1, 3, 'manual', 'aa', '/r/closed.html', 'cc')",
+            "INSERT INTO report_deliveries (report_id, role, recipient, message_id, status, attempts, next_attempt_at, sent_at) \
+             VALUES (1, 'safety-officer', 'so@trial.test', '<vigil.report-1.0@trial.test>', 'sent', 1, 2, 5)",
+            "INSERT INTO report_deliveries (report_id, role, recipient, message_id, status, attempts, next_attempt_at, last_error) \
+             VALUES (2, 'dsmb-chair', 'chair@trial.test', '<vigil.report-2.0@trial.test>', 'pending', 2, 9, '421 busy')",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let store = Store::connect(url).await.unwrap();
+        let all = store.notifications().await.unwrap();
+        let seen: Vec<_> = all
+            .iter()
+            .map(|n| {
+                (
+                    n.about,
+                    n.kind,
+                    n.status,
+                    n.blinded,
+                    n.attempts,
+                    n.message_id.as_str(),
+                    n.last_error.as_deref(),
+                )
+            })
+            .collect();
+        use vigil::store::{Notice, NotificationKind as K, NotificationStatus as S};
+        assert_eq!(
+            seen,
+            [
+                (Notice::Report(1), K::Report, S::Sent, true, 1, "<vigil.report-1.0@trial.test>", None),
+                (
+                    Notice::Report(2),
+                    K::Report,
+                    S::Pending,
+                    false,
+                    2,
+                    "<vigil.report-2.0@trial.test>",
+                    Some("421 busy")
+                ),
+            ],
+            "{url}"
+        );
+        assert_eq!(store.report_deliveries().await.unwrap().len(), 2);
+        assert_eq!(store.next_notification_due().await.unwrap(), Some(9));
+        store.close().await;
+    }
+    drop_database(&name).await;
+}

@@ -109,3 +109,102 @@ fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
     let csv_dir = path.trim_end_matches(".html").to_string() + "-csv";
     assert!(std::fs::read_dir(&csv_dir).unwrap().count() > 5, "{csv_dir}");
 }
+
+/// One outbox, one worker: a pass sends alert and report emails alike, and a closed
+/// report that somehow was queued for a blinded role is refused, never sent.
+#[tokio::test]
+async fn one_worker_sends_alert_and_report_emails_and_keeps_closed_reports_from_blinded_roles() {
+    use vigil::store::{
+        Evaluation, FirstNotice, NewAlert, Notice, NotificationKind, NotificationStatus, Recipient,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = vigil::store::Store::connect(&format!("sqlite://{}", dir.path().join("v.db").display()))
+        .await
+        .unwrap();
+    let so = Recipient { role: "safety-officer".into(), address: "so@trial.test".into(), blinded: true };
+    let chair = Recipient { role: "dsmb-chair".into(), address: "chair@trial.test".into(), blinded: false };
+    let file = dir.path().join("dsmb.html");
+    std::fs::write(&file, "<html>report</html>").unwrap();
+    let path = file.display().to_string();
+    let now = chrono::Utc::now();
+    let archive = |kind: vigil::store::ReportKind, to: Vec<Recipient>| {
+        let (store, path) = (store.clone(), path.clone());
+        async move {
+            store
+                .archive_report(kind, now, "manual", "aa", &path, "bb", &to, "trial.test", now)
+                .await
+                .unwrap()
+        }
+    };
+    let closed = archive(vigil::store::ReportKind::Closed, vec![so.clone(), chair.clone()]).await;
+    let open = archive(vigil::store::ReportKind::Open, vec![so.clone()]).await;
+    let alert = NewAlert {
+        rule_id: "ae-grade".into(),
+        rule_version: "v1".into(),
+        subject: "KS-101".into(),
+        site: Some("KS".into()),
+        episode: "ae:AE-1".into(),
+        level: 3,
+        severity: "critical".into(),
+        title: "AE grade".into(),
+        summary: "Rash grade 3".into(),
+        evidence: serde_json::json!({"why": "test"}),
+        recipients: vec![so.clone()],
+        delivery: FirstNotice { notify_at_ms: 0, group: "rule:ae-grade".into(), escalate_at_ms: None },
+    };
+    let evaluation = Evaluation { subject: "KS-101", alerts: vec![alert], ..Default::default() };
+    assert_eq!(store.commit_evaluation(evaluation, "trial.test").await.unwrap().len(), 1);
+
+    let config = vigil::config::Config::from_str(
+        "study:\n  title: Study\nemail:\n  from: vigil@trial.test\n",
+        &dir.path().join("vigil.yaml"),
+        |_| None,
+    )
+    .unwrap();
+    let outbox = vigil::notify::Outbox::new(store.clone(), &config).unwrap();
+    let pass = outbox.deliver_due().await.unwrap();
+    assert_eq!((pass.sent, pass.failed, pass.retrying), (3, 1, 0));
+
+    let by: Vec<(Notice, NotificationKind, String, NotificationStatus)> = store
+        .notifications()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.about, n.kind, n.recipient, n.status))
+        .collect();
+    assert!(by.contains(&(
+        Notice::Report(closed),
+        NotificationKind::Report,
+        "chair@trial.test".into(),
+        NotificationStatus::Sent
+    )));
+    assert!(by.contains(&(
+        Notice::Report(closed),
+        NotificationKind::Report,
+        "so@trial.test".into(),
+        NotificationStatus::Failed
+    )));
+    assert!(by.contains(&(
+        Notice::Report(open),
+        NotificationKind::Report,
+        "so@trial.test".into(),
+        NotificationStatus::Sent
+    )));
+    assert!(by.iter().any(|n| matches!(n.0, Notice::Alert(_))
+        && n.1 == NotificationKind::Alert
+        && n.3 == NotificationStatus::Sent));
+    let refused = store.notifications().await.unwrap().into_iter().find(|n| n.status == "failed").unwrap();
+    assert_eq!(
+        refused.last_error.as_deref(),
+        Some(format!("report {closed} is closed and so@trial.test is blinded").as_str())
+    );
+    let emails: Vec<String> = std::fs::read_dir(dir.path().join("var/outbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(emails.len(), 3);
+    let to_so_closed =
+        emails.iter().filter(|e| e.contains("To: so@trial.test") && e.contains("CLOSED report"));
+    assert_eq!(to_so_closed.count(), 0, "the blinded role never gets the closed report");
+    assert_eq!(store.next_notification_due().await.unwrap(), None, "nothing left pending");
+}

@@ -1,10 +1,13 @@
-//! Building the email for one or more notifications to one recipient: rendered by the
-//! templates, with a plain-text and an HTML part and the notification's stable Message-ID.
+//! Building emails: the one for one or more alert notifications to one recipient
+//! (rendered by the templates, a plain-text and an HTML part), and the one carrying a
+//! DSMB report as its attachment; each with the notification's stable Message-ID.
 
 use super::render::{AlertContext, Templates};
-use crate::store::NotificationRow;
-use lettre::message::{Mailbox, MultiPart};
+use crate::store::{NotificationRow, ReportKind, ReportRow};
+use anyhow::Context;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
+use std::path::Path;
 
 pub fn build(
     templates: &Templates,
@@ -15,7 +18,7 @@ pub fn build(
 ) -> anyhow::Result<Message> {
     let first = notifications.first().ok_or_else(|| anyhow::anyhow!("no notification to send"))?;
     let digest = first.group_key.as_deref().is_some_and(|g| g.starts_with("digest"));
-    let r = templates.render(&first.kind, digest, alerts, &first.role, study_title)?;
+    let r = templates.render(first.kind.as_str(), digest, alerts, &first.role, study_title)?;
     let to: Mailbox = first.recipient.parse()?;
     Ok(Message::builder()
         .from(from.clone())
@@ -23,4 +26,46 @@ pub fn build(
         .subject(r.subject)
         .message_id(Some(first.message_id.clone()))
         .multipart(MultiPart::alternative_plain_html(r.text, r.html))?)
+}
+
+/// The email for one archived report to one recipient, the report file attached.
+pub fn report(
+    r: &ReportRow,
+    to: &str,
+    message_id: &str,
+    from: &Mailbox,
+    study_title: &str,
+) -> anyhow::Result<Message> {
+    let html = std::fs::read(&r.path).with_context(|| format!("cannot read {}", r.path))?;
+    let file_name =
+        Path::new(&r.path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let to: Mailbox = to.parse()?;
+    let text = format!(
+        "The {} DSMB report of {}, data cut-off {}, is attached ({}).\n\
+         Data snapshot SHA-256: {}\nReport file SHA-256: {}\nReason: {}\n",
+        r.kind,
+        study_title,
+        r.as_of.format("%Y-%m-%d %H:%M UTC"),
+        file_name,
+        r.snapshot,
+        r.sha256,
+        r.reason
+    );
+    Ok(Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(format!(
+            "[vigil][DSMB] {} report, data cut-off {}",
+            match r.kind {
+                ReportKind::Closed => "CLOSED",
+                ReportKind::Open => "Open",
+            },
+            r.as_of.format("%Y-%m-%d")
+        ))
+        .message_id(Some(message_id.to_string()))
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain(text))
+                .singlepart(Attachment::new(file_name).body(html, "text/html".parse()?)),
+        )?)
 }

@@ -1,11 +1,13 @@
-//! The outbox worker: sends due notifications, retries with exponential backoff on
-//! connection failures and 4xx replies, stops on 5xx and records why. Notifications that
-//! are pending together for the same recipient and rule (or digest) go out as one email.
+//! The one outbox worker: sends due notifications (alert notices and DSMB report emails),
+//! retries with exponential backoff on connection failures and 4xx replies, stops on 5xx
+//! and records why. Alert notifications that are pending together for the same recipient
+//! and rule (or digest) go out as one email.
 
 use super::message;
 use super::render::{alert_context, Templates};
 use super::smtp::{Mailer, SendError};
-use crate::store::{Delivery, NotificationRow, Store};
+use crate::config::{Backoff, Config};
+use crate::store::{Delivery, Notice, NotificationKind, NotificationRow, ReportKind, Store};
 use lettre::message::Mailbox;
 use std::collections::HashSet;
 
@@ -15,8 +17,7 @@ pub struct Outbox {
     pub templates: Templates,
     pub from: Mailbox,
     pub study_title: String,
-    pub retry_initial_secs: u64,
-    pub retry_max_secs: u64,
+    pub retry: Backoff,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,17 +29,33 @@ pub struct Pass {
 }
 
 impl Outbox {
-    /// Backoff before attempt `attempts + 1`: initial × 2^attempts, capped.
-    pub fn backoff_secs(&self, attempts: i64) -> u64 {
-        let factor = 1u64 << attempts.clamp(0, 20);
-        self.retry_initial_secs.saturating_mul(factor).min(self.retry_max_secs)
+    /// The outbox the configuration describes: its mailer, templates, sender and retries.
+    pub fn new(store: Store, config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            store,
+            mailer: super::mailer(&config.email)?,
+            templates: Templates::load(config.email.templates_dir.as_deref())?,
+            from: config.email.from.clone(),
+            study_title: config.study.title.clone(),
+            retry: config.email.retry,
+        })
     }
 
-    /// One pass over the due notifications.
+    /// Backoff before attempt `attempts + 1`, in seconds: initial × 2^attempts, capped.
+    pub fn backoff_secs(&self, attempts: i64) -> u64 {
+        self.retry.after(attempts).as_secs()
+    }
+
+    /// One pass over every due notification, alert and report emails alike.
     pub async fn deliver_due(&self) -> anyhow::Result<Pass> {
+        self.deliver_due_of(None).await
+    }
+
+    /// One pass over the due notifications, only those of `kind` if given.
+    pub async fn deliver_due_of(&self, kind: Option<NotificationKind>) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
         let mut done: HashSet<i64> = HashSet::new();
-        for n in self.store.due_notifications(100).await? {
+        for n in self.store.due_notifications_at(crate::store::now_ms(), kind, 100).await? {
             if done.contains(&n.id) {
                 continue;
             }
@@ -58,7 +75,7 @@ impl Outbox {
             match &outcome {
                 Delivery::Sent => {
                     pass.sent += 1;
-                    tracing::info!(notification_id = n.id, alert_id = n.alert_id, role = %n.role, alerts = group.len(), kind = %n.kind, "Notification sent.");
+                    tracing::info!(notification_id = n.id, about = ?n.about, role = %n.role, alerts = group.len(), kind = %n.kind, "Notification sent.");
                 }
                 Delivery::Retry { error, .. } => {
                     pass.retrying += 1;
@@ -66,7 +83,7 @@ impl Outbox {
                 }
                 Delivery::Failed { error } => {
                     pass.failed += 1;
-                    tracing::error!(notification_id = n.id, alert_id = n.alert_id, %error, "Notification failed permanently.");
+                    tracing::error!(notification_id = n.id, about = ?n.about, %error, "Notification failed permanently.");
                 }
             }
             for g in &group {
@@ -81,9 +98,32 @@ impl Outbox {
         let Some(first) = group.first() else {
             return Delivery::Failed { error: "empty group".into() };
         };
+        let message = match first.about {
+            Notice::Report(report_id) => self.report_message(first, report_id).await,
+            Notice::Alert(_) => self.alert_message(group).await,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(outcome) => return outcome,
+        };
+        match self.mailer.send(message).await {
+            Ok(()) => Delivery::Sent,
+            Err(SendError::Permanent(error)) => Delivery::Failed { error },
+            Err(SendError::Transient(error)) => self.retry(first.attempts, error),
+        }
+    }
+
+    /// The email about one or more alerts; the outcome to record when it cannot be made.
+    async fn alert_message(&self, group: &[NotificationRow]) -> Result<lettre::Message, Delivery> {
+        let attempts = group.first().map_or(0, |n| n.attempts);
         let mut alerts = Vec::new();
         for n in group {
-            match self.store.alert(n.alert_id).await {
+            let Notice::Alert(alert_id) = n.about else {
+                return Err(Delivery::Failed {
+                    error: format!("notification {} is not about an alert", n.id),
+                });
+            };
+            match self.store.alert(alert_id).await {
                 Ok(Some(a)) => {
                     // The arm is looked up only for an unblinded recipient, and
                     // alert_context drops it for a blinded one whatever is passed.
@@ -95,22 +135,31 @@ impl Outbox {
                     alerts.push(alert_context(&a, n.blinded, arm.as_deref()));
                 }
                 Ok(None) => {
-                    return Delivery::Failed { error: format!("alert {} does not exist", n.alert_id) }
+                    return Err(Delivery::Failed { error: format!("alert {alert_id} does not exist") })
                 }
-                Err(e) => {
-                    return self.retry(first.attempts, format!("cannot read alert {}: {e}", n.alert_id))
-                }
+                Err(e) => return Err(self.retry(attempts, format!("cannot read alert {alert_id}: {e}"))),
             }
         }
-        let message = match message::build(&self.templates, group, &alerts, &self.from, &self.study_title) {
-            Ok(m) => m,
-            Err(e) => return Delivery::Failed { error: format!("cannot build the message: {e}") },
+        message::build(&self.templates, group, &alerts, &self.from, &self.study_title)
+            .map_err(|e| Delivery::Failed { error: format!("cannot build the message: {e}") })
+    }
+
+    /// The email carrying one archived report.
+    async fn report_message(&self, n: &NotificationRow, report_id: i64) -> Result<lettre::Message, Delivery> {
+        let report = match self.store.report(report_id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(Delivery::Failed { error: format!("report {report_id} does not exist") }),
+            Err(e) => return Err(self.retry(n.attempts, format!("cannot read report {report_id}: {e}"))),
         };
-        match self.mailer.send(message).await {
-            Ok(()) => Delivery::Sent,
-            Err(SendError::Permanent(error)) => Delivery::Failed { error },
-            Err(SendError::Transient(error)) => self.retry(first.attempts, error),
+        // Blinding: a closed report is only ever queued for an unblinded role (publish);
+        // should a row say otherwise, it is refused here rather than sent.
+        if report.kind == ReportKind::Closed && n.blinded {
+            return Err(Delivery::Failed {
+                error: format!("report {report_id} is closed and {} is blinded", n.recipient),
+            });
         }
+        message::report(&report, &n.recipient, &n.message_id, &self.from, &self.study_title)
+            .map_err(|e| Delivery::Failed { error: format!("cannot build the message: {e:#}") })
     }
 
     fn retry(&self, attempts: i64, error: String) -> Delivery {

@@ -21,7 +21,7 @@ mod sae_clock;
 mod stopping;
 pub mod testing;
 mod vital;
-mod yamlpos;
+pub(crate) mod yamlpos;
 
 pub use adverse_event::AdverseEventRule;
 pub use cohort::CohortRule;

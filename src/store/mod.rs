@@ -13,9 +13,11 @@ pub use alerts::{
     AlertEvent, AlertRow, CohortContribution, CohortTotals, Evaluation, FirstNotice, NewAlert, Recipient,
     Silence, StillFiring, TransitionError,
 };
-pub use outbox::{Delivery, NotificationRow};
+pub use outbox::{
+    BadNotification, Delivery, Notice, NotificationKind, NotificationRow, NotificationStatus, UnknownWord,
+};
 pub use records::{BatchOutcome, NewRecord, Rejected};
-pub use reports::{ReportDelivery, ReportRow};
+pub use reports::{ReportKind, ReportRow, UnknownReportKind};
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};

@@ -1,4 +1,5 @@
-//! The email outbox: pending notifications, delivery attempts with backoff, and outcomes.
+//! The one email outbox: alert notices and DSMB report emails alike, their delivery
+//! attempts with backoff, and their outcomes.
 //!
 //! A row is marked sent only after the SMTP server accepted the message. A crash between
 //! the server's acceptance and this commit sends that one message again on restart: the
@@ -6,21 +7,127 @@
 
 use super::{now_ms, opt_text, Store};
 use sqlx::Row;
+use std::fmt;
+use std::str::FromStr;
+
+/// What a notification tells its recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotificationKind {
+    /// The first notice of an alert.
+    Alert,
+    /// Nobody acknowledged the alert in time: the next role of the chain is told.
+    Escalation,
+    /// The condition is no longer present.
+    Resolved,
+    /// A DSMB report, attached.
+    Report,
+}
+
+/// Where a notification is in its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotificationStatus {
+    Pending,
+    Sent,
+    /// The server refused it for good, or the message could not be built.
+    Failed,
+    /// An escalation no longer needed (the alert was acknowledged or resolved).
+    Cancelled,
+    /// Held back by a silence.
+    Suppressed,
+}
+
+/// A kind or status column holding a word vigil never writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown notification {column} `{value}`")]
+pub struct UnknownWord {
+    pub column: &'static str,
+    pub value: String,
+}
+
+impl NotificationKind {
+    pub const ALL: [Self; 4] = [Self::Alert, Self::Escalation, Self::Resolved, Self::Report];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alert => "alert",
+            Self::Escalation => "escalation",
+            Self::Resolved => "resolved",
+            Self::Report => "report",
+        }
+    }
+}
+
+impl NotificationStatus {
+    pub const ALL: [Self; 5] = [Self::Pending, Self::Sent, Self::Failed, Self::Cancelled, Self::Suppressed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Suppressed => "suppressed",
+        }
+    }
+}
+
+macro_rules! word_enum {
+    ($t:ty, $column:literal) => {
+        impl FromStr for $t {
+            type Err = UnknownWord;
+            fn from_str(s: &str) -> Result<Self, UnknownWord> {
+                Self::ALL
+                    .into_iter()
+                    .find(|k| k.as_str() == s)
+                    .ok_or_else(|| UnknownWord { column: $column, value: s.to_string() })
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        /// Lets callers compare with the stored word (`n.status == "sent"`).
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+word_enum!(NotificationKind, "kind");
+word_enum!(NotificationStatus, "status");
+
+/// What a notification is about: an alert, or an archived report (its attachment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Alert(i64),
+    Report(i64),
+}
 
 #[derive(Debug, Clone)]
 pub struct NotificationRow {
     pub id: i64,
-    pub alert_id: i64,
+    pub about: Notice,
     pub role: String,
     pub recipient: String,
     pub blinded: bool,
     pub message_id: String,
-    pub status: String,
+    pub status: NotificationStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
-    /// alert, escalation or resolved
-    pub kind: String,
+    pub kind: NotificationKind,
     pub group_key: Option<String>,
+}
+
+impl NotificationRow {
+    /// The alert this notification is about, if it is about one.
+    pub fn alert_id(&self) -> Option<i64> {
+        match self.about {
+            Notice::Alert(id) => Some(id),
+            Notice::Report(_) => None,
+        }
+    }
 }
 
 /// The outcome of one delivery attempt.
@@ -38,18 +145,40 @@ pub enum Delivery {
     },
 }
 
+/// A row that does not make a notification (a word vigil never writes, or neither an
+/// alert nor a report referenced).
+#[derive(Debug, thiserror::Error)]
+pub enum BadNotification {
+    #[error("notification {id}: {source}")]
+    Word { id: i64, source: UnknownWord },
+    #[error("notification {id} references {what}")]
+    About { id: i64, what: &'static str },
+}
+
 fn notification_row(r: &sqlx::any::AnyRow) -> anyhow::Result<NotificationRow> {
+    let id: i64 = r.try_get("id")?;
+    let word = |source| BadNotification::Word { id, source };
+    let about = match (r.try_get::<Option<i64>, _>("alert_id")?, r.try_get::<Option<i64>, _>("report_id")?) {
+        (Some(a), None) => Notice::Alert(a),
+        (None, Some(rep)) => Notice::Report(rep),
+        (None, None) => {
+            return Err(BadNotification::About { id, what: "neither an alert nor a report" }.into())
+        }
+        (Some(_), Some(_)) => {
+            return Err(BadNotification::About { id, what: "both an alert and a report" }.into())
+        }
+    };
     Ok(NotificationRow {
-        id: r.try_get("id")?,
-        alert_id: r.try_get("alert_id")?,
+        id,
+        about,
         role: r.try_get("role")?,
         recipient: r.try_get("recipient")?,
         blinded: r.try_get::<i64, _>("blinded")? != 0,
         message_id: r.try_get("message_id")?,
-        status: r.try_get("status")?,
+        status: r.try_get::<String, _>("status")?.parse().map_err(word)?,
         attempts: r.try_get("attempts")?,
         last_error: opt_text(r, "last_error"),
-        kind: r.try_get("kind")?,
+        kind: r.try_get::<String, _>("kind")?.parse().map_err(word)?,
         group_key: opt_text(r, "group_key"),
     })
 }
@@ -58,24 +187,37 @@ fn notification_row(r: &sqlx::any::AnyRow) -> anyhow::Result<NotificationRow> {
 macro_rules! select_notifications {
     ($tail:literal) => {
         concat!(
-            "SELECT id, alert_id, role, recipient, blinded, message_id, status, attempts, last_error, kind, \
-             group_key FROM notifications ",
+            "SELECT id, alert_id, report_id, role, recipient, blinded, message_id, status, attempts, last_error, \
+             kind, group_key FROM notifications ",
             $tail
         )
     };
 }
 
 impl Store {
-    /// Pending notifications whose next attempt is due, oldest first.
-    pub async fn due_notifications(&self, limit: i64) -> anyhow::Result<Vec<NotificationRow>> {
+    /// Pending notifications whose next attempt is due at `now_ms`, oldest first; only
+    /// those of `kind` if given.
+    pub async fn due_notifications_at(
+        &self,
+        now_ms: i64,
+        kind: Option<NotificationKind>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
         let rows = sqlx::query(select_notifications!(
-            "WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
+            "WHERE status = 'pending' AND next_attempt_at <= $1 AND ($2 = '' OR kind = $2) \
+             ORDER BY next_attempt_at, id LIMIT $3"
         ))
-        .bind(now_ms())
+        .bind(now_ms)
+        .bind(kind.map_or("", NotificationKind::as_str))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(notification_row).collect()
+    }
+
+    /// Pending notifications whose next attempt is due now, oldest first.
+    pub async fn due_notifications(&self, limit: i64) -> anyhow::Result<Vec<NotificationRow>> {
+        self.due_notifications_at(now_ms(), None, limit).await
     }
 
     /// Every pending notification of a group (same recipient, same rule or digest),
@@ -122,8 +264,33 @@ impl Store {
         Ok(())
     }
 
+    /// Every notification, alert and report emails alike.
     pub async fn notifications(&self) -> anyhow::Result<Vec<NotificationRow>> {
         let rows = sqlx::query(select_notifications!("ORDER BY id")).fetch_all(&self.pool).await?;
         rows.iter().map(notification_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_statuses_read_back_what_is_written() {
+        for k in NotificationKind::ALL {
+            assert_eq!(k.as_str().parse::<NotificationKind>(), Ok(k));
+        }
+        for s in NotificationStatus::ALL {
+            assert_eq!(s.as_str().parse::<NotificationStatus>(), Ok(s));
+        }
+        assert_eq!(NotificationStatus::Sent, "sent");
+    }
+
+    #[test]
+    fn an_unknown_word_is_an_error_naming_the_column() {
+        let e = "digest".parse::<NotificationKind>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown notification kind `digest`");
+        let e = "Sent".parse::<NotificationStatus>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown notification status `Sent`");
     }
 }

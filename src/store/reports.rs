@@ -1,15 +1,57 @@
-//! The report archive and the report deliveries.
+//! The report archive. A report's emails are notifications of kind `report` in the one
+//! outbox (`store::outbox`), queued here in the same transaction as the archive row.
 
-use super::{now_ms, opt_text, to_time, Store};
+use super::{opt_text, to_time, Store};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+/// Which DSMB report: the one anybody on the report list may get, or the one split by arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportKind {
+    /// Arms pooled: may go to anyone on the report list.
+    Open,
+    /// Split by arm: DSMB only, unblinded recipients only.
+    Closed,
+}
+
+/// A report kind vigil never writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown report kind `{0}`")]
+pub struct UnknownReportKind(pub String);
+
+impl ReportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for ReportKind {
+    type Err = UnknownReportKind;
+    fn from_str(s: &str) -> Result<Self, UnknownReportKind> {
+        match s {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            _ => Err(UnknownReportKind(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for ReportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // pad: callers align it in columns.
+        f.pad(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportRow {
     pub id: i64,
-    /// open or closed
-    pub kind: String,
+    pub kind: ReportKind,
     pub as_of: DateTime<Utc>,
     pub generated_at: DateTime<Utc>,
     pub reason: String,
@@ -20,20 +62,10 @@ pub struct ReportRow {
     pub sha256: String,
 }
 
-#[derive(Debug, Clone)]
-pub struct ReportDelivery {
-    pub id: i64,
-    pub report_id: i64,
-    pub role: String,
-    pub recipient: String,
-    pub message_id: String,
-    pub attempts: i64,
-}
-
 fn report_row(r: &sqlx::any::AnyRow) -> anyhow::Result<ReportRow> {
     Ok(ReportRow {
         id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
+        kind: r.try_get::<String, _>("kind")?.parse()?,
         as_of: to_time(r.try_get("as_of")?),
         generated_at: to_time(r.try_get("generated_at")?),
         reason: r.try_get("reason")?,
@@ -44,11 +76,12 @@ fn report_row(r: &sqlx::any::AnyRow) -> anyhow::Result<ReportRow> {
 }
 
 impl Store {
-    /// Archives a generated report and queues its deliveries, in one transaction.
+    /// Archives a generated report and queues its emails in the outbox, in one
+    /// transaction. Who may get which report is decided by the caller (`publish`).
     #[allow(clippy::too_many_arguments)]
     pub async fn archive_report(
         &self,
-        kind: &str,
+        kind: ReportKind,
         as_of: DateTime<Utc>,
         reason: &str,
         snapshot: &str,
@@ -56,14 +89,15 @@ impl Store {
         sha256: &str,
         recipients: &[super::Recipient],
         message_domain: &str,
+        now: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
-        let now = now_ms();
+        let now = now.timestamp_millis();
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO reports (kind, as_of, generated_at, reason, snapshot, path, sha256) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(as_of.timestamp_millis())
         .bind(now)
         .bind(reason)
@@ -75,12 +109,13 @@ impl Store {
         .try_get("id")?;
         for (n, r) in recipients.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO report_deliveries (report_id, role, recipient, message_id, status, attempts, next_attempt_at) \
-                 VALUES ($1, $2, $3, $4, 'pending', 0, $5)",
+                "INSERT INTO notifications (report_id, role, recipient, blinded, message_id, status, attempts, \
+                 next_attempt_at, created_at, kind) VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6, 'report')",
             )
             .bind(id)
             .bind(&r.role)
             .bind(&r.address)
+            .bind(i64::from(r.blinded))
             .bind(format!("<vigil.report-{id}.{n}@{message_domain}>"))
             .bind(now)
             .execute(&mut *tx)
@@ -121,57 +156,13 @@ impl Store {
         row.as_ref().map(report_row).transpose()
     }
 
-    pub async fn due_report_deliveries(&self) -> anyhow::Result<Vec<ReportDelivery>> {
-        let rows = sqlx::query(
-            "SELECT id, report_id, role, recipient, message_id, attempts FROM report_deliveries \
-             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT 20",
-        )
-        .bind(now_ms())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ReportDelivery {
-                    id: r.try_get("id")?,
-                    report_id: r.try_get("report_id")?,
-                    role: r.try_get("role")?,
-                    recipient: r.try_get("recipient")?,
-                    message_id: r.try_get("message_id")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn record_report_delivery(&self, id: i64, outcome: &super::Delivery) -> anyhow::Result<()> {
-        let q = match outcome {
-            super::Delivery::Sent => {
-                sqlx::query("UPDATE report_deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now_ms())
-            }
-            super::Delivery::Retry { at_ms, error } => sqlx::query(
-                "UPDATE report_deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(*at_ms)
-            .bind(error.clone()),
-            super::Delivery::Failed { error } => sqlx::query(
-                "UPDATE report_deliveries SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(error.clone()),
-        };
-        q.execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// (report id, role, recipient, status, last error) of every report delivery.
+    /// (report id, role, recipient, status, last error) of every report email.
     pub async fn report_deliveries(
         &self,
     ) -> anyhow::Result<Vec<(i64, String, String, String, Option<String>)>> {
         let rows = sqlx::query(
-            "SELECT report_id, role, recipient, status, last_error FROM report_deliveries ORDER BY id",
+            "SELECT report_id, role, recipient, status, last_error FROM notifications \
+             WHERE kind = 'report' ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -186,5 +177,20 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReportKind;
+
+    #[test]
+    fn report_kinds_read_back_what_is_written() {
+        for k in [ReportKind::Open, ReportKind::Closed] {
+            assert_eq!(k.as_str().parse::<ReportKind>(), Ok(k));
+        }
+        assert_eq!("CLOSED".parse::<ReportKind>().unwrap_err().to_string(), "unknown report kind `CLOSED`");
+        assert_eq!(format!("[{:<6}]", ReportKind::Open), "[open  ]");
+        assert_eq!(serde_json::to_string(&ReportKind::Closed).unwrap(), "\"closed\"");
     }
 }
