@@ -4,7 +4,7 @@
 //! the server's acceptance and this commit sends that one message again on restart: the
 //! only window in which a notification can be duplicated; none can be lost.
 
-use super::{now_ms, opt_text, Store};
+use super::{opt_text, Store};
 use sqlx::Row;
 
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ impl Store {
         let rows = sqlx::query(select_notifications!(
             "WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $2"
         ))
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -98,7 +98,7 @@ impl Store {
     }
 
     pub async fn record_delivery(&self, id: i64, outcome: &Delivery) -> anyhow::Result<()> {
-        let now = now_ms();
+        let now = self.now_ms();
         let q = match outcome {
             Delivery::Sent => sqlx::query(
                 "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL \
