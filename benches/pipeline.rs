@@ -3,8 +3,8 @@
 //! record follows that subject's history, not the size of the cohort: the rate at
 //! 10,000 subjects should be close to the rate at 100.
 
-use std::time::Instant;
 use std::sync::Arc;
+use std::time::Instant;
 use vigil::alerts::Router;
 use vigil::evaluate::Evaluator;
 use vigil::ingest::native;

@@ -277,7 +277,9 @@ async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
             tracing::error!(error = %format!("{e:#}"), "Outbox pass failed; will retry.");
         }
         let wait = match app.store.next_notification_due().await {
-            Ok(Some(due)) => Duration::from_millis((due - app.clock.now_ms()).clamp(50, 30_000).unsigned_abs()),
+            Ok(Some(due)) => {
+                Duration::from_millis((due - app.clock.now_ms()).clamp(50, 30_000).unsigned_abs())
+            }
             _ => Duration::from_secs(30),
         };
         tokio::select! {

@@ -46,9 +46,8 @@ impl Evaluator {
         let mut raised = Vec::new();
         if self.rules.rules.iter().any(|r| r.kind.is_time_driven()) {
             for subject in self.store.subjects().await? {
-                raised.extend(
-                    self.evaluate_subject(&subject, None, as_of, |r| r.kind.is_time_driven()).await?,
-                );
+                raised
+                    .extend(self.evaluate_subject(&subject, None, as_of, |r| r.kind.is_time_driven()).await?);
             }
         }
         raised.extend(self.judge_cohort(as_of).await?);
@@ -120,7 +119,8 @@ impl Evaluator {
                 episodes: findings.iter().map(|f| f.episode.clone()).collect(),
                 resolved_notice: alerts::resolved_notice(&self.router, rule, None),
             });
-            e.alerts.extend(findings.into_iter().map(|f| alerts::new_alert(rule, None, f, &self.router, now)));
+            e.alerts
+                .extend(findings.into_iter().map(|f| alerts::new_alert(rule, None, f, &self.router, now)));
         }
         if e.still_firing.is_empty() {
             return Ok(Vec::new());

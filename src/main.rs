@@ -270,7 +270,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             alerts_show(&config, id, format).await
         }
         Command::Alerts { alerts: AlertsCommand::Ack { config, id, by, comment } } => {
-            alerts_transition(&config, id, vigil::alerts::Transition::Acknowledge, &by, comment.as_deref()).await
+            alerts_transition(&config, id, vigil::alerts::Transition::Acknowledge, &by, comment.as_deref())
+                .await
         }
         Command::Alerts { alerts: AlertsCommand::Resolve { config, id, by, comment } } => {
             alerts_transition(&config, id, vigil::alerts::Transition::Resolve, &by, comment.as_deref()).await

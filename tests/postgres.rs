@@ -111,9 +111,15 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
         !store.escalate(&due[0], std::slice::from_ref(&so), None, "trial.test").await.unwrap(),
         "a step escalates once"
     );
-    let acked = store.transition(due[1].id, vigil::alerts::Transition::Acknowledge, "dr.who", Some("on it")).await.unwrap();
+    let acked = store
+        .transition(due[1].id, vigil::alerts::Transition::Acknowledge, "dr.who", Some("on it"))
+        .await
+        .unwrap();
     assert_eq!(acked.status, "acknowledged");
-    assert!(store.transition(due[1].id, vigil::alerts::Transition::Acknowledge, "dr.who", None).await.is_err());
+    assert!(store
+        .transition(due[1].id, vigil::alerts::Transition::Acknowledge, "dr.who", None)
+        .await
+        .is_err());
     assert!(store.due_escalations().await.unwrap().is_empty());
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
     let sid =

@@ -69,7 +69,11 @@ impl Router {
     }
 
     /// The escalation chain and its step time for an alert of this rule and severity.
-    pub fn escalation(&self, rule: Option<&Rule>, severity: Severity) -> Option<(chrono::Duration, Vec<String>)> {
+    pub fn escalation(
+        &self,
+        rule: Option<&Rule>,
+        severity: Severity,
+    ) -> Option<(chrono::Duration, Vec<String>)> {
         let e = self.alerting.escalation.get(severity.as_str())?;
         let after = rule.and_then(|r| r.escalate_after).unwrap_or(e.after);
         Some((after.chrono(), e.chain.clone()))
@@ -96,11 +100,7 @@ impl Router {
             Severity::Critical => chrono::Duration::zero(),
             _ => self.alerting.group_wait.map_or(chrono::Duration::seconds(30), |w| w.chrono()),
         };
-        FirstNotice {
-            notify_at: now + wait,
-            group: format!("rule:{}", rule.id),
-            escalate_at,
-        }
+        FirstNotice { notify_at: now + wait, group: format!("rule:{}", rule.id), escalate_at }
     }
 
     /// Rules that name a role the configuration does not define, as `file:line` messages.
@@ -132,4 +132,3 @@ fn next_time_of_day(now: DateTime<Utc>, hhmm: &str) -> DateTime<Utc> {
         today + chrono::Duration::days(1)
     }
 }
-

@@ -314,11 +314,12 @@ impl Store {
             raised.push(id);
         }
         for s in &e.still_firing {
-            let rows = sqlx::query("SELECT id, episode, status FROM alerts WHERE rule_id = $1 AND subject = $2")
-                .bind(&s.rule_id)
-                .bind(e.subject)
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows =
+                sqlx::query("SELECT id, episode, status FROM alerts WHERE rule_id = $1 AND subject = $2")
+                    .bind(&s.rule_id)
+                    .bind(e.subject)
+                    .fetch_all(&mut *tx)
+                    .await?;
             let mut in_force = Vec::new();
             for row in &rows {
                 if Transition::AutoResolve.apply(status_of(row)?).is_some() {
@@ -348,12 +349,14 @@ impl Store {
         s: &StillFiring,
         message_domain: &str,
     ) -> anyhow::Result<()> {
-        sqlx::query("UPDATE alerts SET status = $3, next_escalation_at = NULL, updated_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(now_ms)
-            .bind(AlertStatus::Resolved.as_str())
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE alerts SET status = $3, next_escalation_at = NULL, updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .bind(AlertStatus::Resolved.as_str())
+        .execute(&mut **tx)
+        .await?;
         let action = Transition::AutoResolve.action();
         event(tx, now_ms, id, "vigil", action, Some("condition no longer present")).await?;
         let notice = Notice { kind: "resolved", recipients: &s.resolved_notice, at_ms: now_ms, group: None };
