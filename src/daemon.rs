@@ -38,6 +38,19 @@ pub struct App {
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// What the HTTP API needs of the daemon, and nothing above it: the store, the bell that
+/// wakes the evaluate loop once records are committed, the clock (silence expiry times),
+/// and its own settings.
+#[derive(Clone)]
+pub struct ApiHandle {
+    pub store: Store,
+    pub wake: Wake,
+    pub clock: Clock,
+    pub rules: Arc<RuleSet>,
+    pub max_body_bytes: usize,
+    pub token_file: Option<std::path::PathBuf>,
+}
+
 /// Loads the rules named by the configuration, or explains every problem.
 pub fn load_rules(config: &Config) -> anyhow::Result<RuleSet> {
     let rules = crate::rules::load_rules(&config.rules).map_err(|errors| {
@@ -142,6 +155,18 @@ impl App {
     /// HTTP handler) ring it instead of evaluating themselves.
     pub fn evaluate_wake(&self) -> Wake {
         self.evaluate_wake.clone()
+    }
+
+    /// The narrow handle the HTTP server should hold instead of the whole app.
+    pub fn api_handle(&self) -> ApiHandle {
+        ApiHandle {
+            store: self.store.clone(),
+            wake: self.evaluate_wake(),
+            clock: self.clock.clone(),
+            rules: self.rules.clone(),
+            max_body_bytes: self.config.http_max_body_bytes,
+            token_file: self.config.http_token_file.clone(),
+        }
     }
 
     /// The clock pass: clock-driven rules (SAE clocks, overdue visits), cohort rules,
