@@ -3,8 +3,10 @@
 //! record follows that subject's history, not the size of the cohort: the rate at
 //! 10,000 subjects should be close to the rate at 100.
 
+use std::sync::Arc;
 use std::time::Instant;
-use vigil::alerts::{Evaluator, Router};
+use vigil::alerts::Router;
+use vigil::evaluate::Evaluator;
 use vigil::ingest::native;
 use vigil::store::Store;
 
@@ -32,23 +34,28 @@ async fn run(subjects: usize) -> anyhow::Result<f64> {
     let store = Store::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await?;
     let rules = vigil::rules::load_rules(&[concat!(env!("CARGO_MANIFEST_DIR"), "/rules").into()])
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let router = Router::default();
-    let evaluator =
-        Evaluator { store: &store, rules: &rules, router: &router, schedule: &[], message_domain: "bench" };
+    let evaluator = Evaluator {
+        store: store.clone(),
+        rules: Arc::new(rules),
+        router: Arc::new(Router::default()),
+        schedule: Arc::new([]),
+        message_domain: "bench".into(),
+        clock: vigil::clock::Clock::System,
+    };
     // The cohort's existing history, stored in large batches (not measured).
     let history: Vec<String> = (0..subjects).flat_map(|s| (0..HISTORY).map(move |v| record(s, v))).collect();
     for chunk in history.chunks(5_000) {
         let parsed = native::parse("history", &chunk.join("\n"));
         store.store_batch(&parsed.records, &parsed.rejected).await?;
     }
-    evaluator.evaluate_pending(chrono::Utc::now()).await?;
+    evaluator.evaluate_pending().await?;
     // Measured: one record at a time, as a drop folder or HTTP client delivers them.
     let started = Instant::now();
     for i in 0..MEASURED {
         let line = record((i * 7919) % subjects, HISTORY + i / subjects);
         let parsed = native::parse("new", &line);
         store.store_batch(&parsed.records, &parsed.rejected).await?;
-        evaluator.evaluate_pending(chrono::Utc::now()).await?;
+        evaluator.evaluate_pending().await?;
     }
     let rate = MEASURED as f64 / started.elapsed().as_secs_f64();
     store.close().await;

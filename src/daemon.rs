@@ -4,11 +4,17 @@
 //! network file systems where inotify sees nothing), the outbox worker, and the HTTP
 //! server. Work left pending by a crash (unevaluated subjects, unsent emails) is picked
 //! up at start because it lives in the database, not in memory.
+//!
+//! Time comes from the app's `Clock`: the system clock in production, a manual one in
+//! tests, which then drive the passes (`evaluate`, `clock_pass`, `deliver_outbox`)
+//! themselves instead of running the loops.
 
-use crate::alerts::{self, Router};
+use crate::alerts::Router;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::evaluate::{Evaluator, Wake};
 use crate::ingest::DropFolder;
-use crate::notify::{self, Outbox};
+use crate::notify::Outbox;
 use crate::rules::RuleSet;
 use crate::store::Store;
 use ::notify::Watcher;
@@ -20,14 +26,29 @@ use tokio::sync::Notify;
 pub struct App {
     pub config: Config,
     pub store: Store,
-    pub rules: RuleSet,
-    pub router: Router,
+    pub rules: Arc<RuleSet>,
+    pub router: Arc<Router>,
     pub folder: DropFolder,
     pub outbox: Outbox,
-    message_domain: String,
+    pub clock: Clock,
+    evaluator: Evaluator,
     outbox_wake: Arc<Notify>,
+    evaluate_wake: Wake,
     /// When this process started (the origin of report schedules).
     pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the HTTP API needs of the daemon, and nothing above it: the store, the bell that
+/// wakes the evaluate loop once records are committed, the clock (silence expiry times),
+/// and its own settings.
+#[derive(Clone)]
+pub struct ApiHandle {
+    pub store: Store,
+    pub wake: Wake,
+    pub clock: Clock,
+    pub rules: Arc<RuleSet>,
+    pub max_body_bytes: usize,
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// Loads the rules named by the configuration, or explains every problem.
@@ -73,52 +94,90 @@ pub fn unscheduled_visits(config: &Config, rules: &RuleSet) -> Vec<String> {
 }
 
 impl App {
+    /// The app on the system clock.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let rules = load_rules(&config)?;
-        let store = Store::connect(&config.database_url).await?;
+        Self::build_with_clock(config, Clock::System).await
+    }
+
+    /// The app on `clock` (a manual clock in tests), shared by the store and every stage.
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        let rules = Arc::new(load_rules(&config)?);
+        let store = Store::connect_with_clock(&config.database_url, clock.clone()).await?;
         let folder = DropFolder::new(&config.inbox, &config.processed_dir, &config.quarantine_dir)?;
         let outbox = Outbox::new(store.clone(), &config)?;
+        let router = Arc::new(Router::new(&config));
+        let evaluator = Evaluator {
+            store: store.clone(),
+            rules: rules.clone(),
+            router: router.clone(),
+            schedule: config.study.schedule.clone().into(),
+            message_domain: config.email.message_domain().to_string(),
+            clock: clock.clone(),
+        };
         Ok(Self {
-            router: Router::new(&config),
-            message_domain: notify::message_domain(&config),
+            started_at: clock.now(),
             config,
             store,
             rules,
+            router,
             folder,
             outbox,
+            clock,
+            evaluator,
             outbox_wake: Arc::new(Notify::new()),
-            started_at: chrono::Utc::now(),
+            evaluate_wake: Wake::default(),
         })
     }
 
     /// Evaluates every subject with new records and wakes the outbox if anything was raised.
     pub async fn evaluate(&self) -> anyhow::Result<Vec<i64>> {
-        let raised = self.evaluator().evaluate_pending(chrono::Utc::now()).await?;
+        let raised = self.evaluator.evaluate_pending().await?;
         if !raised.is_empty() {
             self.outbox_wake.notify_one();
         }
         Ok(raised)
     }
 
-    pub fn evaluator(&self) -> alerts::Evaluator<'_> {
-        alerts::Evaluator {
-            store: &self.store,
-            rules: &self.rules,
-            router: &self.router,
-            schedule: &self.config.study.schedule,
-            message_domain: &self.message_domain,
+    /// The evaluate stage (a cheap clone-able handle).
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
+    }
+
+    /// The handle that wakes the evaluate loop: lower stages that store records (the
+    /// HTTP handler) ring it instead of evaluating themselves.
+    pub fn evaluate_wake(&self) -> Wake {
+        self.evaluate_wake.clone()
+    }
+
+    /// The narrow handle the HTTP server should hold instead of the whole app.
+    pub fn api_handle(&self) -> ApiHandle {
+        ApiHandle {
+            store: self.store.clone(),
+            wake: self.evaluate_wake(),
+            clock: self.clock.clone(),
+            rules: self.rules.clone(),
+            max_body_bytes: self.config.http_max_body_bytes,
+            token_file: self.config.http_token_file.clone(),
         }
     }
 
-    /// Evaluates the clock-driven rules (SAE clocks, overdue visits) and cohort rules.
-    pub async fn evaluate_clock(&self) -> anyhow::Result<Vec<i64>> {
-        let raised = self.evaluator().evaluate_clock(chrono::Utc::now()).await?;
-        if let Err(e) = crate::publish::run_due(self, chrono::Utc::now()).await {
+    /// The clock pass: clock-driven rules (SAE clocks, overdue visits), cohort rules,
+    /// escalations due, silences expired, reports due.
+    pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
+        let raised = self.evaluator.clock_pass().await?;
+        let publisher = crate::publish::Publisher::new(&self.store, &self.rules, &self.config);
+        if let Err(e) = publisher.run_due(self.started_at, self.clock.now()).await {
             tracing::error!(error = %format!("{e:#}"), "Scheduled report failed; will retry.");
         }
         // Escalations, expired silences and reports queue emails too: let the outbox look.
         self.outbox_wake.notify_one();
         Ok(raised)
+    }
+
+    /// One outbox pass: every alert notification and report email that is due.
+    pub async fn deliver_outbox(&self) -> anyhow::Result<()> {
+        self.outbox.deliver_due().await?;
+        Ok(())
     }
 
     /// Ingests every ready file in the inbox. Returns true if some file was too fresh
@@ -150,7 +209,7 @@ impl App {
         // Whatever a crash left pending.
         app.evaluate().await?;
 
-        app.evaluate_clock().await?;
+        app.clock_pass().await?;
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
         let outbox = tokio::spawn(outbox_loop(app.clone()));
@@ -202,6 +261,12 @@ async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
         };
         let wait = if waiting { Duration::from_millis(350) } else { rescan };
         tokio::select! {
+            _ = app.evaluate_wake.woken() => {
+                // Records came in another way (HTTP): evaluate them now.
+                if let Err(e) = app.evaluate().await {
+                    tracing::error!(error = %format!("{e:#}"), "Evaluation failed; will retry.");
+                }
+            }
             _ = rx.recv() => {
                 // Let a burst of events settle, then take them all at once.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -217,7 +282,7 @@ async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
     let every = Duration::from_secs(app.config.clock_interval_secs);
     loop {
         tokio::time::sleep(every).await;
-        if let Err(e) = app.evaluate_clock().await {
+        if let Err(e) = app.clock_pass().await {
             tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
         }
     }
@@ -225,14 +290,13 @@ async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
 
 async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
     loop {
-        if let Err(e) = app.outbox.deliver_due().await {
+        if let Err(e) = app.deliver_outbox().await {
             tracing::error!(error = %format!("{e:#}"), "Outbox pass failed; will retry.");
         }
-        if let Err(e) = crate::publish::deliver_due(&app).await {
-            tracing::error!(error = %format!("{e:#}"), "Report delivery failed; will retry.");
-        }
         let wait = match app.store.next_notification_due().await {
-            Ok(Some(due)) => Duration::from_millis((due - crate::store::now_ms()).clamp(50, 30_000) as u64),
+            Ok(Some(due)) => {
+                Duration::from_millis((due - app.clock.now_ms()).clamp(50, 30_000).unsigned_abs())
+            }
             _ => Duration::from_secs(30),
         };
         tokio::select! {

@@ -246,7 +246,7 @@ async fn transition(
     api: &Api,
     headers: &HeaderMap,
     id: i64,
-    action: &'static str,
+    action: crate::alerts::Transition,
     body: &str,
 ) -> Result<Json<Value>, ApiError> {
     let who = api.caller(headers)?;
@@ -265,7 +265,7 @@ async fn ack(
     Path(id): Path<i64>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    transition(&api, &headers, id, "acknowledged", &body).await
+    transition(&api, &headers, id, crate::alerts::Transition::Acknowledge, &body).await
 }
 
 async fn resolve(
@@ -274,7 +274,7 @@ async fn resolve(
     Path(id): Path<i64>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    transition(&api, &headers, id, "resolved", &body).await
+    transition(&api, &headers, id, crate::alerts::Transition::Resolve, &body).await
 }
 
 #[derive(Deserialize)]

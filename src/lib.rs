@@ -2,11 +2,14 @@
 //!
 //! The pipeline, one module per stage:
 //! sources (`ingest`) → `store` → evaluate (`rules`) → `alerts` → `notify`, plus `report`.
-//! `daemon` wires them together; `http` serves the API.
+//! `evaluate` takes pending subjects through the rules into alerts; `clock` is where every
+//! stage asks the time. `daemon` wires them together; `http` serves the API.
 
 pub mod alerts;
+pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod evaluate;
 pub mod http;
 pub mod ingest;
 pub mod model;

@@ -270,10 +270,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             alerts_show(&config, id, format).await
         }
         Command::Alerts { alerts: AlertsCommand::Ack { config, id, by, comment } } => {
-            alerts_transition(&config, id, "acknowledged", &by, comment.as_deref()).await
+            alerts_transition(&config, id, vigil::alerts::Transition::Acknowledge, &by, comment.as_deref())
+                .await
         }
         Command::Alerts { alerts: AlertsCommand::Resolve { config, id, by, comment } } => {
-            alerts_transition(&config, id, "resolved", &by, comment.as_deref()).await
+            alerts_transition(&config, id, vigil::alerts::Transition::Resolve, &by, comment.as_deref()).await
         }
         Command::Alerts {
             alerts: AlertsCommand::Silence { config, rule, subject, site, duration, by, comment },
@@ -617,7 +618,7 @@ async fn alerts_list(config: &Path, format: Format) -> anyhow::Result<ExitCode> 
                 println!(
                     "#{:<5} {:<8} {:<9} {:<10} {} ({}, {})",
                     a.id,
-                    a.severity.to_uppercase(),
+                    a.severity.as_str().to_uppercase(),
                     a.status,
                     if a.subject.is_empty() { "cohort" } else { &a.subject },
                     a.title,
@@ -647,7 +648,7 @@ async fn alerts_show(config: &Path, id: i64, format: Format) -> anyhow::Result<E
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({"alert": a, "history": events}))?)
         }
         Format::Text => {
-            println!("Alert #{} [{}] {} — {}", a.id, a.severity.to_uppercase(), a.status, a.title);
+            println!("Alert #{} [{}] {} — {}", a.id, a.severity.as_str().to_uppercase(), a.status, a.title);
             println!(
                 "Subject: {} (site {})",
                 if a.subject.is_empty() { "cohort" } else { &a.subject },
@@ -690,7 +691,7 @@ async fn alerts_show(config: &Path, id: i64, format: Format) -> anyhow::Result<E
 async fn alerts_transition(
     config: &Path,
     id: i64,
-    action: &'static str,
+    action: vigil::alerts::Transition,
     by: &str,
     comment: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
@@ -732,7 +733,7 @@ fn route_test(
     for r in router.recipients(rule, severity, site) {
         println!("  {:<18} {:<36} {}", r.role, r.address, if r.blinded { "blinded" } else { "UNBLINDED" });
     }
-    match router.escalation(Some(rule), severity.as_str()) {
+    match router.escalation(Some(rule), severity) {
         Some((after, chain)) => {
             println!("escalation: every {} min unacknowledged → {}", after.num_minutes(), chain.join(" → "))
         }

@@ -1,9 +1,12 @@
 //! The alert lifecycle against a real SMTP server: escalation, acknowledgement, silences,
-//! grouping, permanent failures, and blinding — the real `vigil` binary throughout.
+//! grouping, permanent failures, and blinding. What depends on time passing runs vigil
+//! in-process on a manual clock (`common::InProcess`) and moves the clock instead of
+//! sleeping; people's actions (ack, silence, show) go through the real `vigil` binary
+//! against the same database.
 
 mod common;
 
-use common::{wait_for, Deployment, SmtpServer};
+use common::{Deployment, InProcess, SmtpServer};
 use std::time::Duration;
 
 const ARM: &str = "MSC-HIGH-DOSE";
@@ -34,17 +37,19 @@ fn vigil_ok(d: &Deployment, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn an_unacknowledged_alert_escalates_along_its_chain_and_only_the_unblinded_see_the_arm() {
+#[tokio::test]
+async fn an_unacknowledged_alert_escalates_along_its_chain_and_only_the_unblinded_see_the_arm() {
     let smtp = SmtpServer::start();
     let d = Deployment::with(Some(&smtp.url()), ESCALATION);
-    let _daemon = d.start();
-    d.drop_file("irr.ndjson", &severe_reaction("KS-101"));
-    // First notices, then medical monitor, then DSMB chair.
-    let mail = wait_for("the escalation to reach the DSMB chair", Duration::from_secs(30), || {
-        let m = smtp.messages();
-        (!to(&m, "chair@trial.test", "[ESCALATED] KS-101").is_empty()).then_some(m)
-    });
+    let vigil = InProcess::build(&d).await;
+    vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-101")).await;
+    // First notices, then medical monitor (after 2 s), then DSMB chair (2 s later).
+    assert!(to(&smtp.messages(), "chair@trial.test", "[ESCALATED] KS-101").is_empty());
+    vigil.advance(Duration::from_secs(2)).await;
+    assert_eq!(to(&smtp.messages(), "mm@trial.test", "[ESCALATED] KS-101").len(), 1);
+    assert!(to(&smtp.messages(), "chair@trial.test", "[ESCALATED] KS-101").is_empty());
+    vigil.advance(Duration::from_secs(2)).await;
+    let mail = smtp.messages();
     let escalated_mm = to(&mail, "mm@trial.test", "[ESCALATED] KS-101");
     assert_eq!(
         escalated_mm.len(),
@@ -53,28 +58,29 @@ fn an_unacknowledged_alert_escalates_along_its_chain_and_only_the_unblinded_see_
         mail.iter().map(|m| (&m.rcpt_to, &m.subject)).collect::<Vec<_>>()
     );
     assert!(escalated_mm[0].body.contains("nobody has acknowledged this alert"));
-    let chair = to(&mail, "chair@trial.test", "[ESCALATED] KS-101")[0];
+    let chair = to(&mail, "chair@trial.test", "[ESCALATED] KS-101");
+    assert_eq!(chair.len(), 1, "{:?}", mail.iter().map(|m| (&m.rcpt_to, &m.subject)).collect::<Vec<_>>());
+    let chair = chair[0];
     assert!(chair.body.contains(&format!("Treatment arm: {ARM}")), "unblinded recipient: {}", chair.body);
     assert!(chair.html.contains(ARM));
     for m in mail.iter().filter(|m| m.rcpt_to != "chair@trial.test") {
         assert!(!m.raw.contains(ARM), "arm sent to blinded {}: {}", m.rcpt_to, m.raw);
     }
     // The end of the chain: nothing more comes.
-    std::thread::sleep(Duration::from_secs(3));
+    vigil.advance(Duration::from_secs(3)).await;
+    vigil.advance(Duration::from_secs(60)).await;
     assert_eq!(to(&smtp.messages(), "chair@trial.test", "[ESCALATED] KS-101").len(), 1);
     let show = vigil_ok(&d, &["alerts", "show", "1"]);
     assert!(show.contains("escalated") && show.contains("to dsmb-chair"), "{show}");
 }
 
-#[test]
-fn acknowledging_stops_escalation() {
+#[tokio::test]
+async fn acknowledging_stops_escalation() {
     let smtp = SmtpServer::start();
     let d = Deployment::with(Some(&smtp.url()), &ESCALATION.replace("after: 2s", "after: 4s"));
-    let _daemon = d.start();
-    d.drop_file("irr.ndjson", &severe_reaction("KS-102"));
-    wait_for("the critical notice", Duration::from_secs(20), || {
-        (!to(&smtp.messages(), "so@trial.test", "[CRITICAL] KS-102").is_empty()).then_some(())
-    });
+    let vigil = InProcess::build(&d).await;
+    vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-102")).await;
+    assert!(!to(&smtp.messages(), "so@trial.test", "[CRITICAL] KS-102").is_empty(), "the critical notice");
     let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
     let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
     let id = alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap()
@@ -84,7 +90,9 @@ fn acknowledging_stops_escalation() {
         .to_string();
     let out = vigil_ok(&d, &["alerts", "ack", &id, "--by", "dr.safety", "--comment", "patient seen"]);
     assert!(out.contains("acknowledged"), "{out}");
-    std::thread::sleep(Duration::from_secs(6));
+    // Past the escalation time, twice over.
+    vigil.advance(Duration::from_secs(4)).await;
+    vigil.advance(Duration::from_secs(4)).await;
     assert!(smtp.messages().iter().all(|m| !m.subject.contains("[ESCALATED] KS-102")));
     let show = vigil_ok(&d, &["alerts", "show", &id]);
     assert!(show.contains("acknowledged") && show.contains("by dr.safety: patient seen"), "{show}");
@@ -93,11 +101,13 @@ fn acknowledging_stops_escalation() {
     assert_eq!(again.status.code(), Some(1));
 }
 
-#[test]
-fn a_silence_suppresses_then_expires() {
+#[tokio::test]
+async fn a_silence_suppresses_then_expires() {
     let smtp = SmtpServer::start();
     let d = Deployment::with(Some(&smtp.url()), "");
-    let _daemon = d.start();
+    // The clock stands at a moment before the silence is made, so it expires 4 s later
+    // on it too.
+    let vigil = InProcess::build(&d).await;
     vigil_ok(
         &d,
         &[
@@ -114,33 +124,37 @@ fn a_silence_suppresses_then_expires() {
         ],
     );
     let scan = r#"{"subject":"KS-201","site":"KS","visit":"W12","date":"2019-05-21","mri":{"t2_new_or_enlarging":2,"gd_enhancing":0}}"#;
-    d.drop_file("mri.json", scan);
-    wait_for("the record", Duration::from_secs(20), || d.processed("mri.json").then_some(()));
+    vigil.ingest(&d, "mri.json", scan).await;
     let list = vigil_ok(&d, &["alerts", "list"]);
     assert!(list.contains("silenced"), "{list}");
-    std::thread::sleep(Duration::from_millis(1500));
+    vigil.advance(Duration::from_millis(1500)).await;
     assert!(smtp.messages().iter().all(|m| !m.subject.contains("mri-new-t2")), "silenced alert was mailed");
     // After expiry the alert re-opens and its notice goes out.
-    let mail = wait_for("the notice after the silence", Duration::from_secs(20), || {
-        let m = smtp.messages();
-        m.iter().any(|m| m.subject.contains("mri-new-t2")).then_some(m)
-    });
-    assert_eq!(mail.iter().filter(|m| m.subject.contains("mri-new-t2")).count(), 1);
+    vigil.advance(Duration::from_secs(3)).await;
+    let mail = smtp.messages();
+    assert_eq!(
+        mail.iter().filter(|m| m.subject.contains("mri-new-t2")).count(),
+        1,
+        "the notice after the silence"
+    );
     let silences = vigil_ok(&d, &["alerts", "silences"]);
     assert!(silences.contains("ended") && silences.contains("dr.mri: rescan pending"), "{silences}");
 }
 
-#[test]
-fn a_burst_of_alerts_of_one_rule_goes_out_as_one_email() {
+#[tokio::test]
+async fn a_burst_of_alerts_of_one_rule_goes_out_as_one_email() {
     let smtp = SmtpServer::start();
     let d = Deployment::with(Some(&smtp.url()), "alerting:\n  group_wait: 2s\n");
-    let _daemon = d.start();
+    let vigil = InProcess::build(&d).await;
     let burst: Vec<String> = (1..=5)
         .map(|i| format!(r#"{{"subject":"KS-30{i}","site":"KS","visit":"W12","date":"2019-05-21","mri":{{"t2_new_or_enlarging":{i}}}}}"#))
         .collect();
-    d.drop_file("burst.ndjson", &burst.join("\n"));
-    let mail = smtp.wait_for_messages(1, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(3));
+    vigil.ingest(&d, "burst.ndjson", &burst.join("\n")).await;
+    // The grouping wait holds the notices back.
+    assert!(smtp.messages().is_empty(), "sent before the grouping wait");
+    vigil.advance(Duration::from_secs(2)).await;
+    let mail = smtp.messages();
+    vigil.advance(Duration::from_secs(3)).await;
     let mail_after = smtp.messages();
     assert_eq!(mail_after.len(), 1, "{:?}", mail_after.iter().map(|m| &m.subject).collect::<Vec<_>>());
     let m = &mail[0];
@@ -150,28 +164,28 @@ fn a_burst_of_alerts_of_one_rule_goes_out_as_one_email() {
     }
 }
 
-#[test]
-fn a_permanent_refusal_is_recorded_and_not_retried() {
+#[tokio::test]
+async fn a_permanent_refusal_is_recorded_and_not_retried() {
     let smtp = SmtpServer::start_rejecting();
     let d = Deployment::with(Some(&smtp.url()), "");
     // The medical monitor's address is refused with 550.
     let config = std::fs::read_to_string(&d.config).unwrap().replace("mm@trial.test", "reject-mm@trial.test");
     std::fs::write(&d.config, config).unwrap();
-    let _daemon = d.start();
-    d.drop_file("irr.ndjson", &severe_reaction("KS-401"));
-    wait_for("the accepted notice", Duration::from_secs(20), || {
-        (!to(&smtp.messages(), "so@trial.test", "[CRITICAL]").is_empty()).then_some(())
-    });
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = rt.block_on(d.store());
-    let failed = wait_for("the refusal to be recorded", Duration::from_secs(20), || {
-        let n = rt.block_on(store.notifications()).unwrap();
-        n.into_iter().find(|n| n.recipient == "reject-mm@trial.test" && n.status == "failed")
-    });
+    let vigil = InProcess::build(&d).await;
+    vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-401")).await;
+    assert!(!to(&smtp.messages(), "so@trial.test", "[CRITICAL]").is_empty(), "the accepted notice");
+    let store = d.store().await;
+    let n = store.notifications().await.unwrap();
+    let failed = n
+        .into_iter()
+        .find(|n| n.recipient == "reject-mm@trial.test" && n.status == "failed")
+        .expect("the refusal is recorded");
     assert_eq!(failed.attempts, 1);
     assert!(failed.last_error.as_deref().unwrap_or_default().contains("550"), "{:?}", failed.last_error);
-    std::thread::sleep(Duration::from_secs(3));
-    let again = rt.block_on(store.notifications()).unwrap();
+    // Well past every retry time (1 s, at most 2 s).
+    vigil.advance(Duration::from_secs(3)).await;
+    vigil.advance(Duration::from_secs(30)).await;
+    let again = store.notifications().await.unwrap();
     let same = again.iter().find(|n| n.id == failed.id).unwrap();
     assert_eq!((same.status.as_str(), same.attempts), ("failed", 1), "a 5xx is not retried");
 }

@@ -63,12 +63,16 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
         site: Some("KS".into()),
         episode: "ae:AE-1".into(),
         level,
-        severity: "warning".into(),
+        severity: vigil::rules::Severity::Warning,
         title: "AE grade".into(),
         summary: "Rash grade".into(),
         evidence: serde_json::json!({"why": "test"}),
         recipients: vec![so.clone()],
-        delivery: FirstNotice { notify_at_ms: 0, group: "rule:ae-grade".into(), escalate_at_ms: Some(0) },
+        delivery: FirstNotice {
+            notify_at: chrono::DateTime::UNIX_EPOCH,
+            group: "rule:ae-grade".into(),
+            escalate_at: Some(chrono::DateTime::UNIX_EPOCH),
+        },
     };
     let (subject, seq) = pending.iter().find(|(s, _)| s == "KS-101").cloned().unwrap();
     fn eval(alerts: Vec<NewAlert>, pending: Option<(&str, i64)>) -> Evaluation<'_> {
@@ -107,9 +111,15 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
         !store.escalate(&due[0], std::slice::from_ref(&so), None, "trial.test").await.unwrap(),
         "a step escalates once"
     );
-    let acked = store.transition(due[1].id, "acknowledged", "dr.who", Some("on it")).await.unwrap();
+    let acked = store
+        .transition(due[1].id, vigil::alerts::Transition::Acknowledge, "dr.who", Some("on it"))
+        .await
+        .unwrap();
     assert_eq!(acked.status, "acknowledged");
-    assert!(store.transition(due[1].id, "acknowledged", "dr.who", None).await.is_err());
+    assert!(store
+        .transition(due[1].id, vigil::alerts::Transition::Acknowledge, "dr.who", None)
+        .await
+        .is_err());
     assert!(store.due_escalations().await.unwrap().is_empty());
     let past = chrono::Utc::now() - chrono::Duration::seconds(1);
     let sid =

@@ -145,12 +145,16 @@ async fn one_worker_sends_alert_and_report_emails_and_keeps_closed_reports_from_
         site: Some("KS".into()),
         episode: "ae:AE-1".into(),
         level: 3,
-        severity: "critical".into(),
+        severity: vigil::rules::Severity::Critical,
         title: "AE grade".into(),
         summary: "Rash grade 3".into(),
         evidence: serde_json::json!({"why": "test"}),
         recipients: vec![so.clone()],
-        delivery: FirstNotice { notify_at_ms: 0, group: "rule:ae-grade".into(), escalate_at_ms: None },
+        delivery: FirstNotice {
+            notify_at: chrono::DateTime::UNIX_EPOCH,
+            group: "rule:ae-grade".into(),
+            escalate_at: None,
+        },
     };
     let evaluation = Evaluation { subject: "KS-101", alerts: vec![alert], ..Default::default() };
     assert_eq!(store.commit_evaluation(evaluation, "trial.test").await.unwrap().len(), 1);

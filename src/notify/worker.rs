@@ -163,6 +163,6 @@ impl Outbox {
     }
 
     fn retry(&self, attempts: i64, error: String) -> Delivery {
-        Delivery::Retry { at_ms: crate::store::now_ms() + 1000 * self.backoff_secs(attempts) as i64, error }
+        Delivery::Retry { at_ms: self.store.now_ms() + 1000 * self.backoff_secs(attempts) as i64, error }
     }
 }

@@ -1224,20 +1224,20 @@ fn alert_summary(input: &DsmbInput, members: &[Member]) -> (AlertSummary, usize)
     let after = input.alerts.len() - kept.len();
     let statuses = ranked(
         &["open", "acknowledged", "resolved", "silenced"],
-        kept.iter().map(|a| a.status.trim().to_lowercase()),
+        kept.iter().map(|a| a.status.as_str().to_lowercase()),
     );
     let severities =
-        ranked(&["critical", "warning", "info"], kept.iter().map(|a| a.severity.trim().to_lowercase()));
+        ranked(&["critical", "warning", "info"], kept.iter().map(|a| a.severity.as_str().to_lowercase()));
     let by_severity = severities
         .iter()
         .map(|sev| {
             let of_sev: Vec<&&AlertRow> =
-                kept.iter().filter(|a| a.severity.trim().eq_ignore_ascii_case(sev)).collect();
+                kept.iter().filter(|a| a.severity.as_str().eq_ignore_ascii_case(sev)).collect();
             SeverityRow {
                 severity: sev.clone(),
                 by_status: statuses
                     .iter()
-                    .map(|st| of_sev.iter().filter(|a| a.status.trim().eq_ignore_ascii_case(st)).count())
+                    .map(|st| of_sev.iter().filter(|a| a.status.as_str().eq_ignore_ascii_case(st)).count())
                     .collect(),
                 total: of_sev.len(),
             }
@@ -1255,8 +1255,8 @@ fn alert_summary(input: &DsmbInput, members: &[Member]) -> (AlertSummary, usize)
                 .map(|first| ClinicalTime::at(a.raised_at).study_day(first));
             let line = AlertLine {
                 id: a.id,
-                severity: a.severity.trim().to_lowercase(),
-                status: a.status.trim().to_lowercase(),
+                severity: a.severity.as_str().to_lowercase(),
+                status: a.status.as_str().to_lowercase(),
                 subject: a.subject.clone(),
                 rule_id: a.rule_id.clone(),
                 title: a.title.clone(),

@@ -71,7 +71,7 @@ pub fn compare(
                     subject: a.subject.clone(),
                     episode: a.episode.clone(),
                     level: a.level,
-                    severity: a.severity.clone(),
+                    severity: a.severity.to_string(),
                     summary: a.summary.clone(),
                 },
             );

@@ -1,63 +1,18 @@
-//! Alerts: raised once per (rule, subject, episode) and level, with their outbox rows;
-//! their lifecycle (acknowledge, resolve, silence, escalate), every transition recorded
-//! with who and when.
+//! Alert persistence: loads what the alert policy (`crate::alerts`) needs to decide and
+//! records what it decided — each new alert with its outbox rows, each transition with
+//! who and when — in one transaction per evaluation or transition.
 
-use super::{now_ms, opt_text, to_time, Store};
+use super::{opt_text, to_time, Store};
+use crate::alerts::lifecycle::{self, parse_severity, AlertStatus, Transition, TransitionError};
+use crate::alerts::policy::{self, Part};
+use crate::alerts::silence::{self, Silence};
+use crate::alerts::{NewAlert, Recipient, StillFiring};
+use crate::rules::Severity;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-
-/// Someone (a role's address) who hears of an alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    pub role: String,
-    pub address: String,
-    pub blinded: bool,
-}
-
-/// How an alert's first notice goes out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirstNotice {
-    /// When the notice may go (now, after a grouping wait, or at the next digest).
-    pub notify_at_ms: i64,
-    /// Notices pending together under the same key (per recipient) go out as one email.
-    pub group: String,
-    /// When the alert escalates if nobody acknowledges it; None = no escalation.
-    pub escalate_at_ms: Option<i64>,
-}
-
-/// An alert to raise, and who must hear of it.
-#[derive(Debug, Clone)]
-pub struct NewAlert {
-    pub rule_id: String,
-    pub rule_version: String,
-    /// Empty for cohort-level alerts.
-    pub subject: String,
-    pub site: Option<String>,
-    /// What makes two findings the same event (an AE id, a scan date, a worsening onset).
-    pub episode: String,
-    /// Higher = worse (CTCAE grade, lesion count, confirmed > unconfirmed); a finding at a
-    /// higher level than any earlier alert of the episode raises a new alert.
-    pub level: i64,
-    pub severity: String,
-    pub title: String,
-    pub summary: String,
-    pub evidence: serde_json::Value,
-    pub recipients: Vec<Recipient>,
-    pub delivery: FirstNotice,
-}
-
-/// For one rule just evaluated for a subject: the episodes it still finds. Open alerts of
-/// the rule whose episode is gone are resolved ("condition no longer present").
-#[derive(Debug, Clone)]
-pub struct StillFiring {
-    pub rule_id: String,
-    pub episodes: Vec<String>,
-    /// Recipients of a resolved notice; empty = no notice.
-    pub resolved_notice: Vec<Recipient>,
-}
 
 /// A subject's part in a cohort rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,12 +54,11 @@ pub struct AlertRow {
     pub site: Option<String>,
     pub episode: String,
     pub level: i64,
-    pub severity: String,
+    pub severity: Severity,
     pub title: String,
     pub summary: String,
     pub evidence: serde_json::Value,
-    /// open, acknowledged, resolved, silenced
-    pub status: String,
+    pub status: AlertStatus,
     pub raised_at: DateTime<Utc>,
     pub escalation_step: i64,
     pub next_escalation_at: Option<DateTime<Utc>>,
@@ -117,28 +71,6 @@ pub struct AlertEvent {
     pub actor: String,
     pub action: String,
     pub comment: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Silence {
-    pub id: i64,
-    pub rule_id: Option<String>,
-    pub subject: Option<String>,
-    pub site: Option<String>,
-    pub comment: String,
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub ended: bool,
-}
-
-/// A refused transition (e.g. acknowledging a resolved alert).
-#[derive(Debug, thiserror::Error)]
-pub enum TransitionError {
-    #[error("no alert #{0}")]
-    NotFound(i64),
-    #[error("alert #{id} is {status}; it cannot be {action}")]
-    NotAllowed { id: i64, status: String, action: &'static str },
 }
 
 /// A SELECT over every alert column; the tail (WHERE/ORDER) must be a literal.
@@ -162,11 +94,11 @@ fn alert_row(r: &AnyRow) -> anyhow::Result<AlertRow> {
         site: opt_text(r, "site"),
         episode: r.try_get("episode")?,
         level: r.try_get("level")?,
-        severity: r.try_get("severity")?,
+        severity: parse_severity(&r.try_get::<String, _>("severity")?)?,
         title: r.try_get("title")?,
         summary: r.try_get("summary")?,
         evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
-        status: r.try_get("status")?,
+        status: r.try_get::<String, _>("status")?.parse()?,
         raised_at: to_time(r.try_get("raised_at")?),
         escalation_step: r.try_get("escalation_step")?,
         next_escalation_at: r.try_get::<Option<i64>, _>("next_escalation_at")?.map(to_time),
@@ -189,6 +121,7 @@ fn silence_row(r: &AnyRow) -> anyhow::Result<Silence> {
 
 async fn event(
     tx: &mut Transaction<'_, Any>,
+    at_ms: i64,
     alert_id: i64,
     actor: &str,
     action: &str,
@@ -198,7 +131,7 @@ async fn event(
         "INSERT INTO alert_events (alert_id, at, actor, action, comment) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(alert_id)
-    .bind(now_ms())
+    .bind(at_ms)
     .bind(actor)
     .bind(action)
     .bind(comment)
@@ -207,24 +140,29 @@ async fn event(
     Ok(())
 }
 
+/// Where a notification goes and when.
+struct Notice<'a> {
+    kind: &'a str,
+    recipients: &'a [Recipient],
+    at_ms: i64,
+    group: Option<&'a str>,
+}
+
 /// Queues one notification per recipient.
 async fn enqueue(
     tx: &mut Transaction<'_, Any>,
+    now_ms: i64,
     alert_id: i64,
-    kind: &str,
-    recipients: &[Recipient],
-    at_ms: i64,
-    group: Option<&str>,
+    notice: Notice<'_>,
     message_domain: &str,
 ) -> anyhow::Result<()> {
-    let now = now_ms();
     // Message-IDs: unique per notification, stable across retries of the same row.
     let first: i64 = sqlx::query("SELECT COUNT(*) AS n FROM notifications WHERE alert_id = $1")
         .bind(alert_id)
         .fetch_one(&mut **tx)
         .await?
         .try_get("n")?;
-    for (i, r) in recipients.iter().enumerate() {
+    for (i, r) in notice.recipients.iter().enumerate() {
         let n = first + i as i64;
         sqlx::query(
             "INSERT INTO notifications (alert_id, role, recipient, blinded, message_id, status, attempts, \
@@ -235,34 +173,29 @@ async fn enqueue(
         .bind(&r.address)
         .bind(i64::from(r.blinded))
         .bind(format!("<vigil.alert-{alert_id}.{n}@{message_domain}>"))
-        .bind(at_ms)
-        .bind(now)
-        .bind(kind)
-        .bind(group.map(|g| format!("{g}|{}", r.address)))
+        .bind(notice.at_ms)
+        .bind(now_ms)
+        .bind(notice.kind)
+        .bind(notice.group.map(|g| format!("{g}|{}", r.address)))
         .execute(&mut **tx)
         .await?;
     }
     Ok(())
 }
 
-/// The active silence matching an alert, if any.
-async fn matching_silence(
-    tx: &mut Transaction<'_, Any>,
-    a: &NewAlert,
-    now: i64,
-) -> anyhow::Result<Option<i64>> {
-    let row = sqlx::query(
-        "SELECT id FROM silences WHERE ended_at IS NULL AND expires_at > $1 \
-         AND (rule_id IS NULL OR rule_id = $2) AND (subject IS NULL OR subject = $3) \
-         AND (site IS NULL OR site = $4) ORDER BY id LIMIT 1",
+/// Every silence not yet ended (whether still in force is for `alerts::silence` to say).
+async fn unended_silences(tx: &mut Transaction<'_, Any>) -> anyhow::Result<Vec<Silence>> {
+    let rows = sqlx::query(
+        "SELECT id, rule_id, subject, site, comment, created_by, created_at, expires_at, ended_at \
+         FROM silences WHERE ended_at IS NULL ORDER BY id",
     )
-    .bind(now)
-    .bind(&a.rule_id)
-    .bind(&a.subject)
-    .bind(a.site.as_deref().unwrap_or(""))
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(row.map(|r| r.try_get("id")).transpose()?)
+    rows.iter().map(silence_row).collect()
+}
+
+fn status_of(r: &AnyRow) -> anyhow::Result<AlertStatus> {
+    Ok(r.try_get::<String, _>("status")?.parse()?)
 }
 
 impl Store {
@@ -275,10 +208,10 @@ impl Store {
         e: Evaluation<'_>,
         message_domain: &str,
     ) -> anyhow::Result<Vec<i64>> {
-        let now = now_ms();
+        let now = self.now();
+        let now_ms = now.timestamp_millis();
         let mut tx = self.begin_write().await?;
         for c in &e.contributions {
-            let (evaluable, matching) = (i64::from(c.evaluable), i64::from(c.matching));
             let before = sqlx::query(
                 "SELECT evaluable, matching, events FROM cohort_contributions WHERE rule_id = $1 AND subject = $2",
             )
@@ -286,14 +219,18 @@ impl Store {
             .bind(e.subject)
             .fetch_optional(&mut *tx)
             .await?;
-            let before: Option<(i64, i64, i64)> = match before {
-                Some(r) => Some((r.try_get("evaluable")?, r.try_get("matching")?, r.try_get("events")?)),
+            let before = match before {
+                Some(r) => Some(Part {
+                    evaluable: r.try_get::<i64, _>("evaluable")? != 0,
+                    matching: r.try_get::<i64, _>("matching")? != 0,
+                    events: r.try_get("events")?,
+                }),
                 None => None,
             };
-            if before == Some((evaluable, matching, c.events)) {
+            let part = Part { evaluable: c.evaluable, matching: c.matching, events: c.events };
+            let Some((d_evaluable, d_matching, d_events)) = policy::totals_delta(before, part) else {
                 continue;
-            }
-            let (e0, m0, v0) = before.unwrap_or_default();
+            };
             sqlx::query(
                 "INSERT INTO cohort_contributions (rule_id, subject, evaluable, matching, events) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_id, subject) DO UPDATE SET \
@@ -301,24 +238,24 @@ impl Store {
             )
             .bind(&c.rule_id)
             .bind(e.subject)
-            .bind(evaluable)
-            .bind(matching)
+            .bind(i64::from(c.evaluable))
+            .bind(i64::from(c.matching))
             .bind(c.events)
             .execute(&mut *tx)
             .await?;
-            // The running total moves by this subject's change only.
             sqlx::query(
                 "INSERT INTO cohort_totals (rule_id, evaluable, matching, events) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (rule_id) DO UPDATE SET evaluable = cohort_totals.evaluable + excluded.evaluable, \
                  matching = cohort_totals.matching + excluded.matching, events = cohort_totals.events + excluded.events",
             )
             .bind(&c.rule_id)
-            .bind(evaluable - e0)
-            .bind(matching - m0)
-            .bind(c.events - v0)
+            .bind(d_evaluable)
+            .bind(d_matching)
+            .bind(d_events)
             .execute(&mut *tx)
             .await?;
         }
+        let silences = if e.alerts.is_empty() { Vec::new() } else { unended_silences(&mut tx).await? };
         let mut raised = Vec::new();
         for a in &e.alerts {
             let highest: Option<i64> = sqlx::query(
@@ -330,10 +267,11 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get("m")?;
-            if highest.is_some_and(|h| h >= a.level) {
+            if !policy::raises_alert(a.level, highest) {
                 continue;
             }
-            let silence = matching_silence(&mut tx, a, now).await?;
+            let silence = silence::matching(&silences, a.target(), now).map(|s| s.id);
+            let status = lifecycle::raised(silence.is_some());
             let id: i64 = sqlx::query(
                 "INSERT INTO alerts (rule_id, rule_version, subject, site, episode, level, severity, title, \
                  summary, evidence, status, raised_at, next_escalation_at, silence_id, updated_at) \
@@ -345,59 +283,51 @@ impl Store {
             .bind(a.site.as_deref())
             .bind(&a.episode)
             .bind(a.level)
-            .bind(&a.severity)
+            .bind(a.severity.as_str())
             .bind(&a.title)
             .bind(&a.summary)
             .bind(a.evidence.to_string())
-            .bind(if silence.is_some() { "silenced" } else { "open" })
-            .bind(now)
-            .bind(if silence.is_some() { None } else { a.delivery.escalate_at_ms })
+            .bind(status.as_str())
+            .bind(now_ms)
+            .bind(if silence.is_some() { None } else { a.delivery.escalate_at.map(|t| t.timestamp_millis()) })
             .bind(silence)
             .fetch_one(&mut *tx)
             .await
             .context("cannot store an alert")?
             .try_get("id")?;
-            event(&mut tx, id, "vigil", "raised", None).await?;
+            event(&mut tx, now_ms, id, "vigil", "raised", None).await?;
             match silence {
-                Some(s) => event(&mut tx, id, "vigil", "silenced", Some(&format!("by silence #{s}"))).await?,
+                Some(s) => {
+                    let why = format!("by silence #{s}");
+                    event(&mut tx, now_ms, id, "vigil", Transition::Silence.action(), Some(&why)).await?
+                }
                 None => {
-                    enqueue(
-                        &mut tx,
-                        id,
-                        "alert",
-                        &a.recipients,
-                        a.delivery.notify_at_ms,
-                        Some(&a.delivery.group),
-                        message_domain,
-                    )
-                    .await?
+                    let notice = Notice {
+                        kind: "alert",
+                        recipients: &a.recipients,
+                        at_ms: a.delivery.notify_at.timestamp_millis(),
+                        group: Some(&a.delivery.group),
+                    };
+                    enqueue(&mut tx, now_ms, id, notice, message_domain).await?
                 }
             }
             raised.push(id);
         }
         for s in &e.still_firing {
-            let rows = sqlx::query(
-                "SELECT id, episode FROM alerts WHERE rule_id = $1 AND subject = $2 \
-                 AND status IN ('open', 'acknowledged', 'silenced')",
-            )
-            .bind(&s.rule_id)
-            .bind(e.subject)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in rows {
-                let (id, episode): (i64, String) = (row.try_get("id")?, row.try_get("episode")?);
-                if s.episodes.contains(&episode) {
-                    continue;
+            let rows =
+                sqlx::query("SELECT id, episode, status FROM alerts WHERE rule_id = $1 AND subject = $2")
+                    .bind(&s.rule_id)
+                    .bind(e.subject)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let mut in_force = Vec::new();
+            for row in &rows {
+                if Transition::AutoResolve.apply(status_of(row)?).is_some() {
+                    in_force.push((row.try_get::<i64, _>("id")?, row.try_get::<String, _>("episode")?));
                 }
-                sqlx::query(
-                    "UPDATE alerts SET status = 'resolved', next_escalation_at = NULL, updated_at = $2 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                event(&mut tx, id, "vigil", "resolved", Some("condition no longer present")).await?;
-                enqueue(&mut tx, id, "resolved", &s.resolved_notice, now, None, message_domain).await?;
+            }
+            for id in policy::gone(&in_force, &s.episodes) {
+                self.auto_resolve(&mut tx, now_ms, id, s, message_domain).await?;
             }
         }
         if let Some((subject, up_to_seq)) = e.pending {
@@ -411,35 +341,57 @@ impl Store {
         Ok(raised)
     }
 
-    /// Acknowledges (stops escalation) or resolves an alert, recording who and why.
+    async fn auto_resolve(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        now_ms: i64,
+        id: i64,
+        s: &StillFiring,
+        message_domain: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE alerts SET status = $3, next_escalation_at = NULL, updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .bind(AlertStatus::Resolved.as_str())
+        .execute(&mut **tx)
+        .await?;
+        let action = Transition::AutoResolve.action();
+        event(tx, now_ms, id, "vigil", action, Some("condition no longer present")).await?;
+        let notice = Notice { kind: "resolved", recipients: &s.resolved_notice, at_ms: now_ms, group: None };
+        enqueue(tx, now_ms, id, notice, message_domain).await
+    }
+
+    /// A person acknowledges (stops escalation) or resolves an alert, recorded with who
+    /// and why. Other transitions are vigil's own and refused here.
     pub async fn transition(
         &self,
         id: i64,
-        action: &'static str,
+        transition: Transition,
         actor: &str,
         comment: Option<&str>,
     ) -> anyhow::Result<AlertRow> {
+        let now_ms = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let status: String = sqlx::query("SELECT status FROM alerts WHERE id = $1")
+        let row = sqlx::query("SELECT status FROM alerts WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or(TransitionError::NotFound(id))?
-            .try_get("status")?;
-        let (allowed, to) = match action {
-            "acknowledged" => (status == "open" || status == "silenced", "acknowledged"),
-            "resolved" => (status != "resolved", "resolved"),
-            _ => (false, ""),
+            .ok_or(TransitionError::NotFound(id))?;
+        let status = status_of(&row)?;
+        let to = match transition {
+            Transition::Acknowledge | Transition::Resolve => transition.check(id, status)?,
+            _ => {
+                return Err(TransitionError::NotAllowed { id, status, action: transition.action() }.into());
+            }
         };
-        if !allowed {
-            return Err(TransitionError::NotAllowed { id, status, action }.into());
-        }
         sqlx::query(
             "UPDATE alerts SET status = $2, next_escalation_at = NULL, updated_at = $3 WHERE id = $1",
         )
         .bind(id)
-        .bind(to)
-        .bind(now_ms())
+        .bind(to.as_str())
+        .bind(now_ms)
         .execute(&mut *tx)
         .await?;
         // Pending escalation notices are moot once someone has taken the alert.
@@ -447,20 +399,27 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        event(&mut tx, id, actor, to, comment).await?;
+        event(&mut tx, now_ms, id, actor, transition.action(), comment).await?;
         tx.commit().await?;
         self.alert(id).await?.ok_or_else(|| TransitionError::NotFound(id).into())
     }
 
-    /// Alerts still open whose escalation time has come.
+    /// Alerts whose escalation time has come and whose status still lets them escalate.
     pub async fn due_escalations(&self) -> anyhow::Result<Vec<AlertRow>> {
         let rows = sqlx::query(select_alerts!(
-            "WHERE status = 'open' AND next_escalation_at IS NOT NULL AND next_escalation_at <= $1 ORDER BY id"
+            "WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= $1 ORDER BY id"
         ))
-        .bind(now_ms())
+        .bind(self.now_ms())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(alert_row).collect()
+        let mut due = Vec::new();
+        for r in &rows {
+            let a = alert_row(r)?;
+            if Transition::Escalate.apply(a.status).is_some() {
+                due.push(a);
+            }
+        }
+        Ok(due)
     }
 
     /// Escalates one step: notifies the next role and schedules the step after (or none).
@@ -469,26 +428,34 @@ impl Store {
         &self,
         alert: &AlertRow,
         recipients: &[Recipient],
-        next_at_ms: Option<i64>,
+        next_at: Option<DateTime<Utc>>,
         message_domain: &str,
     ) -> anyhow::Result<bool> {
+        if Transition::Escalate.apply(alert.status).is_none() {
+            return Ok(false);
+        }
+        let now_ms = self.now_ms();
         let mut tx = self.begin_write().await?;
+        // The guard on status and step makes a step happen once, whoever runs it.
         let done = sqlx::query(
             "UPDATE alerts SET escalation_step = escalation_step + 1, next_escalation_at = $3, updated_at = $4 \
-             WHERE id = $1 AND status = 'open' AND escalation_step = $2",
+             WHERE id = $1 AND status = $5 AND escalation_step = $2",
         )
         .bind(alert.id)
         .bind(alert.escalation_step)
-        .bind(next_at_ms)
-        .bind(now_ms())
+        .bind(next_at.map(|t| t.timestamp_millis()))
+        .bind(now_ms)
+        .bind(alert.status.as_str())
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         let roles: Vec<&str> = recipients.iter().map(|r| r.role.as_str()).collect();
-        event(&mut tx, alert.id, "vigil", "escalated", Some(&format!("to {}", roles.join(", ")))).await?;
-        enqueue(&mut tx, alert.id, "escalation", recipients, now_ms(), None, message_domain).await?;
+        let to = format!("to {}", roles.join(", "));
+        event(&mut tx, now_ms, alert.id, "vigil", Transition::Escalate.action(), Some(&to)).await?;
+        let notice = Notice { kind: "escalation", recipients, at_ms: now_ms, group: None };
+        enqueue(&mut tx, now_ms, alert.id, notice, message_domain).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -503,7 +470,8 @@ impl Store {
         by: &str,
         comment: &str,
     ) -> anyhow::Result<i64> {
-        let now = now_ms();
+        let now = self.now();
+        let now_ms = now.timestamp_millis();
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO silences (rule_id, subject, site, comment, created_by, created_at, expires_at) \
@@ -514,29 +482,42 @@ impl Store {
         .bind(site)
         .bind(comment)
         .bind(by)
-        .bind(now)
+        .bind(now_ms)
         .bind(expires_at.timestamp_millis())
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        let rows = sqlx::query(
-            "SELECT id FROM alerts WHERE status = 'open' AND ($1 IS NULL OR rule_id = $1) \
-             AND ($2 IS NULL OR subject = $2) AND ($3 IS NULL OR site = $3)",
-        )
-        .bind(rule_id)
-        .bind(subject)
-        .bind(site)
-        .fetch_all(&mut *tx)
-        .await?;
+        let new = Silence {
+            id,
+            rule_id: rule_id.map(str::to_string),
+            subject: subject.map(str::to_string),
+            site: site.map(str::to_string),
+            comment: comment.to_string(),
+            created_by: by.to_string(),
+            created_at: now,
+            expires_at,
+            ended: false,
+        };
+        let rows = sqlx::query("SELECT id, rule_id, subject, site, status FROM alerts ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
         for row in rows {
+            let (rule, subj, alert_site): (String, String, Option<String>) =
+                (row.try_get("rule_id")?, row.try_get("subject")?, opt_text(&row, "site"));
+            let target = silence::Target { rule_id: &rule, subject: &subj, site: alert_site.as_deref() };
+            let Some(to) = Transition::Silence.apply(status_of(&row)?) else { continue };
+            if !new.matches(target) {
+                continue;
+            }
             let alert_id: i64 = row.try_get("id")?;
             sqlx::query(
-                "UPDATE alerts SET status = 'silenced', silence_id = $2, next_escalation_at = NULL, updated_at = $3 \
+                "UPDATE alerts SET status = $4, silence_id = $2, next_escalation_at = NULL, updated_at = $3 \
                  WHERE id = $1",
             )
             .bind(alert_id)
             .bind(id)
-            .bind(now)
+            .bind(now_ms)
+            .bind(to.as_str())
             .execute(&mut *tx)
             .await?;
             sqlx::query(
@@ -545,7 +526,8 @@ impl Store {
             .bind(alert_id)
             .execute(&mut *tx)
             .await?;
-            event(&mut tx, alert_id, by, "silenced", Some(&format!("by silence #{id}: {comment}"))).await?;
+            let why = format!("by silence #{id}: {comment}");
+            event(&mut tx, now_ms, alert_id, by, Transition::Silence.action(), Some(&why)).await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -554,32 +536,33 @@ impl Store {
     /// Ends expired silences. Alerts they silenced that are still silenced re-open; the
     /// ones whose notice never went out are returned, to be notified now.
     pub async fn expire_silences(&self) -> anyhow::Result<Vec<AlertRow>> {
-        let now = now_ms();
+        let now = self.now();
+        let now_ms = now.timestamp_millis();
         let mut tx = self.begin_write().await?;
-        let expired = sqlx::query("SELECT id FROM silences WHERE ended_at IS NULL AND expires_at <= $1")
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
+        let expired: Vec<Silence> =
+            unended_silences(&mut tx).await?.into_iter().filter(|s| s.expired(now)).collect();
         let mut reopened = Vec::new();
         for s in expired {
-            let sid: i64 = s.try_get("id")?;
             sqlx::query("UPDATE silences SET ended_at = $2 WHERE id = $1")
-                .bind(sid)
-                .bind(now)
+                .bind(s.id)
+                .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
-            let rows = sqlx::query("SELECT id FROM alerts WHERE silence_id = $1 AND status = 'silenced'")
-                .bind(sid)
+            let rows = sqlx::query("SELECT id, status FROM alerts WHERE silence_id = $1 ORDER BY id")
+                .bind(s.id)
                 .fetch_all(&mut *tx)
                 .await?;
             for row in rows {
+                let Some(to) = Transition::Reopen.apply(status_of(&row)?) else { continue };
                 let id: i64 = row.try_get("id")?;
-                sqlx::query("UPDATE alerts SET status = 'open', updated_at = $2 WHERE id = $1")
+                sqlx::query("UPDATE alerts SET status = $3, updated_at = $2 WHERE id = $1")
                     .bind(id)
-                    .bind(now)
+                    .bind(now_ms)
+                    .bind(to.as_str())
                     .execute(&mut *tx)
                     .await?;
-                event(&mut tx, id, "vigil", "unsilenced", Some(&format!("silence #{sid} expired"))).await?;
+                let why = format!("silence #{} expired", s.id);
+                event(&mut tx, now_ms, id, "vigil", Transition::Reopen.action(), Some(&why)).await?;
                 let sent: i64 = sqlx::query(
                     "SELECT COUNT(*) AS n FROM notifications WHERE alert_id = $1 AND status = 'sent'",
                 )
@@ -587,7 +570,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("n")?;
-                if sent == 0 {
+                if lifecycle::notify_on_reopen(sent) {
                     reopened.push(id);
                 }
             }
@@ -608,16 +591,18 @@ impl Store {
         &self,
         alert_id: i64,
         recipients: &[Recipient],
-        escalate_at_ms: Option<i64>,
+        escalate_at: Option<DateTime<Utc>>,
         message_domain: &str,
     ) -> anyhow::Result<()> {
+        let now_ms = self.now_ms();
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE alerts SET next_escalation_at = $2 WHERE id = $1")
             .bind(alert_id)
-            .bind(escalate_at_ms)
+            .bind(escalate_at.map(|t| t.timestamp_millis()))
             .execute(&mut *tx)
             .await?;
-        enqueue(&mut tx, alert_id, "alert", recipients, now_ms(), None, message_domain).await?;
+        let notice = Notice { kind: "alert", recipients, at_ms: now_ms, group: None };
+        enqueue(&mut tx, now_ms, alert_id, notice, message_domain).await?;
         tx.commit().await?;
         Ok(())
     }

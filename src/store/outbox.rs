@@ -5,7 +5,7 @@
 //! the server's acceptance and this commit sends that one message again on restart: the
 //! only window in which a notification can be duplicated; none can be lost.
 
-use super::{now_ms, opt_text, Store};
+use super::{opt_text, Store};
 use sqlx::Row;
 use std::fmt;
 use std::str::FromStr;
@@ -217,7 +217,7 @@ impl Store {
 
     /// Pending notifications whose next attempt is due now, oldest first.
     pub async fn due_notifications(&self, limit: i64) -> anyhow::Result<Vec<NotificationRow>> {
-        self.due_notifications_at(now_ms(), None, limit).await
+        self.due_notifications_at(self.now_ms(), None, limit).await
     }
 
     /// Every pending notification of a group (same recipient, same rule or digest),
@@ -240,7 +240,7 @@ impl Store {
     }
 
     pub async fn record_delivery(&self, id: i64, outcome: &Delivery) -> anyhow::Result<()> {
-        let now = now_ms();
+        let now = self.now_ms();
         let q = match outcome {
             Delivery::Sent => sqlx::query(
                 "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL \

@@ -1,6 +1,6 @@
 //! Records, adverse-event versions, quarantine and the evaluation queue.
 
-use super::{now_ms, Store};
+use super::Store;
 use crate::model::{Record, SubjectHistory, SubjectId};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -51,7 +51,7 @@ impl Store {
         rejected: &[Rejected],
     ) -> anyhow::Result<BatchOutcome> {
         let mut out = BatchOutcome::default();
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         for r in records {
             // serde_json's map is ordered by key, so this text is canonical.

@@ -403,3 +403,54 @@ impl Drop for Daemon {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+/// vigil built in-process on a manual clock, against the deployment's real SQLite file
+/// and SMTP server: a test drives the passes itself (ingest, evaluate, clock pass,
+/// outbox) and moves time forward instead of sleeping.
+pub struct InProcess {
+    pub app: vigil::daemon::App,
+    pub clock: vigil::clock::Clock,
+}
+
+impl InProcess {
+    /// The app of this deployment, its clock standing at the present moment.
+    pub async fn build(d: &Deployment) -> InProcess {
+        let config = vigil::config::Config::load(&d.config).expect("the test config loads");
+        let clock = vigil::clock::Clock::manual(chrono::Utc::now());
+        let app = vigil::daemon::App::build_with_clock(config, clock.clone()).await.expect("the app builds");
+        InProcess { app, clock }
+    }
+
+    /// Drops a file into the inbox and runs inbox passes until it is taken (the drop
+    /// folder waits for a file to settle on disk, in real time), then settles.
+    pub async fn ingest(&self, d: &Deployment, name: &str, content: &str) {
+        d.drop_file(name, content);
+        let start = Instant::now();
+        while !d.processed(name) {
+            assert!(start.elapsed() < Duration::from_secs(20), "the inbox never took {name}");
+            self.app.process_inbox().await.expect("an inbox pass");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.settle().await;
+    }
+
+    /// Evaluates what is pending, runs the clock pass, and delivers the outbox until
+    /// nothing is due any more (`dispatch_all_pending_emails`).
+    pub async fn settle(&self) {
+        self.app.evaluate().await.expect("an evaluation pass");
+        self.app.clock_pass().await.expect("a clock pass");
+        for _ in 0..20 {
+            self.app.deliver_outbox().await.expect("an outbox pass");
+            if self.app.store.due_notifications(1).await.expect("the outbox").is_empty() {
+                return;
+            }
+        }
+        panic!("the outbox did not empty in 20 passes");
+    }
+
+    /// Moves the clock forward and settles.
+    pub async fn advance(&self, by: Duration) {
+        self.clock.advance(chrono::Duration::from_std(by).expect("a short duration"));
+        self.settle().await;
+    }
+}

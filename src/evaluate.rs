@@ -1,0 +1,186 @@
+//! The evaluate stage: takes the subjects with new records through the pure evaluator
+//! (`rules::eval`), turns findings into alerts (`alerts`) and commits the outcome to the
+//! store. The clock pass does what time alone changes: time-driven rules (SAE clocks,
+//! overdue visits), cohort judgement, escalations that fell due, silences that expired.
+
+use crate::alerts::{self, Router};
+use crate::clock::Clock;
+use crate::rules::{eval, Rule, RuleSet, ScheduledVisit, Totals};
+use crate::store::{AlertRow, CohortContribution, Evaluation, Store};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Everything the stage needs; cheap to clone (the store is a pool handle, the rest
+/// shared), so the daemon's loops and the HTTP wake handle can each hold one.
+#[derive(Clone)]
+pub struct Evaluator {
+    pub store: Store,
+    pub rules: Arc<RuleSet>,
+    pub router: Arc<Router>,
+    pub schedule: Arc<[ScheduledVisit]>,
+    /// The domain of the Message-IDs of queued notifications.
+    pub message_domain: String,
+    pub clock: Clock,
+}
+
+impl Evaluator {
+    /// Evaluates every subject whose history changed (all rules), then the cohort rules.
+    /// Returns the ids of the alerts raised.
+    pub async fn evaluate_pending(&self) -> anyhow::Result<Vec<i64>> {
+        let as_of = self.clock.now();
+        let mut raised = Vec::new();
+        let pending = self.store.pending_subjects().await?;
+        for (subject, up_to_seq) in &pending {
+            raised.extend(self.evaluate_subject(subject, Some(*up_to_seq), as_of, |_| true).await?);
+        }
+        if !pending.is_empty() {
+            raised.extend(self.judge_cohort(as_of).await?);
+        }
+        Ok(raised)
+    }
+
+    /// What time alone changes: clock-driven rules (SAE clocks, overdue visits) for every
+    /// subject, cohort rules, escalations that fell due, silences that expired.
+    pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
+        let as_of = self.clock.now();
+        let mut raised = Vec::new();
+        if self.rules.rules.iter().any(|r| r.kind.is_time_driven()) {
+            for subject in self.store.subjects().await? {
+                raised
+                    .extend(self.evaluate_subject(&subject, None, as_of, |r| r.kind.is_time_driven()).await?);
+            }
+        }
+        raised.extend(self.judge_cohort(as_of).await?);
+        self.escalate_due().await?;
+        self.expire_silences().await?;
+        Ok(raised)
+    }
+
+    async fn evaluate_subject(
+        &self,
+        subject: &str,
+        up_to_seq: Option<i64>,
+        as_of: DateTime<Utc>,
+        wanted: impl Fn(&Rule) -> bool,
+    ) -> anyhow::Result<Vec<i64>> {
+        let history = self.store.history(subject).await?;
+        let outcome = eval::subject(&self.rules, &history, as_of, &self.schedule, wanted);
+        let now = self.clock.now();
+        let mut e = Evaluation { pending: up_to_seq.map(|s| (subject, s)), subject, ..Default::default() };
+        for eval::RuleFindings { rule, findings } in outcome.findings {
+            e.still_firing.push(alerts::StillFiring {
+                rule_id: rule.id.clone(),
+                episodes: findings.iter().map(|f| f.episode.clone()).collect(),
+                resolved_notice: alerts::resolved_notice(&self.router, rule, history.site()),
+            });
+            e.alerts.extend(
+                findings.into_iter().map(|f| alerts::new_alert(rule, Some(&history), f, &self.router, now)),
+            );
+        }
+        e.contributions = outcome
+            .contributions
+            .into_iter()
+            .map(|(rule, c)| CohortContribution {
+                rule_id: rule.id.clone(),
+                evaluable: c.evaluable,
+                matching: c.matching,
+                events: i64::from(c.events),
+            })
+            .collect();
+        let ids = self.store.commit_evaluation(e, &self.message_domain).await?;
+        for id in &ids {
+            tracing::info!(alert_id = id, subject = %subject, "Alert raised.");
+        }
+        Ok(ids)
+    }
+
+    /// Judges each cohort rule from the stored running totals (a sum per rule).
+    async fn judge_cohort(&self, as_of: DateTime<Utc>) -> anyhow::Result<Vec<i64>> {
+        let now = self.clock.now();
+        let mut e = Evaluation::default();
+        for rule in self.rules.rules.iter().filter(|r| r.kind.is_cohort()) {
+            let t = self.store.cohort_totals(&rule.id).await?;
+            // The running totals never go below zero; a negative sum would be a bug upstream.
+            let count = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+            let mut totals = Totals {
+                evaluable: count(t.evaluable),
+                matching_subjects: count(t.matching),
+                events: count(t.events),
+                subjects: Vec::new(),
+            };
+            let mut findings = eval::cohort(rule, &totals, as_of);
+            if !findings.is_empty() {
+                // Only a firing rule needs the names for its evidence.
+                totals.subjects = self.store.cohort_matching_subjects(&rule.id).await?;
+                findings = eval::cohort(rule, &totals, as_of);
+            }
+            e.still_firing.push(alerts::StillFiring {
+                rule_id: rule.id.clone(),
+                episodes: findings.iter().map(|f| f.episode.clone()).collect(),
+                resolved_notice: alerts::resolved_notice(&self.router, rule, None),
+            });
+            e.alerts
+                .extend(findings.into_iter().map(|f| alerts::new_alert(rule, None, f, &self.router, now)));
+        }
+        if e.still_firing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = self.store.commit_evaluation(e, &self.message_domain).await?;
+        for id in &ids {
+            tracing::info!(alert_id = id, "Cohort alert raised.");
+        }
+        Ok(ids)
+    }
+
+    /// Escalates every open alert whose time has come to the next role of its chain.
+    pub async fn escalate_due(&self) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for alert in self.store.due_escalations().await? {
+            let rule = self.rules.get(&alert.rule_id);
+            let Some((after, chain)) = self.router.escalation(rule, alert.severity) else { continue };
+            let step = usize::try_from(alert.escalation_step).unwrap_or(0);
+            let Some(role) = chain.get(step) else { continue };
+            let recipients = self.router.expand(std::slice::from_ref(role));
+            let next = (step + 1 < chain.len()).then(|| self.clock.now() + after);
+            if self.store.escalate(&alert, &recipients, next, &self.message_domain).await? {
+                tracing::warn!(alert_id = alert.id, role = %role, step = step + 1, "Alert escalated.");
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Ends expired silences; alerts they kept quiet re-open and are notified now.
+    pub async fn expire_silences(&self) -> anyhow::Result<usize> {
+        let reopened: Vec<AlertRow> = self.store.expire_silences().await?;
+        for a in &reopened {
+            let (recipients, escalate_at) = match self.rules.get(&a.rule_id) {
+                Some(rule) => (
+                    self.router.recipients(rule, a.severity, a.site.as_deref()),
+                    self.router.escalation(Some(rule), a.severity).map(|(d, _)| self.clock.now() + d),
+                ),
+                None => (self.router.default_recipients(), None),
+            };
+            self.store.notify_reopened(a.id, &recipients, escalate_at, &self.message_domain).await?;
+            tracing::info!(alert_id = a.id, "Silence expired; alert re-opened and notified.");
+        }
+        Ok(reopened.len())
+    }
+}
+
+/// Wakes the evaluate stage: whoever stores records (the HTTP handler, an import) rings
+/// it instead of evaluating inside its own request; the daemon's evaluate loop listens.
+#[derive(Debug, Clone, Default)]
+pub struct Wake(Arc<tokio::sync::Notify>);
+
+impl Wake {
+    /// Asks for an evaluation pass soon; rings coalesce while one is pending.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    /// Resolves when someone has rung.
+    pub async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
