@@ -55,7 +55,7 @@ impl Outbox {
     pub async fn deliver_due_of(&self, kind: Option<NotificationKind>) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
         let mut done: HashSet<i64> = HashSet::new();
-        for n in self.store.due_notifications_at(crate::store::now_ms(), kind, 100).await? {
+        for n in self.store.due_notifications_at(self.store.now_ms(), kind, 100).await? {
             if done.contains(&n.id) {
                 continue;
             }
