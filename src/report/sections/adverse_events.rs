@@ -292,3 +292,122 @@ fn capitalise(s: &str) -> String {
         None => String::new(),
     }
 }
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::model::{Record, Seriousness, SubjectId};
+    use crate::report::tests::*;
+    use crate::report::*;
+
+    #[test]
+    fn adverse_events_by_grade_count_each_event_once_at_its_latest_grade() {
+        let s = Fixture::new(cohort()).summary();
+        let g = s.total.adverse_events.grades;
+        assert_eq!(g.any, Tally { events: 5, subjects: 4 });
+        assert_eq!(g.grade(1), Tally { events: 2, subjects: 2 });
+        assert_eq!(g.grade(2), Tally { events: 1, subjects: 0 }, "KS-101's worst grade is 3");
+        assert_eq!(g.grade(3), Tally { events: 1, subjects: 1 });
+        assert_eq!(g.grade(4), Tally::default());
+        assert_eq!(g.grade(5), Tally::default());
+        assert_eq!(g.not_graded, Tally { events: 1, subjects: 1 });
+        let subjects: usize = g.by_grade.iter().map(|t| t.subjects).sum::<usize>() + g.not_graded.subjects;
+        assert_eq!(subjects, g.any.subjects);
+
+        let ae = s.total.adverse_events;
+        assert_eq!(ae.serious, Tally { events: 1, subjects: 1 });
+        assert_eq!(ae.criterion(Seriousness::Hospitalization), Tally { events: 1, subjects: 1 });
+        assert_eq!(ae.criterion(Seriousness::Death), Tally::default());
+        assert_eq!(ae.serious_without_criterion, Tally::default());
+    }
+
+    #[test]
+    fn an_adverse_event_resent_at_a_higher_grade_counts_once_at_that_grade() {
+        let subjects = vec![history(
+            "KS-201",
+            vec![
+                rec("KS-201", "BL", &format!(",{DOSE}")),
+                rec("KS-201", "D7", &ae(Some("AE-9"), "Nausea", Some(2), Some("2019-03-10"), "")),
+                rec("KS-201", "W4", &ae(Some("AE-9"), "Nausea", Some(3), Some("2019-03-10"), "")),
+            ],
+        )];
+        let f = Fixture::new(subjects);
+        let g = f.summary().total.adverse_events.grades;
+        assert_eq!(g.any, Tally { events: 1, subjects: 1 });
+        assert_eq!(g.grade(2), Tally::default());
+        assert_eq!(g.grade(3), Tally { events: 1, subjects: 1 });
+    }
+
+    #[test]
+    fn subjects_count_once_per_term_at_their_worst_grade() {
+        const NERV: &str = "Nervous system disorders";
+        let dose = rec_on("A-1", "2019-03-04", r#","doses":[{"start":"2019-03-04"}]"#);
+        let with_dose = |id: &str, aes: Vec<String>| {
+            let mut records = vec![Record { subject: SubjectId::parse(id).unwrap(), ..dose.clone() }];
+            records.extend(aes.iter().map(|a| rec_on(id, "2019-03-20", a)));
+            history(id, records)
+        };
+        let subjects = vec![
+            // Two headaches (grades 1 and 3, different verbatim terms) and dizziness grade 2.
+            with_dose(
+                "A-1",
+                vec![
+                    coded("head ache", "Headache", NERV, 1, ""),
+                    coded("HA", "Headache", NERV, 3, ""),
+                    coded("dizzy", "Dizziness", NERV, 2, ""),
+                ],
+            ),
+            // A headache at grade 2, and an uncoded term typed in two letter cases.
+            with_dose(
+                "A-2",
+                vec![
+                    coded("headache", "Headache", NERV, 2, ""),
+                    r#","adverse_events":[{"term":"Injection site pain","grade":1}]"#.to_string(),
+                    r#","adverse_events":[{"term":"injection site PAIN","grade":2}]"#.to_string(),
+                ],
+            ),
+            // Coded by SOC only.
+            with_dose(
+                "A-3",
+                vec![r#","adverse_events":[{"term":"Rash","meddra_soc":"Skin disorders","grade":1}]"#
+                    .to_string()],
+            ),
+        ];
+        let f = Fixture::new(subjects);
+        let t = f.summary().total.by_term;
+        assert_eq!((t.any.subjects, t.any.events), (3, 7));
+        assert_eq!(t.any.worst, [1, 1, 1, 0, 0, 0], "A-3 at 1, A-2 at 2, A-1 at 3");
+
+        let socs: Vec<&str> = t.socs.iter().map(|s| s.soc.as_str()).collect();
+        assert_eq!(
+            socs,
+            [NERV, "Skin disorders", "Not coded (reported term)"],
+            "by subjects; not coded last"
+        );
+        let nerv = &t.socs[0];
+        assert_eq!((nerv.tally.subjects, nerv.tally.events), (2, 4), "each subject once per SOC");
+        assert_eq!(nerv.tally.worst, [0, 1, 1, 0, 0, 0]);
+        let terms: Vec<&str> = nerv.terms.iter().map(|t| t.term.as_str()).collect();
+        assert_eq!(terms, ["Headache", "Dizziness"]);
+        let headache = &nerv.terms[0].tally;
+        assert_eq!((headache.subjects, headache.events), (2, 3), "verbatim terms grouped under the PT");
+        assert_eq!(headache.worst, [0, 1, 1, 0, 0, 0], "A-1 at grade 3 (not 1), A-2 at grade 2");
+        assert_eq!(headache.grade3_plus(), 1);
+
+        let pain = t.find_term("injection site pain").unwrap();
+        assert_eq!(pain.term, "Injection site pain", "one stable spelling");
+        assert_eq!((pain.tally.subjects, pain.tally.events, pain.tally.worst[1]), (1, 2, 1));
+        assert_eq!(t.find_term("rash").unwrap().tally.subjects, 1);
+
+        let csv = f.csv_of("ae_by_soc_pt");
+        let header = csv.lines().next().unwrap();
+        assert_eq!(
+            header,
+            "System organ class,Preferred term,group,N,Subjects n,Subjects %,Grade ≥ 3 n,Grade ≥ 3 %,Events"
+        );
+        assert!(
+            csv.contains("\nNervous system disorders,Headache,All subjects,3,2,66.7,1,33.3,3\n"),
+            "{csv}"
+        );
+    }
+}

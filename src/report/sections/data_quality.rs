@@ -155,3 +155,28 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         charts: Vec::new(),
     }
 }
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::report::tests::*;
+    use crate::report::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn data_quality_counts() {
+        let q = Fixture::new(cohort()).summary().data_quality;
+        assert_eq!(q.quarantined_records, 2);
+        assert_eq!(q.records_after_cutoff, 0);
+        assert_eq!(q.ae_onset_missing, 1, "KS-105 fatigue");
+        assert_eq!(q.ae_onset_partial, 1, "KS-106 infection");
+
+        let f = Fixture::new(cohort());
+        let input =
+            DsmbInput { as_of: chrono::Utc.with_ymd_and_hms(2019, 12, 31, 0, 0, 0).unwrap(), ..f.input() };
+        let s = summarize(&input);
+        assert_eq!(s.data_quality.records_after_cutoff, 5, "five W48 records");
+        assert!(render_html(&input, &s)
+            .contains("<td>Records dated after the data cut-off (left out)</td><td class=\"num\">5</td>"));
+    }
+}

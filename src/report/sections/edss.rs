@@ -248,3 +248,63 @@ mod tests {
         );
     }
 }
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::report::tests::*;
+    use crate::report::*;
+
+    #[test]
+    fn edss_change_from_baseline_by_construction() {
+        let s = Fixture::new(cohort()).summary();
+        assert_eq!(s.total.edss.baseline_subjects, 7);
+        assert!((s.total.edss.baseline_mean.unwrap() - 32.5 / 7.0).abs() < 1e-9);
+        let visits: Vec<&str> = s.total.edss.by_visit.iter().map(|v| v.visit.as_str()).collect();
+        assert_eq!(visits, ["W12", "W48"], "baseline-only visits have no row");
+
+        let w12 = s.total.edss.at("W12").unwrap();
+        assert_eq!((w12.assessed, w12.worse, w12.stable, w12.better), (6, 0, 6, 0));
+        assert_eq!(w12.mean_change, 0.0);
+
+        let w48 = s.total.edss.at("W48").unwrap();
+        assert_eq!(w48.assessed, 5);
+        assert_eq!(w48.worse, 3, "KS-101, KS-102, KS-103");
+        assert_eq!(w48.stable, 1, "KS-104: +0.5 from 4.0 is not worse");
+        assert_eq!(w48.better, 1, "KS-105");
+        assert!((w48.mean_change - 0.3).abs() < 1e-9);
+        assert_eq!(w48.sentence(), "EDSS worse than baseline at W48: 3 of 5 (stable 1, better 1)");
+    }
+
+    #[test]
+    fn the_edss_rule_of_the_trial_decides_worse() {
+        let mut f = Fixture::new(cohort());
+        f.rule = MinimumChange::variant_b();
+        let w48 = f.summary().total.edss.at("W48").cloned().unwrap();
+        // Under variant B, +0.5 from 5.5 (KS-102) is no longer worse.
+        assert_eq!((w48.worse, w48.stable, w48.better), (2, 2, 1));
+        assert!(f.html().contains("EDSS worse than baseline at W48: 2 of 5"));
+    }
+
+    #[test]
+    fn confirmed_worsening_uses_the_progression_rules() {
+        let mut subjects = cohort();
+        // KS-109: 2.0 → 3.5 at W12 (+1.5), still 3.5 at W24 (84 days later): confirmed.
+        subjects.push(history(
+            "KS-109",
+            vec![
+                rec("KS-109", "BL", &format!("{},{DOSE}", edss(2.0))),
+                rec("KS-109", "W12", &edss(3.5)),
+                rec("KS-109", "W24", &edss(3.5)),
+            ],
+        ));
+        let f = Fixture::new(subjects);
+        let e = f.summary().total.edss;
+        assert_eq!(e.followed, 7);
+        assert_eq!(e.confirmed_worsening, 1);
+        assert_eq!(e.pending_worsening, 3, "KS-101, KS-102, KS-103 worsened at W48, the last visit");
+        assert!(f.html().contains(
+        "Confirmed EDSS worsening: 1 of 7 subjects with a follow-up assessment (awaiting confirmation: 3)"
+    ));
+    }
+}

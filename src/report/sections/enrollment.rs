@@ -218,3 +218,66 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         }],
     }
 }
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::report::tests::*;
+
+    #[test]
+    fn disposition_counts_enrolled_dosed_and_each_visit_in_protocol_order() {
+        let s = Fixture::new(cohort()).summary();
+        assert_eq!(s.total.disposition.enrolled, 7);
+        assert_eq!(s.total.disposition.dosed, 6);
+        assert_eq!(s.total.disposition.sentence(), "Enrolled: 7. Dosed: 6.");
+        // Protocol visits first, then the others by first date (SCR before UNS).
+        assert_eq!(s.visits, ["BL", "H2", "D7", "W4", "W12", "W24", "W48", "SCR", "UNS"]);
+        let completed: Vec<usize> = s.total.disposition.visits.iter().map(|v| v.subjects).collect();
+        assert_eq!(completed, [7, 6, 6, 6, 6, 5, 5, 1, 1]);
+        assert_eq!(s.total.disposition.completed("W48"), Some(5));
+    }
+
+    #[test]
+    fn disposition_and_exposure() {
+        let mut subjects = cohort();
+        subjects[4].records.push(rec(
+            "KS-105",
+            "W24",
+            r#","disposition":{"status":"withdrawn","reason":"adverse event","date":"2019-08-19"}"#,
+        ));
+        subjects[5].records.push(rec("KS-106", "W24", r#","disposition":{"status":"lost_to_follow_up"}"#));
+        subjects[0].records.push(rec("KS-101", "W48", r#","disposition":{"status":"completed"}"#));
+        // KS-102 got a second dose at W4.
+        subjects[1].records.push(rec(
+            "KS-102",
+            "W4",
+            r#","doses":[{"start":"2019-04-01T09:00:00+01:00","end":"2019-04-01T09:30:00+01:00"}]"#,
+        ));
+        subjects.push(history(
+            "KS-108",
+            vec![rec(
+                "KS-108",
+                "SCR",
+                r#","disposition":{"status":"screen_failure","reason":"EDSS too high"}"#,
+            )],
+        ));
+        let f = Fixture::new(subjects);
+        let d = f.summary().total.disposition;
+        assert_eq!((d.screened, d.screen_failures, d.enrolled, d.dosed), (8, 1, 7, 6));
+        assert_eq!((d.completed, d.ongoing, d.discontinued_total()), (1, 3, 2));
+        let labels: Vec<String> = d.discontinued.iter().map(|x| x.label()).collect();
+        assert_eq!(labels, ["Withdrawn: adverse event", "Lost to follow-up"]);
+
+        let e = f.summary().total.exposure;
+        assert_eq!((e.subjects, e.doses), (6, 7));
+        assert_eq!(e.per_subject, [(1, 5), (2, 1)]);
+        assert_eq!((e.min_doses, e.max_doses, e.median_doses), (Some(1), Some(2), Some(1.0)));
+        assert_eq!((e.min_days, e.max_days), (Some(1), Some(29)));
+
+        let csv = f.csv_of("disposition");
+        assert_eq!(csv_line(&csv, "Withdrawn: adverse event")[3..], ["1", "16.7"]);
+        assert_eq!(csv_line(&csv, "Screen failures")[3..], ["1", ""]);
+        let csv = f.csv_of("exposure");
+        assert_eq!(csv_line(&csv, "2 doses")[3..], ["1", "16.7"]);
+    }
+}

@@ -183,3 +183,67 @@ mod tests {
         assert_eq!(duration(48 * 60 + 61), "2 d 1 h");
     }
 }
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::model::{CtcaeGrade, Record};
+    use crate::report::tests::*;
+    use crate::report::*;
+
+    #[test]
+    fn infusion_reactions_with_time_from_the_start_of_the_dose() {
+        let s = Fixture::new(cohort()).summary();
+        let irr = &s.total.infusion_reactions;
+        assert_eq!(irr.grades.any, Tally { events: 2, subjects: 2 });
+        assert_eq!(irr.grades.grade(1), Tally { events: 1, subjects: 1 });
+        assert_eq!(irr.grades.grade(2), Tally { events: 1, subjects: 1 });
+        assert_eq!(irr.listing.len(), 2);
+        let first = &irr.listing[0];
+        assert_eq!(first.subject.as_str(), "KS-101");
+        assert_eq!(first.grade, Some(CtcaeGrade::new(2).unwrap()));
+        assert_eq!(first.onset_study_day, Some(1));
+        assert_eq!(first.timing, DoseTiming::AfterDose { dose: 1, minutes: Some(55) });
+        let second = &irr.listing[1];
+        assert_eq!(second.subject.as_str(), "KS-103");
+        assert_eq!(second.timing, DoseTiming::OnsetTimeUnknown, "a date without a time");
+        assert_eq!(second.onset_study_day, Some(1));
+
+        let html = Fixture::new(cohort()).html();
+        assert!(html.contains("55 min after the start of dose 1"));
+        assert!(html.contains("onset time not recorded"));
+    }
+
+    #[test]
+    fn the_nearest_preceding_dose_is_used() {
+        let dose = |start: &str| format!(r#"{{"start":"{start}"}}"#);
+        let json = |visit: &str, date: &str, doses: &str, aes: &str| {
+            format!(r#"{{"subject":"KS-301","visit":"{visit}","date":"{date}","doses":[{doses}]{aes}}}"#)
+        };
+        let records = vec![
+            Record::from_json(&json("BL", "2019-03-04", &dose("2019-03-04T09:00:00Z"), "")).unwrap(),
+            Record::from_json(&json(
+                "W4",
+                "2019-04-01",
+                &dose("2019-04-01T08:00:00Z"),
+                &ae(Some("AE-1"), "Allergic reaction", Some(3), Some("2019-04-01T11:20:00Z"), ""),
+            ))
+            .unwrap(),
+            Record::from_json(&json(
+                "SCR",
+                "2019-02-20",
+                "",
+                &ae(Some("AE-0"), "Allergic reaction", Some(1), Some("2019-02-20T10:00:00Z"), ""),
+            ))
+            .unwrap(),
+        ];
+        let s = Fixture::new(vec![history("KS-301", records)]).summary();
+        let listing = &s.total.infusion_reactions.listing;
+        assert_eq!(listing.len(), 2);
+        assert_eq!(listing[0].ae_id.as_deref(), Some("AE-0"), "ordered by onset");
+        assert_eq!(listing[0].timing, DoseTiming::NoPrecedingDose);
+        assert_eq!(listing[0].onset_study_day, Some(-12));
+        assert_eq!(listing[1].timing, DoseTiming::AfterDose { dose: 2, minutes: Some(200) });
+        assert_eq!(listing[1].onset_study_day, Some(29));
+    }
+}

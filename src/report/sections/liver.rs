@@ -254,3 +254,69 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         }],
     }
 }
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::report::tests::*;
+    use crate::report::*;
+
+    #[test]
+    fn edish_quadrants_at_the_exact_boundaries() {
+        assert_eq!(Quadrant::of(3.0, 2.0), Quadrant::PotentialHysLaw);
+        assert_eq!(Quadrant::of(2.999, 2.0), Quadrant::Cholestasis);
+        assert_eq!(Quadrant::of(3.0, 1.999), Quadrant::TemplesCorollary);
+        assert_eq!(Quadrant::of(2.999, 1.999), Quadrant::Normal);
+
+        let dose = r#","doses":[{"start":"2019-03-04"}]"#;
+        let subject = |id: &str, labs: &[String]| {
+            let mut records = vec![rec_on(id, "2019-03-04", dose)];
+            records.extend(
+                labs.iter().enumerate().map(|(i, l)| rec_on(id, &format!("2019-03-{:02}", 10 + i), l)),
+            );
+            history(id, records)
+        };
+        let subjects = vec![
+            // Exactly 3×ULN (ALT 120 / 40) and exactly 2×ULN (bilirubin 42 / 21): Hy's law,
+            // but neither is "> 3×" or "> 2×".
+            subject("H-1", &[lab("ALT", 120.0, 40.0), lab("BILI", 42.0, 21.0)]),
+            // AST (as SGOT) gives the peak; bilirubin as lowercase tbili just under 2×.
+            subject("H-2", &[lab("ALT", 50.0, 40.0), lab("SGOT", 150.0, 36.0), lab("tbili", 41.9, 21.0)]),
+            // Bilirubin 2× with normal transaminases, each against its own sample's ULN.
+            subject("H-3", &[lab("SGPT", 119.0, 40.0), lab("BILI", 50.0, 25.0), lab("BILI", 30.0, 21.0)]),
+            subject("H-4", &[lab("ALT", 20.0, 40.0), lab("BILI", 10.0, 21.0)]),
+            // Only ALT: tested, not plotted. A result without ULN is not evaluable.
+            subject("H-5", &[lab("ALT", 200.0, 40.0), r#","labs":[{"test":"AST","value":500}]"#.to_string()]),
+        ];
+        let f = Fixture::new(subjects);
+        let s = f.summary();
+        let labs = &s.total.labs;
+        assert_eq!(labs.subjects_tested, 5);
+        assert_eq!(labs.alt_above_3, 1, "only H-5 (5×); H-1 is exactly 3×");
+        assert_eq!(labs.ast_above_3, 1, "H-2 (4.2×)");
+        assert_eq!(labs.alt_or_ast_above_3, 2);
+        assert_eq!(labs.bili_above_2, 0, "2× exactly is not above 2×");
+        let q = labs.quadrants;
+        assert_eq!((q.potential_hys_law, q.temples_corollary, q.cholestasis, q.normal), (1, 1, 1, 1));
+        let by_subject: Vec<(&str, Quadrant)> =
+            labs.points.iter().map(|p| (p.subject.as_str(), p.quadrant)).collect();
+        assert_eq!(
+            by_subject,
+            [
+                ("H-1", Quadrant::PotentialHysLaw),
+                ("H-2", Quadrant::TemplesCorollary),
+                ("H-3", Quadrant::Cholestasis),
+                ("H-4", Quadrant::Normal)
+            ]
+        );
+        assert!((labs.points[1].alt_ast_x_uln - 150.0 / 36.0).abs() < 1e-12);
+        assert_eq!(s.data_quality.liver_results_without_uln, 1);
+        let csv = f.csv_of("edish_quadrants");
+        assert!(
+            csv.contains("\"Potential Hy's law (ALT/AST ≥ 3×ULN, bilirubin ≥ 2×ULN)\",All subjects,5,1,20.0"),
+            "{csv}"
+        );
+        let csv = f.csv_of("edish_listing");
+        assert_eq!(csv.lines().nth(1), Some("H-1,3.00,2.00,Potential Hy's law"));
+    }
+}

@@ -204,3 +204,34 @@ fn reference(previous: usize, baseline: usize) -> String {
         (p, b) => format!("mixed: {p} previous, {b} baseline"),
     }
 }
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::report::tests::*;
+
+    #[test]
+    fn mri_new_t2_by_construction() {
+        let s = Fixture::new(cohort()).summary();
+        let rows: Vec<(&str, usize, usize, u64, usize)> = s
+            .total
+            .mri
+            .iter()
+            .map(|m| (m.visit.as_str(), m.scans, m.subjects_scanned, m.total_new_t2, m.subjects_with_new_t2))
+            .collect();
+        assert_eq!(rows, [("W12", 6, 6, 1, 1), ("W48", 5, 5, 4, 3)]);
+        assert_eq!(s.total.mri[1].sentence(), "New or enlarging T2 lesions at W48: 3 of 5");
+        assert_eq!(s.total.mri[1].against_previous, 5);
+    }
+
+    #[test]
+    fn mri_counts_gadolinium_enhancing_lesions_too() {
+        let mut subjects = cohort();
+        subjects[0].records.push(rec("KS-101", "W48", r#","mri":{"gd_enhancing":2}"#));
+        subjects[1].records.push(rec("KS-102", "W48", r#","mri":{"gd_enhancing":0}"#));
+        let s = Fixture::new(subjects).summary();
+        let w48 = s.total.mri.iter().find(|m| m.visit == "W48").unwrap();
+        assert_eq!((w48.total_gd, w48.subjects_with_gd, w48.subjects_gd_read), (2, 1, 2));
+        assert_eq!((w48.total_new_t2, w48.subjects_with_new_t2), (4, 3), "merged with the T2 counts");
+    }
+}

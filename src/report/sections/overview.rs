@@ -7,8 +7,6 @@ use super::{per_group, row, split_table};
 use crate::report::document::{Cell, Section};
 use crate::report::{DsmbSummary, GroupSummary};
 
-// --- the section in the report -------------------------------------------------------------------
-
 /// Section "Overview".
 pub(crate) fn section(s: &DsmbSummary) -> Section {
     let cols = s.groups();
@@ -64,5 +62,31 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         findings,
         tables: vec![split_table(&cols, "key_figures", "Key figures", &["Measure"], &["n (%)"], rows)],
         charts: Vec::new(),
+    }
+}
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::report::tests::*;
+
+    #[test]
+    fn percentages_are_of_the_dosed_subjects() {
+        let f = Fixture::new(cohort());
+        let csv = f.csv_of("key_figures");
+        assert!(csv.starts_with("Measure,group,N,n,%\n"), "{csv}");
+        assert_eq!(
+            csv_line(&csv, "Dosed (safety population, N)"),
+            ["Dosed (safety population, N)", "All subjects", "6", "6", ""]
+        );
+        // 4 of the 6 dosed subjects had an adverse event: 66.7 %.
+        assert_eq!(csv_line(&csv, "Subjects with any adverse event")[3..], ["4", "66.7"]);
+        assert_eq!(csv_line(&csv, "… with a serious adverse event")[3..], ["1", "16.7"]);
+        let html = f.html();
+        assert!(
+            html.contains("<td>Subjects with any adverse event</td><td class=\"num\">4 (66.7%)</td>"),
+            "{html}"
+        );
+        assert!(html.contains("All subjects (N=6)"));
     }
 }

@@ -197,3 +197,64 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         ..Section::default()
     }
 }
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::model::Seriousness;
+    use crate::report::tests::*;
+    use crate::report::*;
+
+    #[test]
+    fn serious_and_fatal_events_are_listed_by_study_day() {
+        let mut subjects = cohort();
+        subjects[2].records.push(rec(
+            "KS-103",
+            "W12",
+            &ae(
+                Some("AE-7"),
+                "Myocardial infarction",
+                Some(5),
+                Some("2019-05-20"),
+                r#","seriousness":["death"],"outcome":"fatal","discontinued":true"#,
+            ),
+        ));
+        subjects[3].records.push(rec(
+            "KS-104",
+            "W24",
+            r#","disposition":{"status":"death","reason":"unknown cause","date":"2019-08-19"}"#,
+        ));
+        let f = Fixture::new(subjects);
+        let s = f.summary();
+        let ae = s.total.adverse_events;
+        assert_eq!(ae.fatal, Tally { events: 1, subjects: 1 });
+        assert_eq!(ae.discontinued, Tally { events: 1, subjects: 1 });
+        assert_eq!(ae.grade3_plus, Tally { events: 2, subjects: 2 });
+        assert_eq!(ae.serious, Tally { events: 2, subjects: 2 });
+        assert_eq!(ae.criterion(Seriousness::Death), Tally { events: 1, subjects: 1 });
+
+        let saes: Vec<(&str, &str, Option<i64>)> = s
+            .total
+            .serious_listing
+            .iter()
+            .map(|a| (a.subject.as_str(), a.term.as_str(), a.onset_study_day))
+            .collect();
+        assert_eq!(saes, [("KS-101", "Headache", Some(7)), ("KS-103", "Myocardial infarction", Some(78))]);
+        let deaths: Vec<(&str, Option<&str>, DeathSource, Option<i64>)> = s
+            .total
+            .deaths
+            .iter()
+            .map(|d| (d.subject.as_str(), d.cause.as_deref(), d.source, d.study_day))
+            .collect();
+        assert_eq!(
+            deaths,
+            [
+                ("KS-103", Some("Myocardial infarction"), DeathSource::AdverseEvent, Some(78)),
+                ("KS-104", Some("unknown cause"), DeathSource::Disposition, Some(169)),
+            ]
+        );
+        let html = f.html();
+        assert!(!html.contains("2019-05-20"), "listings show study days, not dates");
+        assert!(html.contains("<td>KS-103</td><td>AE-7</td><td>Myocardial infarction</td><td class=\"num\">5</td><td>death</td><td class=\"num\">78</td><td>fatal</td>"), "{html}");
+    }
+}
