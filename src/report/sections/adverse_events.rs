@@ -152,7 +152,7 @@ pub(crate) fn by_onset(events: &mut [&AdverseEvent]) {
     });
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Subjects n (%) and events for one tally.
 fn tally_cells(t: Tally, n: usize) -> Vec<Cell> {

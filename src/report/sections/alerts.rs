@@ -119,7 +119,7 @@ pub(crate) fn alert_summary(input: &DsmbInput, members: &[Member]) -> (AlertSumm
     (summary, after)
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Section "Alerts in the period".
 pub(crate) fn section(s: &DsmbSummary) -> Section {

@@ -89,7 +89,7 @@ pub(crate) fn data_quality(
     q
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Section "Data quality".
 pub(crate) fn section(s: &DsmbSummary) -> Section {

@@ -146,7 +146,7 @@ pub(crate) fn edss_summary(members: &[Member], visits: &[String], input: &DsmbIn
     }
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Section "EDSS change from baseline".
 pub(crate) fn section(rule: &MinimumChange, s: &DsmbSummary) -> Section {

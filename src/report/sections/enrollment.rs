@@ -142,7 +142,7 @@ pub(crate) fn disposition(members: &[Member], visits: &[String]) -> Disposition 
     }
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Section "Enrollment and disposition".
 pub(crate) fn section(s: &DsmbSummary) -> Section {

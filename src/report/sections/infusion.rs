@@ -93,7 +93,7 @@ fn dose_timing(onset: Option<&ClinicalTime>, doses: &[&Dose]) -> DoseTiming {
     }
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Section "Infusion reactions".
 pub(crate) fn section(s: &DsmbSummary) -> Section {

@@ -165,7 +165,7 @@ pub(crate) fn lab_summary(dosed: &[Member]) -> LabSummary {
     s
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Section "Liver tests and Hy's law".
 pub(crate) fn section(s: &DsmbSummary) -> Section {

@@ -62,6 +62,7 @@ pub(crate) fn document(input: &DsmbInput, s: &DsmbSummary) -> Document {
     }
 }
 
+/// The column groups of a split table, each with its N.
 fn groups(cols: &[&GroupSummary]) -> Vec<Group> {
     cols.iter().map(|g| Group { label: g.label.clone(), n: g.n() }).collect()
 }
@@ -130,10 +131,12 @@ fn per_group(s: &DsmbSummary, sentence: impl Fn(&GroupSummary) -> Option<String>
         .collect()
 }
 
+/// A listing's grade: the CTCAE number, or "not graded".
 fn grade_text(g: Option<crate::model::CtcaeGrade>) -> Cell {
     g.map_or_else(|| Cell::text("not graded"), |g| Cell::Int(i64::from(g.value())))
 }
 
+/// A listing's study day; a day from a partial date says so.
 fn study_day_cell(day: Option<i64>, partial: bool) -> Cell {
     match (day, partial) {
         (Some(d), false) => Cell::Int(d),

@@ -123,7 +123,7 @@ pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVis
         .collect()
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Section "MRI activity".
 pub(crate) fn section(s: &DsmbSummary) -> Section {

@@ -116,7 +116,7 @@ pub(crate) fn deaths(dosed: &[Member]) -> Vec<DeathLine> {
     out
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 fn sae_row(s: &DsmbSummary, a: &AeLine) -> Row {
     let criteria: Vec<&str> = a.criteria.iter().map(|c| c.label()).collect();

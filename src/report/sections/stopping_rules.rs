@@ -17,7 +17,7 @@ pub struct StoppingRuleStatus {
     pub fired: bool,
 }
 
-// --- the section in the report -------------------------------------------------------------------
+// --- the section in the report ---------------------------------------------------------
 
 /// Section "Stopping rules".
 pub(crate) fn section(s: &DsmbSummary) -> Section {
