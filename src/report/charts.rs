@@ -8,7 +8,7 @@
 //! without data, or one that fails to draw, becomes a small SVG saying so: the report
 //! never fails for a chart.
 
-use super::summary::{ChartData, EdishPoint, EdssTrajectory, MriAtVisit, Quadrant};
+use super::{ChartData, EdishPoint, EdssTrajectory, MriAtVisit, Quadrant};
 use chrono::{Duration, NaiveDate};
 use plotters::coord::Shift;
 use plotters::prelude::*;

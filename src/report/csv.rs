@@ -5,7 +5,8 @@
 //! A count column becomes two, `… n` and `… %` (of the group's N, one decimal). RFC 4180 quoting, `\n` line ends, UTF-8;
 //! files are numbered in document order, so the same input gives the same files.
 
-use super::tables::{document, Cell, Table};
+use super::document::{Cell, Group, Table};
+use super::sections::document;
 use super::{DsmbInput, DsmbSummary};
 
 /// One CSV per table: `(file name, CSV text)`, in document order (`01_key_figures.csv`, …).
@@ -42,7 +43,7 @@ fn table_csv(t: &Table) -> String {
     let mut out = String::new();
     line(&mut out, &header);
     for r in &t.rows {
-        let blocks: Vec<(Option<&super::tables::Group>, &[Cell])> = if split {
+        let blocks: Vec<(Option<&Group>, &[Cell])> = if split {
             t.groups.iter().zip(r.cells.chunks(width.max(1))).map(|(g, c)| (Some(g), c)).collect()
         } else {
             vec![(None, r.cells.as_slice())]

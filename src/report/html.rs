@@ -5,7 +5,7 @@
 //! name ends in `.html`); only the charts are inserted raw, and plotters escapes the text
 //! inside them.
 
-use super::tables::document;
+use super::sections::document;
 use super::{DsmbInput, DsmbSummary};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Serde, Value};
@@ -31,7 +31,8 @@ pub enum ReportError {
 /// [`try_render_html`] to get the error instead).
 pub fn render_html(input: &DsmbInput, summary: &DsmbSummary) -> String {
     try_render_html(input, summary).unwrap_or_else(|e| {
-        let marking = if input.closed { super::tables::CLOSED_MARKING } else { super::tables::OPEN_MARKING };
+        let marking =
+            if input.closed { super::document::CLOSED_MARKING } else { super::document::OPEN_MARKING };
         format!(
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <title>DSMB report failed</title></head><body><h1>{marking}</h1>\

@@ -2,12 +2,20 @@
 //!
 //! Three pure steps, none of which reads the clock, the store or the file system:
 //!
-//! 1. [`summarize`] turns subject histories (cut at `as_of`) into numbers ([`DsmbSummary`]).
-//! 2. A document model (`tables.rs`) turns the numbers into sections of typed tables and
+//! 1. [`summarize`] (`summary.rs`) cuts the subject histories at `as_of` (`cut.rs`) and
+//!    turns them into numbers ([`DsmbSummary`]).
+//! 2. A document model (`document.rs`) holds the numbers as sections of typed tables and
 //!    SVG charts (`charts.rs`, plotters). Every output is rendered from that one model,
 //!    so the HTML, the CSV files and the PDF cannot disagree.
 //! 3. [`render_html`] (one self-contained page), [`render_csv`] (one file per table, for
 //!    the statistician) and, with the `pdf` cargo feature, `render_pdf`.
+//!
+//! The layout follows the report a DSMB reads: `sections/` has one file per report
+//! section (overview, enrollment, exposure, adverse events, serious events and deaths,
+//! infusion reactions, liver tests, EDSS, MRI, stopping rules, alerts, data quality), each
+//! with the numbers it computes and the tables that show them. The SOC/PT counting lives
+//! in `terms.rs`; the shared plumbing (cut, document model, charts, HTML/CSV/PDF writers)
+//! in the files beside it.
 //!
 //! Same input, same bytes: collections are ordered (subjects by id, visits by protocol
 //! order, terms by frequency then name), numbers are formatted with fixed precision and
@@ -16,7 +24,7 @@
 //! # Blinding
 //!
 //! The open report pools every arm and never reads `SubjectHistory::arm()`: the arm is
-//! read in exactly one place (`summary::arm_label`), and only when [`DsmbInput::closed`]
+//! read in exactly one place (`cut::arm_label`), and only when [`DsmbInput::closed`]
 //! is set. The closed report splits every table by arm and adds the arm to every listing;
 //! it is marked "CLOSED REPORT — DSMB ONLY" and must only go to unblinded recipients
 //! (the caller's routing decides who gets which file).
@@ -34,11 +42,13 @@
 
 mod charts;
 mod csv;
+mod cut;
+mod document;
 mod html;
 #[cfg(feature = "pdf")]
 mod pdf;
+mod sections;
 mod summary;
-mod tables;
 mod terms;
 
 #[cfg(test)]
@@ -47,21 +57,27 @@ mod cdisc_tests;
 mod tests;
 
 pub use csv::render_csv;
+pub use cut::NO_ARM;
 pub use html::{render_html, try_render_html, ReportError};
 #[cfg(feature = "pdf")]
 pub use pdf::render_pdf;
-pub use summary::{
-    summarize, AdverseEventSummary, AeLine, AlertLine, AlertSummary, ChartData, DataQuality, DeathLine,
-    DeathSource, Discontinuation, Disposition, DoseTiming, EdishPoint, EdishQuadrants, EdssAtVisit,
-    EdssSummary, EdssTrajectory, Exposure, GradeTable, GroupSummary, InfusionReaction, InfusionSummary,
-    LabSummary, MriAtVisit, Quadrant, SeverityRow, Tally, VisitCompletion, ICH_CRITERIA, NO_ARM,
-};
+pub use sections::adverse_events::{AdverseEventSummary, GradeTable, Tally, ICH_CRITERIA};
+pub use sections::alerts::{AlertLine, AlertSummary, SeverityRow};
+pub use sections::data_quality::{DataQuality, OverdueVisit};
+pub use sections::edss::{EdssAtVisit, EdssSummary};
+pub use sections::enrollment::{Discontinuation, Disposition, VisitCompletion};
+pub use sections::exposure::Exposure;
+pub use sections::infusion::{DoseTiming, InfusionReaction, InfusionSummary};
+pub use sections::liver::{EdishPoint, EdishQuadrants, LabSummary, Quadrant};
+pub use sections::mri::MriAtVisit;
+pub use sections::serious_and_deaths::{AeLine, DeathLine, DeathSource};
+pub use sections::stopping_rules::StoppingRuleStatus;
+pub use summary::{summarize, ChartData, DsmbSummary, EdssTrajectory, GroupSummary};
 pub use terms::{SocRow, TermRow, TermTable, TermTally};
 
 use crate::model::{MinimumChange, SubjectHistory};
 use crate::store::AlertRow;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 /// Everything a DSMB report is made from. The caller reads the store; the report only
 /// computes and renders.
@@ -91,56 +107,4 @@ pub struct DsmbInput<'a> {
     pub closed: bool,
     /// Scheduled visits overdue at the cut-off (data quality).
     pub overdue_visits: &'a [OverdueVisit],
-}
-
-/// Where one stopping rule stands; the caller evaluates the rule, the report restates it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoppingRuleStatus {
-    pub rule_id: String,
-    pub title: String,
-    /// The boundary in words, e.g. "stop if Pr(p > 0.20 | data) ≥ 0.80".
-    pub threshold: String,
-    /// The current value in words, e.g. "2 of 6 subjects; Pr = 0.41".
-    pub current: String,
-    pub fired: bool,
-}
-
-/// A scheduled visit not recorded by the end of its window (plus grace) at the cut-off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OverdueVisit {
-    pub subject: String,
-    pub visit: String,
-    /// Whole days past the end of the window at the cut-off.
-    pub days_overdue: i64,
-}
-
-/// The computed numbers of a DSMB report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DsmbSummary {
-    pub closed: bool,
-    /// Every visit label, in report order: `visit_order` first, then the others by
-    /// first date (then by label).
-    pub visits: Vec<String>,
-    /// Every subject. Labelled "All subjects" in the open report, "Total" in the closed.
-    pub total: GroupSummary,
-    /// Closed report only: one group per arm, ordered by arm label. Empty when open.
-    pub arms: Vec<GroupSummary>,
-    pub alerts: AlertSummary,
-    pub stopping_rules: Vec<StoppingRuleStatus>,
-    /// Ordered by subject, then visit.
-    pub overdue_visits: Vec<OverdueVisit>,
-    pub data_quality: DataQuality,
-    pub charts: ChartData,
-}
-
-impl DsmbSummary {
-    /// The columns of every split table: the arms, then the total (just the total when open).
-    pub fn groups(&self) -> Vec<&GroupSummary> {
-        self.arms.iter().chain(std::iter::once(&self.total)).collect()
-    }
-
-    /// The group of one arm (closed report only).
-    pub fn arm(&self, label: &str) -> Option<&GroupSummary> {
-        self.arms.iter().find(|g| g.label == label)
-    }
 }

@@ -11,7 +11,7 @@
 //! PDF identifier is derived from the snapshot hash, the cut-off and the marking, so the
 //! same input gives the same bytes; no creation timestamp is written.
 
-use super::tables::document;
+use super::sections::document;
 use super::{DsmbInput, DsmbSummary, ReportError};
 use typst::diag::SourceDiagnostic;
 use typst::foundations::{Bytes, Dict, Smart, Value};

@@ -1,0 +1,237 @@
+//! Section "MRI activity": new or enlarging T2 and gadolinium-enhancing lesions per visit,
+//! with the reference scan each count is against, and the chart of new lesions per visit.
+
+use crate::model::MriReference;
+use crate::report::charts;
+use crate::report::cut::Member;
+use crate::report::document::{Cell, Chart, Row, Section, Table};
+use crate::report::DsmbSummary;
+use std::collections::BTreeMap;
+
+/// New or enlarging T2 and gadolinium-enhancing lesions at one visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MriAtVisit {
+    pub visit: String,
+    pub scans: usize,
+    /// Scans that carry no new/enlarging T2 count (not read, or not reported).
+    pub scans_without_count: usize,
+    /// Subjects with at least one scan at this visit that carries a count.
+    pub subjects_scanned: usize,
+    pub total_new_t2: u64,
+    /// Subjects with at least one new or enlarging T2 lesion at this visit.
+    pub subjects_with_new_t2: usize,
+    /// Subjects with at least one scan at this visit with a Gd+ count.
+    pub subjects_gd_read: usize,
+    pub total_gd: u64,
+    /// Subjects with at least one gadolinium-enhancing lesion at this visit.
+    pub subjects_with_gd: usize,
+    /// Scans whose count is against the previous scan / against the baseline scan.
+    pub against_previous: usize,
+    pub against_baseline: usize,
+}
+
+impl MriAtVisit {
+    /// `New or enlarging T2 lesions at {visit}: {with_any} of {scanned}`
+    pub fn sentence(&self) -> String {
+        format!(
+            "New or enlarging T2 lesions at {}: {} of {}",
+            self.visit, self.subjects_with_new_t2, self.subjects_scanned
+        )
+    }
+}
+
+#[derive(Default)]
+struct MriAcc {
+    scans: usize,
+    scans_without_count: usize,
+    subjects_scanned: usize,
+    total_new_t2: u64,
+    subjects_with_new_t2: usize,
+    subjects_gd_read: usize,
+    total_gd: u64,
+    subjects_with_gd: usize,
+    against_previous: usize,
+    against_baseline: usize,
+}
+
+/// What one subject's scans at one visit showed.
+#[derive(Default)]
+struct SeenAtVisit {
+    t2_read: bool,
+    t2_new: bool,
+    gd_read: bool,
+    gd_any: bool,
+}
+
+/// Scans without a visit label are left out (counted in the data quality section).
+pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVisit> {
+    let mut acc: BTreeMap<String, MriAcc> = BTreeMap::new();
+    for m in members {
+        let mut seen: BTreeMap<&str, SeenAtVisit> = BTreeMap::new();
+        for (visit, scan) in m.h.mri() {
+            let Some(v) = visit else {
+                continue;
+            };
+            let e = acc.entry(v.to_string()).or_default();
+            e.scans += 1;
+            match scan.reference {
+                MriReference::Previous => e.against_previous += 1,
+                MriReference::Baseline => e.against_baseline += 1,
+            }
+            let s = seen.entry(v).or_default();
+            match scan.t2_new_or_enlarging {
+                None => e.scans_without_count += 1,
+                Some(n) => {
+                    e.total_new_t2 += u64::from(n);
+                    s.t2_read = true;
+                    s.t2_new |= n > 0;
+                }
+            }
+            if let Some(n) = scan.gd_enhancing {
+                e.total_gd += u64::from(n);
+                s.gd_read = true;
+                s.gd_any |= n > 0;
+            }
+        }
+        for (v, s) in seen {
+            if let Some(e) = acc.get_mut(v) {
+                e.subjects_scanned += usize::from(s.t2_read);
+                e.subjects_with_new_t2 += usize::from(s.t2_new);
+                e.subjects_gd_read += usize::from(s.gd_read);
+                e.subjects_with_gd += usize::from(s.gd_any);
+            }
+        }
+    }
+    visits
+        .iter()
+        .filter_map(|v| {
+            let e = acc.get(v).filter(|e| e.scans > 0)?;
+            Some(MriAtVisit {
+                visit: v.clone(),
+                scans: e.scans,
+                scans_without_count: e.scans_without_count,
+                subjects_scanned: e.subjects_scanned,
+                total_new_t2: e.total_new_t2,
+                subjects_with_new_t2: e.subjects_with_new_t2,
+                subjects_gd_read: e.subjects_gd_read,
+                total_gd: e.total_gd,
+                subjects_with_gd: e.subjects_with_gd,
+                against_previous: e.against_previous,
+                against_baseline: e.against_baseline,
+            })
+        })
+        .collect()
+}
+
+// --- the section in the report ---------------------------------------------------------
+
+/// Section "MRI activity".
+pub(crate) fn section(s: &DsmbSummary) -> Section {
+    let mut stub = vec!["Visit"];
+    if s.closed {
+        stub.insert(0, "Arm");
+    }
+    let mut rows = Vec::new();
+    let mut findings = Vec::new();
+    for g in s.groups() {
+        for m in &g.mri {
+            let mut labels = vec![m.visit.clone()];
+            if s.closed {
+                labels.insert(0, g.label.clone());
+                findings.push(format!("{}: {}", g.label, m.sentence()));
+            } else {
+                findings.push(m.sentence());
+            }
+            rows.push(Row {
+                stub: labels,
+                cells: vec![
+                    Cell::int(m.scans),
+                    Cell::int(m.subjects_scanned),
+                    Cell::Int(i64::try_from(m.total_new_t2).unwrap_or(i64::MAX)),
+                    Cell::count(m.subjects_with_new_t2, m.subjects_scanned),
+                    Cell::Int(i64::try_from(m.total_gd).unwrap_or(i64::MAX)),
+                    Cell::count(m.subjects_with_gd, m.subjects_gd_read),
+                    Cell::text(reference(m.against_previous, m.against_baseline)),
+                ],
+                strong: false,
+                indent: false,
+            });
+        }
+    }
+    let table = Table {
+        id: "mri_by_visit".to_string(),
+        title: "MRI: new or enlarging T2 and gadolinium-enhancing lesions by visit".to_string(),
+        stub: stub.iter().map(|h| h.to_string()).collect(),
+        groups: Vec::new(),
+        columns: [
+            "Scans",
+            "Subjects scanned",
+            "New/enlarging T2 lesions",
+            "Subjects with ≥ 1 new T2 n (%)",
+            "Gd+ lesions",
+            "Subjects with ≥ 1 Gd+ n (%)",
+            "Counted against",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+        empty: "No MRI scans recorded.".to_string(),
+    };
+    Section {
+        title: "MRI activity".to_string(),
+        notes: vec![
+            "Counts as reported per scan, against the reference scan shown. Subjects scanned are those \
+             with a scan that carries a new/enlarging T2 count; Gd+ percentages are of the subjects \
+             with a Gd+ count."
+                .to_string(),
+        ],
+        findings,
+        tables: vec![table],
+        charts: vec![Chart {
+            title: "MRI new lesions per visit".to_string(),
+            caption: "Total new or enlarging T2 lesions and gadolinium-enhancing lesions at each visit, \
+                      all subjects."
+                .to_string(),
+            svg: charts::mri(&s.total.mri),
+        }],
+    }
+}
+
+fn reference(previous: usize, baseline: usize) -> String {
+    match (previous, baseline) {
+        (_, 0) => "previous scan".to_string(),
+        (0, _) => "baseline scan".to_string(),
+        (p, b) => format!("mixed: {p} previous, {b} baseline"),
+    }
+}
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::report::tests::*;
+
+    #[test]
+    fn mri_new_t2_by_construction() {
+        let s = Fixture::new(cohort()).summary();
+        let rows: Vec<(&str, usize, usize, u64, usize)> = s
+            .total
+            .mri
+            .iter()
+            .map(|m| (m.visit.as_str(), m.scans, m.subjects_scanned, m.total_new_t2, m.subjects_with_new_t2))
+            .collect();
+        assert_eq!(rows, [("W12", 6, 6, 1, 1), ("W48", 5, 5, 4, 3)]);
+        assert_eq!(s.total.mri[1].sentence(), "New or enlarging T2 lesions at W48: 3 of 5");
+        assert_eq!(s.total.mri[1].against_previous, 5);
+    }
+
+    #[test]
+    fn mri_counts_gadolinium_enhancing_lesions_too() {
+        let mut subjects = cohort();
+        subjects[0].records.push(rec("KS-101", "W48", r#","mri":{"gd_enhancing":2}"#));
+        subjects[1].records.push(rec("KS-102", "W48", r#","mri":{"gd_enhancing":0}"#));
+        let s = Fixture::new(subjects).summary();
+        let w48 = s.total.mri.iter().find(|m| m.visit == "W48").unwrap();
+        assert_eq!((w48.total_gd, w48.subjects_with_gd, w48.subjects_gd_read), (2, 1, 2));
+        assert_eq!((w48.total_new_t2, w48.subjects_with_new_t2), (4, 3), "merged with the T2 counts");
+    }
+}
