@@ -26,6 +26,8 @@ pub struct App {
     pub outbox: Outbox,
     message_domain: String,
     outbox_wake: Arc<Notify>,
+    /// Records were stored elsewhere (the HTTP API): evaluate the pending subjects.
+    pub evaluate_wake: Arc<Notify>,
     /// When this process started (the origin of report schedules).
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
@@ -95,6 +97,7 @@ impl App {
             folder,
             outbox,
             outbox_wake: Arc::new(Notify::new()),
+            evaluate_wake: Arc::new(Notify::new()),
             started_at: chrono::Utc::now(),
         })
     }
@@ -162,7 +165,17 @@ impl App {
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
         let outbox = tokio::spawn(outbox_loop(app.clone()));
-        let http = app.config.http_addr.map(|addr| tokio::spawn(crate::http::serve(addr, app.clone())));
+        let http = match app.config.http_addr {
+            Some(addr) => {
+                let state = crate::http::ApiState::from_config(
+                    &app.config,
+                    app.store.clone(),
+                    app.evaluate_wake.clone(),
+                )?;
+                Some(tokio::spawn(crate::http::serve(addr, state)))
+            }
+            None => None,
+        };
         let http_done = async {
             match http {
                 Some(h) => h.await,
@@ -214,6 +227,11 @@ async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
                 // Let a burst of events settle, then take them all at once.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 while rx.try_recv().is_ok() {}
+            }
+            _ = app.evaluate_wake.notified() => {
+                if let Err(e) = app.evaluate().await {
+                    tracing::error!(error = %format!("{e:#}"), "Evaluation failed; it is retried from the pending queue.");
+                }
             }
             _ = tokio::time::sleep(wait) => {}
         }

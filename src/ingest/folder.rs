@@ -1,11 +1,13 @@
-//! The drop folder: files arrive in the inbox, are stored, then moved to `processed/`;
-//! lines that cannot be read go to `quarantine/` with their reasons.
+//! The drop folder: files — or SDTM folders (a folder holding `dm.csv`, `ae.csv`, …,
+//! renamed into the inbox once complete) — arrive in the inbox, are stored batch by batch
+//! through [`super::Reader`], then moved to `processed/`; lines that cannot be read go to
+//! `quarantine/` with their reasons.
 //!
 //! Order matters for crash safety: records are committed before the file moves, so a
 //! crash in between only means the file is read again, which changes nothing.
 
-use super::native;
-use crate::store::{BatchOutcome, Rejected, Store};
+use super::{sdtm, Reader};
+use crate::store::{Rejected, Store};
 use anyhow::Context;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -44,7 +46,8 @@ impl DropFolder {
         })
     }
 
-    /// Files ready to read, oldest first, and whether some were too fresh to take yet.
+    /// Files (and SDTM folders) ready to read, oldest first, and whether some were too
+    /// fresh to take yet.
     pub fn ready_files(&self) -> anyhow::Result<(Vec<PathBuf>, bool)> {
         let mut ready = Vec::new();
         let mut waiting = false;
@@ -56,7 +59,7 @@ impl DropFolder {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             let meta = match entry.metadata() {
-                Ok(m) if m.is_file() => m,
+                Ok(m) if m.is_file() || m.is_dir() => m,
                 _ => continue,
             };
             if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
@@ -73,55 +76,64 @@ impl DropFolder {
         Ok((ready.into_iter().map(|(_, p)| p).collect(), waiting))
     }
 
-    /// Reads, stores and files away one inbox file.
+    /// Reads, stores and files away one inbox file or SDTM folder. Each batch is committed
+    /// as it is read; the input leaves the inbox only once all of it is.
     pub async fn ingest_file(&self, store: &Store, path: &Path) -> anyhow::Result<FileOutcome> {
         let name =
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "unnamed".into());
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let parsed = match String::from_utf8(bytes) {
-            Ok(text) => super::parse(super::Format::detect(path, &text), &name, &text),
-            Err(e) => native::Parsed {
-                records: Vec::new(),
-                rejected: vec![Rejected {
+        let mut rejected: Vec<Rejected> = Vec::new();
+        let ingested = match Reader::open(path, &name, None) {
+            Ok(mut reader) => {
+                let ingested = super::store_all(store, &mut reader, |batch, outcome| {
+                    rejected.extend(batch.rejected.iter().chain(outcome.conflicts.iter()).cloned());
+                })
+                .await
+                .with_context(|| format!("cannot store the records of {name}"))?;
+                if let Some(summary) = reader.sdtm_summary() {
+                    tracing::info!(folder = %name, summary = %summary, "SDTM folder read.");
+                }
+                ingested
+            }
+            // A folder without any domain file will never read better: quarantine it.
+            Err(e) if e.downcast_ref::<sdtm::NoDomainFile>().is_some() => {
+                rejected.push(Rejected {
                     source: name.clone(),
                     line: 1,
-                    field: "file".into(),
-                    reason: format!("not UTF-8 text ({e})"),
-                    raw: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                }],
-            },
+                    field: "folder".into(),
+                    reason: e.to_string(),
+                    raw: String::new(),
+                });
+                super::Ingested { quarantined: 1, ..super::Ingested::default() }
+            }
+            Err(e) => return Err(e),
         };
-        let outcome: BatchOutcome = store
-            .store_batch(&parsed.records, &parsed.rejected)
-            .await
-            .with_context(|| format!("cannot store the records of {name}"))?;
-        let rejected: Vec<&Rejected> = parsed.rejected.iter().chain(outcome.conflicts.iter()).collect();
         if !rejected.is_empty() {
-            self.write_quarantine(&name, path, &rejected)?;
+            let refs: Vec<&Rejected> = rejected.iter().collect();
+            self.write_quarantine(&name, path, &refs)?;
         }
         self.move_to_processed(path, &name)?;
         for r in &rejected {
-            tracing::warn!(file = %name, line = r.line, field = %r.field, reason = %r.reason, "Line quarantined.");
+            tracing::warn!(file = %r.source, line = r.line, field = %r.field, reason = %r.reason, "Line quarantined.");
         }
         tracing::info!(
             file = %name,
-            stored = outcome.stored,
-            duplicates = outcome.duplicates,
-            quarantined = rejected.len(),
+            stored = ingested.stored,
+            duplicates = ingested.duplicates,
+            quarantined = ingested.quarantined,
             "File ingested."
         );
         Ok(FileOutcome {
-            stored: outcome.stored,
-            duplicates: outcome.duplicates,
-            quarantined: rejected.len(),
-            subjects: outcome.subjects,
+            stored: ingested.stored,
+            duplicates: ingested.duplicates,
+            quarantined: ingested.quarantined,
+            subjects: ingested.subjects,
         })
     }
 
     /// One NDJSON file per source file: each bad line with its reason. Named by the
     /// source's content hash, so reading the same file again rewrites the same file.
     fn write_quarantine(&self, name: &str, path: &Path, rejected: &[&Rejected]) -> anyhow::Result<()> {
-        let hash = hex::encode(&Sha256::digest(std::fs::read(path).unwrap_or_default())[..4]);
+        let hash = content_hash(path);
         let mut text = String::new();
         for r in rejected {
             let entry = json!({
@@ -147,6 +159,36 @@ impl DropFolder {
         sync_dir(&self.inbox);
         Ok(())
     }
+}
+
+/// The first 4 bytes of the SHA-256 of a file's content, read in pieces (a bulk file is
+/// not held whole); of a folder, of its files' names and contents in name order.
+fn content_hash(path: &Path) -> String {
+    fn feed(hasher: &mut Sha256, path: &Path) {
+        use std::io::Read;
+        let Ok(mut f) = std::fs::File::open(path) else { return };
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    let mut hasher = Sha256::new();
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for f in files {
+            hasher.update(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            feed(&mut hasher, &f);
+        }
+    } else {
+        feed(&mut hasher, path);
+    }
+    hex::encode(&hasher.finalize()[..4])
 }
 
 /// Writes to a temporary name, fsyncs, renames over the target.

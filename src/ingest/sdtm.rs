@@ -147,10 +147,14 @@ pub fn read_dir(dir: &Path) -> anyhow::Result<Import> {
 }
 
 /// Records and refusals read in one step of an [`SdtmReader`].
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub records: Vec<NewRecord>,
-    pub rejected: Vec<Rejected>,
+pub use super::Batch;
+
+/// A folder without any domain file this importer maps: almost certainly the wrong folder.
+#[derive(Debug, thiserror::Error)]
+#[error("no SDTM domain file in {folder} (expected some of: {expected})")]
+pub struct NoDomainFile {
+    pub folder: String,
+    pub expected: String,
 }
 
 /// Reads an SDTM folder in batches, one streamed pass per file, so a large export can be
@@ -192,10 +196,8 @@ impl SdtmReader {
         if files.is_empty() {
             let expected: Vec<String> =
                 DOMAINS.iter().map(|d| format!("{}.csv", d.code.to_ascii_lowercase())).collect();
-            anyhow::bail!(
-                "no SDTM domain file in {} (expected some of: {})",
-                dir.display(),
-                expected.join(", ")
+            return Err(
+                NoDomainFile { folder: dir.display().to_string(), expected: expected.join(", ") }.into()
             );
         }
         let not_read = found.values().map(|p| file_name(p)).collect();
