@@ -210,3 +210,77 @@ fn sync_dir(dir: &Path) {
         let _ = d.sync_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn setup() -> (tempfile::TempDir, DropFolder, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::new(
+            &dir.path().join("inbox"),
+            &dir.path().join("processed"),
+            &dir.path().join("quarantine"),
+        )
+        .unwrap();
+        let store =
+            Store::connect(&format!("sqlite://{}", dir.path().join("vigil.db").display())).await.unwrap();
+        (dir, folder, store)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[tokio::test]
+    async fn an_sdtm_folder_renamed_into_the_inbox_is_stored_and_filed_whole() {
+        let (dir, folder, store) = setup().await;
+        let export = dir.path().join("export");
+        std::fs::create_dir(&export).unwrap();
+        std::fs::write(export.join("dm.csv"), "USUBJID,SITEID,ARM\nX-1,701,Placebo\nX-2,701,Placebo\n")
+            .unwrap();
+        std::fs::write(export.join("ae.csv"), "USUBJID,AESEQ,AETERM\nX-1,1,Rash\n,2,Itch\n").unwrap();
+        std::fs::rename(&export, folder.inbox.join("export")).unwrap();
+
+        let outcome = folder.ingest_file(&store, &folder.inbox.join("export")).await.unwrap();
+        assert_eq!((outcome.stored, outcome.quarantined), (3, 1));
+        assert_eq!(store.record_count().await.unwrap(), 3);
+        assert!(names(&folder.inbox).is_empty());
+        assert_eq!(names(&folder.processed), ["export"]);
+        let quarantine = names(&folder.quarantine);
+        assert_eq!(quarantine.len(), 1);
+        let text = std::fs::read_to_string(folder.quarantine.join(&quarantine[0])).unwrap();
+        assert!(text.contains("ae.csv:3: USUBJID: missing"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_folder_without_domain_files_is_quarantined_not_retried() {
+        let (_dir, folder, store) = setup().await;
+        std::fs::create_dir(folder.inbox.join("photos")).unwrap();
+        let outcome = folder.ingest_file(&store, &folder.inbox.join("photos")).await.unwrap();
+        assert_eq!((outcome.stored, outcome.quarantined), (0, 1));
+        assert_eq!(names(&folder.processed), ["photos"]);
+    }
+
+    #[tokio::test]
+    async fn a_large_ndjson_file_is_stored_in_batches_before_it_leaves_the_inbox() {
+        let (_dir, folder, store) = setup().await;
+        let n = super::super::BATCH * 2 + 5;
+        let text: String = (0..n)
+            .map(|i| {
+                format!("{{\"subject\":\"S-{}\",\"date\":\"2019-02-26\",\"record_id\":\"r{i}\"}}\n", i % 7)
+            })
+            .collect();
+        let path = folder.inbox.join("bulk.ndjson");
+        std::fs::write(&path, text).unwrap();
+        let outcome = folder.ingest_file(&store, &path).await.unwrap();
+        assert_eq!((outcome.stored, outcome.quarantined, outcome.subjects.len()), (n, 0, 7));
+        assert_eq!(store.record_count().await.unwrap(), n as i64);
+        assert_eq!(names(&folder.processed), ["bulk.ndjson"]);
+    }
+}
