@@ -65,6 +65,10 @@ impl DropFolder {
             if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
                 continue;
             }
+            // `processed/` and `quarantine/` may live inside the inbox: they are not input.
+            if meta.is_dir() && self.is_own_folder(&path) {
+                continue;
+            }
             let modified = meta.modified().unwrap_or(now);
             if now.duration_since(modified).unwrap_or_default() < SETTLE {
                 waiting = true;
@@ -74,6 +78,13 @@ impl DropFolder {
         }
         ready.sort();
         Ok((ready.into_iter().map(|(_, p)| p).collect(), waiting))
+    }
+
+    /// Whether `dir` is the processed or the quarantine folder.
+    fn is_own_folder(&self, dir: &Path) -> bool {
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let dir = canonical(dir);
+        dir == canonical(&self.processed) || dir == canonical(&self.quarantine)
     }
 
     /// Reads, stores and files away one inbox file or SDTM folder. Each batch is committed
@@ -256,6 +267,24 @@ mod tests {
         assert_eq!(quarantine.len(), 1);
         let text = std::fs::read_to_string(folder.quarantine.join(&quarantine[0])).unwrap();
         assert!(text.contains("ae.csv:3: USUBJID: missing"), "{text}");
+    }
+
+    #[test]
+    fn the_processed_and_quarantine_folders_inside_the_inbox_are_not_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        let folder = DropFolder::new(&inbox, &inbox.join("processed"), &inbox.join("quarantine")).unwrap();
+        std::fs::create_dir(inbox.join("export")).unwrap();
+        std::fs::write(inbox.join("visits.ndjson"), "{}").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for p in ["export", "visits.ndjson", "processed", "quarantine"] {
+            std::fs::File::open(inbox.join(p)).unwrap().set_modified(old).unwrap();
+        }
+        let (ready, waiting) = folder.ready_files().unwrap();
+        let ready: Vec<String> =
+            ready.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!((ready.len(), waiting), (2, false), "{ready:?}");
+        assert!(ready.contains(&"export".to_string()) && ready.contains(&"visits.ndjson".to_string()));
     }
 
     #[tokio::test]
