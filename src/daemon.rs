@@ -33,22 +33,10 @@ pub struct App {
     pub clock: Clock,
     evaluator: Evaluator,
     outbox_wake: Arc<Notify>,
+    /// Records were stored elsewhere (the HTTP API): evaluate the pending subjects.
     evaluate_wake: Wake,
     /// When this process started (the origin of report schedules).
     pub started_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// What the HTTP API needs of the daemon, and nothing above it: the store, the bell that
-/// wakes the evaluate loop once records are committed, the clock (silence expiry times),
-/// and its own settings.
-#[derive(Clone)]
-pub struct ApiHandle {
-    pub store: Store,
-    pub wake: Wake,
-    pub clock: Clock,
-    pub rules: Arc<RuleSet>,
-    pub max_body_bytes: usize,
-    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// Loads the rules named by the configuration, or explains every problem.
@@ -149,18 +137,6 @@ impl App {
         self.evaluate_wake.clone()
     }
 
-    /// The narrow handle the HTTP server should hold instead of the whole app.
-    pub fn api_handle(&self) -> ApiHandle {
-        ApiHandle {
-            store: self.store.clone(),
-            wake: self.evaluate_wake(),
-            clock: self.clock.clone(),
-            rules: self.rules.clone(),
-            max_body_bytes: self.config.http_max_body_bytes,
-            token_file: self.config.http_token_file.clone(),
-        }
-    }
-
     /// The clock pass: clock-driven rules (SAE clocks, overdue visits), cohort rules,
     /// escalations due, silences expired, reports due.
     pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
@@ -213,7 +189,14 @@ impl App {
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
         let outbox = tokio::spawn(outbox_loop(app.clone()));
-        let http = app.config.http_addr.map(|addr| tokio::spawn(crate::http::serve(addr, app.clone())));
+        let http = match app.config.http_addr {
+            Some(addr) => {
+                let state =
+                    crate::http::ApiState::from_config(&app.config, app.store.clone(), app.evaluate_wake())?;
+                Some(tokio::spawn(crate::http::serve(addr, state)))
+            }
+            None => None,
+        };
         let http_done = async {
             match http {
                 Some(h) => h.await,

@@ -4,8 +4,13 @@
 //! or from a file of `name sha256-hex` lines (`http.token_file`), so no secret sits in a
 //! committed file. A presented token is hashed and compared with every known hash in
 //! constant time. `GET /healthz` and `GET /v1/openapi.json` need no token.
+//!
+//! The API holds a narrow handle ([`ApiState`]): the store, the tokens, the body limit and
+//! a wake handle for the evaluator. Records are committed before the answer; evaluating
+//! them is the evaluator's job, woken here rather than run inside the request.
 
-use crate::daemon::App;
+use crate::config::Config;
+use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -83,10 +88,33 @@ impl Tokens {
     }
 }
 
+/// What the API needs, and nothing more: built once, from the configuration.
 #[derive(Clone)]
-struct Api {
-    app: Arc<App>,
+pub struct ApiState {
+    store: Store,
     tokens: Arc<Tokens>,
+    max_body_bytes: usize,
+    /// Wakes the evaluator when records were stored.
+    evaluate: crate::evaluate::Wake,
+}
+
+impl ApiState {
+    pub fn new(store: Store, tokens: Tokens, max_body_bytes: usize, evaluate: crate::evaluate::Wake) -> Self {
+        Self { store, tokens: Arc::new(tokens), max_body_bytes, evaluate }
+    }
+
+    /// The state of the configured API: its tokens (see [`Tokens::load`]) and body limit.
+    pub fn from_config(
+        config: &Config,
+        store: Store,
+        evaluate: crate::evaluate::Wake,
+    ) -> anyhow::Result<Self> {
+        let tokens = Tokens::load(config.http_token_file.as_deref())?;
+        if tokens.is_empty() {
+            tracing::warn!("No API token configured (VIGIL_API_TOKENS, VIGIL_API_TOKEN or http.token_file): every /v1 request will be refused.");
+        }
+        Ok(Self::new(store, tokens, config.http_max_body_bytes, evaluate))
+    }
 }
 
 /// An API error: a status and a message, as JSON.
@@ -112,7 +140,7 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-impl Api {
+impl ApiState {
     fn caller(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         let presented = headers
             .get(axum::http::header::AUTHORIZATION)
@@ -126,9 +154,8 @@ impl Api {
     }
 }
 
-pub fn router(app: Arc<App>, tokens: Tokens) -> Router {
-    let limit = app.config.http_max_body_bytes;
-    let api = Api { app, tokens: Arc::new(tokens) };
+pub fn router(api: ApiState) -> Router {
+    let limit = api.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(openapi))
@@ -143,19 +170,15 @@ pub fn router(app: Arc<App>, tokens: Tokens) -> Router {
         .with_state(api)
 }
 
-pub async fn serve(addr: std::net::SocketAddr, app: Arc<App>) -> anyhow::Result<()> {
-    let tokens = Tokens::load(app.config.http_token_file.as_deref())?;
-    if tokens.is_empty() {
-        tracing::warn!("No API token configured (VIGIL_API_TOKENS, VIGIL_API_TOKEN or http.token_file): every /v1 request will be refused.");
-    }
+pub async fn serve(addr: std::net::SocketAddr, state: ApiState) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP server listening.");
-    axum::serve(listener, router(app, tokens)).await?;
+    axum::serve(listener, router(state)).await?;
     Ok(())
 }
 
-async fn healthz(State(api): State<Api>) -> (StatusCode, Json<Value>) {
-    match api.app.store.record_count().await {
+async fn healthz(State(api): State<ApiState>) -> (StatusCode, Json<Value>) {
+    match api.store.record_count().await {
         Ok(n) => (StatusCode::OK, Json(json!({"status": "ok", "records": n}))),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "error": e.to_string()}))),
     }
@@ -168,33 +191,37 @@ async fn openapi() -> impl IntoResponse {
 /// Stores the records (JSON object, array or NDJSON), answering only once they are
 /// committed: 202 with per-line results, or 422 when no line could be read.
 async fn post_records(
-    State(api): State<Api>,
+    State(api): State<ApiState>,
     headers: HeaderMap,
     body: String,
 ) -> Result<Response, ApiError> {
     let who = api.caller(&headers)?;
-    let parsed = crate::ingest::native::parse("http", &body);
-    let outcome = api.app.store.store_batch(&parsed.records, &parsed.rejected).await?;
-    let rejected: Vec<Value> = parsed
-        .rejected
-        .iter()
-        .chain(outcome.conflicts.iter())
-        .map(|r| json!({"line": r.line, "field": r.field, "reason": r.reason}))
-        .collect();
-    tracing::info!(caller = %who, stored = outcome.stored, duplicates = outcome.duplicates, rejected = rejected.len(), "Records received over HTTP.");
-    // Committed: evaluate now (alerts and their emails go through the outbox).
-    if outcome.stored > 0 {
-        if let Err(e) = api.app.evaluate().await {
-            tracing::error!(error = %format!("{e:#}"), "Evaluation after HTTP ingest failed; it is retried from the pending queue.");
-        }
+    let mut reader = crate::ingest::Reader::text("http", &body, crate::ingest::Format::Native);
+    // Refusals in the order of the body, then the store's (a record_id reused).
+    let (mut refused, mut conflicts) = (Vec::new(), Vec::new());
+    let ingested = crate::ingest::store_all(&api.store, &mut reader, |batch, outcome| {
+        refused.extend(batch.rejected.iter().map(line_result));
+        conflicts.extend(outcome.conflicts.iter().map(line_result));
+    })
+    .await?;
+    refused.append(&mut conflicts);
+    tracing::info!(caller = %who, stored = ingested.stored, duplicates = ingested.duplicates, rejected = refused.len(), "Records received over HTTP.");
+    // Committed: the evaluator takes them from the pending queue (alerts and their emails
+    // go through the outbox).
+    if ingested.stored > 0 {
+        api.evaluate.wake();
     }
-    let status = if parsed.records.is_empty() && !rejected.is_empty() {
+    let status = if ingested.records == 0 && !refused.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::ACCEPTED
     };
-    let body = json!({"stored": outcome.stored, "duplicates": outcome.duplicates, "rejected": rejected});
+    let body = json!({"stored": ingested.stored, "duplicates": ingested.duplicates, "rejected": refused});
     Ok((status, Json(body)).into_response())
+}
+
+fn line_result(r: &crate::store::Rejected) -> Value {
+    json!({"line": r.line, "field": r.field, "reason": r.reason})
 }
 
 #[derive(Deserialize)]
@@ -204,13 +231,12 @@ struct AlertQuery {
 }
 
 async fn list_alerts(
-    State(api): State<Api>,
+    State(api): State<ApiState>,
     headers: HeaderMap,
     Query(q): Query<AlertQuery>,
 ) -> Result<Json<Value>, ApiError> {
     api.caller(&headers)?;
     let alerts: Vec<_> = api
-        .app
         .store
         .alerts()
         .await?
@@ -222,18 +248,17 @@ async fn list_alerts(
 }
 
 async fn show_alert(
-    State(api): State<Api>,
+    State(api): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
     api.caller(&headers)?;
     let alert = api
-        .app
         .store
         .alert(id)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert #{id}")))?;
-    let history = api.app.store.alert_events(id).await?;
+    let history = api.store.alert_events(id).await?;
     Ok(Json(json!({"alert": alert, "history": history})))
 }
 
@@ -243,7 +268,7 @@ struct Comment {
 }
 
 async fn transition(
-    api: &Api,
+    api: &ApiState,
     headers: &HeaderMap,
     id: i64,
     action: crate::alerts::Transition,
@@ -255,12 +280,12 @@ async fn transition(
     } else {
         serde_json::from_str(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?
     };
-    let alert = api.app.store.transition(id, action, &who, c.comment.as_deref()).await?;
+    let alert = api.store.transition(id, action, &who, c.comment.as_deref()).await?;
     Ok(Json(json!(alert)))
 }
 
 async fn ack(
-    State(api): State<Api>,
+    State(api): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: String,
@@ -269,7 +294,7 @@ async fn ack(
 }
 
 async fn resolve(
-    State(api): State<Api>,
+    State(api): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<i64>,
     body: String,
@@ -288,7 +313,11 @@ struct NewSilence {
     comment: String,
 }
 
-async fn silence(State(api): State<Api>, headers: HeaderMap, body: String) -> Result<Response, ApiError> {
+async fn silence(
+    State(api): State<ApiState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
     let who = api.caller(&headers)?;
     let s: NewSilence =
         serde_json::from_str(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
@@ -297,33 +326,32 @@ async fn silence(State(api): State<Api>, headers: HeaderMap, body: String) -> Re
     }
     let span = crate::rules::Span::parse(&s.r#for)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("for: {e}")))?;
-    let expires = chrono::Utc::now() + span.chrono();
+    let expires = api.store.now() + span.chrono();
     let id = api
-        .app
         .store
         .create_silence(s.rule.as_deref(), s.subject.as_deref(), s.site.as_deref(), expires, &who, &s.comment)
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "expires_at": expires}))).into_response())
 }
 
-async fn list_silences(State(api): State<Api>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn list_silences(State(api): State<ApiState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     api.caller(&headers)?;
-    Ok(Json(json!(api.app.store.silences().await?)))
+    Ok(Json(json!(api.store.silences().await?)))
 }
 
 /// A subject's timeline: its records (never the arm) and its alerts.
 async fn subject(
-    State(api): State<Api>,
+    State(api): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     api.caller(&headers)?;
-    let history = api.app.store.history(&id).await?;
+    let history = api.store.history(&id).await?;
     if history.records.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no subject {id}")));
     }
     let mut records: Vec<&crate::model::Record> = history.records.iter().collect();
     records.sort_by_key(|r| r.when().map(|t| t.earliest()));
-    let alerts: Vec<_> = api.app.store.alerts().await?.into_iter().filter(|a| a.subject == id).collect();
+    let alerts: Vec<_> = api.store.alerts().await?.into_iter().filter(|a| a.subject == id).collect();
     Ok(Json(json!({"subject": id, "site": history.site(), "records": records, "alerts": alerts})))
 }

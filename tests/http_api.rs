@@ -111,12 +111,24 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     let big = format!("[{}]", vec![GOOD; 400].join(","));
     assert_eq!(api.post("/v1/records", Some(TOKEN), big).await.0, 413);
 
-    // The alert the record raised, acknowledged over HTTP by the token's owner.
-    let (status, alerts) = api.get("/v1/alerts?subject=KS-501", Some(TOKEN)).await;
-    assert_eq!(status, 200);
-    let severe =
-        alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap();
-    let id = severe["id"].as_i64().unwrap();
+    // The alert the record raised (the request woke the evaluator, which raises it on its
+    // own time), acknowledged over HTTP by the token's owner.
+    let start = std::time::Instant::now();
+    let id = loop {
+        let (status, alerts) = api.get("/v1/alerts?subject=KS-501", Some(TOKEN)).await;
+        assert_eq!(status, 200);
+        let severe = alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule_id"] == "infusion-reaction-severe")
+            .and_then(|a| a["id"].as_i64());
+        if let Some(id) = severe {
+            break id;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no alert for KS-501: {alerts}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let (status, acked) =
         api.post(&format!("/v1/alerts/{id}/ack"), Some(TOKEN), r#"{"comment":"seen"}"#.into()).await;
     assert_eq!((status, acked["status"].as_str()), (200, Some("acknowledged")));

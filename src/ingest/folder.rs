@@ -1,11 +1,13 @@
-//! The drop folder: files arrive in the inbox, are stored, then moved to `processed/`;
-//! lines that cannot be read go to `quarantine/` with their reasons.
+//! The drop folder: files — or SDTM folders (a folder holding `dm.csv`, `ae.csv`, …,
+//! renamed into the inbox once complete) — arrive in the inbox, are stored batch by batch
+//! through [`super::Reader`], then moved to `processed/`; lines that cannot be read go to
+//! `quarantine/` with their reasons.
 //!
 //! Order matters for crash safety: records are committed before the file moves, so a
 //! crash in between only means the file is read again, which changes nothing.
 
-use super::native;
-use crate::store::{BatchOutcome, Rejected, Store};
+use super::{sdtm, Reader};
+use crate::store::{Rejected, Store};
 use anyhow::Context;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -44,7 +46,8 @@ impl DropFolder {
         })
     }
 
-    /// Files ready to read, oldest first, and whether some were too fresh to take yet.
+    /// Files (and SDTM folders) ready to read, oldest first, and whether some were too
+    /// fresh to take yet.
     pub fn ready_files(&self) -> anyhow::Result<(Vec<PathBuf>, bool)> {
         let mut ready = Vec::new();
         let mut waiting = false;
@@ -56,10 +59,14 @@ impl DropFolder {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             let meta = match entry.metadata() {
-                Ok(m) if m.is_file() => m,
+                Ok(m) if m.is_file() || m.is_dir() => m,
                 _ => continue,
             };
             if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
+                continue;
+            }
+            // `processed/` and `quarantine/` may live inside the inbox: they are not input.
+            if meta.is_dir() && self.is_own_folder(&path) {
                 continue;
             }
             let modified = meta.modified().unwrap_or(now);
@@ -73,55 +80,71 @@ impl DropFolder {
         Ok((ready.into_iter().map(|(_, p)| p).collect(), waiting))
     }
 
-    /// Reads, stores and files away one inbox file.
+    /// Whether `dir` is the processed or the quarantine folder.
+    fn is_own_folder(&self, dir: &Path) -> bool {
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let dir = canonical(dir);
+        dir == canonical(&self.processed) || dir == canonical(&self.quarantine)
+    }
+
+    /// Reads, stores and files away one inbox file or SDTM folder. Each batch is committed
+    /// as it is read; the input leaves the inbox only once all of it is.
     pub async fn ingest_file(&self, store: &Store, path: &Path) -> anyhow::Result<FileOutcome> {
         let name =
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "unnamed".into());
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let parsed = match String::from_utf8(bytes) {
-            Ok(text) => super::parse(super::Format::detect(path, &text), &name, &text),
-            Err(e) => native::Parsed {
-                records: Vec::new(),
-                rejected: vec![Rejected {
+        let mut rejected: Vec<Rejected> = Vec::new();
+        let ingested = match Reader::open(path, &name, None) {
+            Ok(mut reader) => {
+                let ingested = super::store_all(store, &mut reader, |batch, outcome| {
+                    rejected.extend(batch.rejected.iter().chain(outcome.conflicts.iter()).cloned());
+                })
+                .await
+                .with_context(|| format!("cannot store the records of {name}"))?;
+                if let Some(summary) = reader.sdtm_summary() {
+                    tracing::info!(folder = %name, summary = %summary, "SDTM folder read.");
+                }
+                ingested
+            }
+            // A folder without any domain file will never read better: quarantine it.
+            Err(e) if e.downcast_ref::<sdtm::NoDomainFile>().is_some() => {
+                rejected.push(Rejected {
                     source: name.clone(),
                     line: 1,
-                    field: "file".into(),
-                    reason: format!("not UTF-8 text ({e})"),
-                    raw: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                }],
-            },
+                    field: "folder".into(),
+                    reason: e.to_string(),
+                    raw: String::new(),
+                });
+                super::Ingested { quarantined: 1, ..super::Ingested::default() }
+            }
+            Err(e) => return Err(e),
         };
-        let outcome: BatchOutcome = store
-            .store_batch(&parsed.records, &parsed.rejected)
-            .await
-            .with_context(|| format!("cannot store the records of {name}"))?;
-        let rejected: Vec<&Rejected> = parsed.rejected.iter().chain(outcome.conflicts.iter()).collect();
         if !rejected.is_empty() {
-            self.write_quarantine(&name, path, &rejected)?;
+            let refs: Vec<&Rejected> = rejected.iter().collect();
+            self.write_quarantine(&name, path, &refs)?;
         }
         self.move_to_processed(path, &name)?;
         for r in &rejected {
-            tracing::warn!(file = %name, line = r.line, field = %r.field, reason = %r.reason, "Line quarantined.");
+            tracing::warn!(file = %r.source, line = r.line, field = %r.field, reason = %r.reason, "Line quarantined.");
         }
         tracing::info!(
             file = %name,
-            stored = outcome.stored,
-            duplicates = outcome.duplicates,
-            quarantined = rejected.len(),
+            stored = ingested.stored,
+            duplicates = ingested.duplicates,
+            quarantined = ingested.quarantined,
             "File ingested."
         );
         Ok(FileOutcome {
-            stored: outcome.stored,
-            duplicates: outcome.duplicates,
-            quarantined: rejected.len(),
-            subjects: outcome.subjects,
+            stored: ingested.stored,
+            duplicates: ingested.duplicates,
+            quarantined: ingested.quarantined,
+            subjects: ingested.subjects,
         })
     }
 
     /// One NDJSON file per source file: each bad line with its reason. Named by the
     /// source's content hash, so reading the same file again rewrites the same file.
     fn write_quarantine(&self, name: &str, path: &Path, rejected: &[&Rejected]) -> anyhow::Result<()> {
-        let hash = hex::encode(&Sha256::digest(std::fs::read(path).unwrap_or_default())[..4]);
+        let hash = content_hash(path);
         let mut text = String::new();
         for r in rejected {
             let entry = json!({
@@ -149,6 +172,36 @@ impl DropFolder {
     }
 }
 
+/// The first 4 bytes of the SHA-256 of a file's content, read in pieces (a bulk file is
+/// not held whole); of a folder, of its files' names and contents in name order.
+fn content_hash(path: &Path) -> String {
+    fn feed(hasher: &mut Sha256, path: &Path) {
+        use std::io::Read;
+        let Ok(mut f) = std::fs::File::open(path) else { return };
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    let mut hasher = Sha256::new();
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
+            .unwrap_or_default();
+        files.sort();
+        for f in files {
+            hasher.update(f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            feed(&mut hasher, &f);
+        }
+    } else {
+        feed(&mut hasher, path);
+    }
+    hex::encode(&hasher.finalize()[..4])
+}
+
 /// Writes to a temporary name, fsyncs, renames over the target.
 fn write_durably(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
@@ -166,5 +219,97 @@ fn write_durably(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn setup() -> (tempfile::TempDir, DropFolder, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::new(
+            &dir.path().join("inbox"),
+            &dir.path().join("processed"),
+            &dir.path().join("quarantine"),
+        )
+        .unwrap();
+        let store =
+            Store::connect(&format!("sqlite://{}", dir.path().join("vigil.db").display())).await.unwrap();
+        (dir, folder, store)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[tokio::test]
+    async fn an_sdtm_folder_renamed_into_the_inbox_is_stored_and_filed_whole() {
+        let (dir, folder, store) = setup().await;
+        let export = dir.path().join("export");
+        std::fs::create_dir(&export).unwrap();
+        std::fs::write(export.join("dm.csv"), "USUBJID,SITEID,ARM\nX-1,701,Placebo\nX-2,701,Placebo\n")
+            .unwrap();
+        std::fs::write(export.join("ae.csv"), "USUBJID,AESEQ,AETERM\nX-1,1,Rash\n,2,Itch\n").unwrap();
+        std::fs::rename(&export, folder.inbox.join("export")).unwrap();
+
+        let outcome = folder.ingest_file(&store, &folder.inbox.join("export")).await.unwrap();
+        assert_eq!((outcome.stored, outcome.quarantined), (3, 1));
+        assert_eq!(store.record_count().await.unwrap(), 3);
+        assert!(names(&folder.inbox).is_empty());
+        assert_eq!(names(&folder.processed), ["export"]);
+        let quarantine = names(&folder.quarantine);
+        assert_eq!(quarantine.len(), 1);
+        let text = std::fs::read_to_string(folder.quarantine.join(&quarantine[0])).unwrap();
+        assert!(text.contains("ae.csv:3: USUBJID: missing"), "{text}");
+    }
+
+    #[test]
+    fn the_processed_and_quarantine_folders_inside_the_inbox_are_not_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        let folder = DropFolder::new(&inbox, &inbox.join("processed"), &inbox.join("quarantine")).unwrap();
+        std::fs::create_dir(inbox.join("export")).unwrap();
+        std::fs::write(inbox.join("visits.ndjson"), "{}").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        for p in ["export", "visits.ndjson", "processed", "quarantine"] {
+            std::fs::File::open(inbox.join(p)).unwrap().set_modified(old).unwrap();
+        }
+        let (ready, waiting) = folder.ready_files().unwrap();
+        let ready: Vec<String> =
+            ready.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!((ready.len(), waiting), (2, false), "{ready:?}");
+        assert!(ready.contains(&"export".to_string()) && ready.contains(&"visits.ndjson".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_folder_without_domain_files_is_quarantined_not_retried() {
+        let (_dir, folder, store) = setup().await;
+        std::fs::create_dir(folder.inbox.join("photos")).unwrap();
+        let outcome = folder.ingest_file(&store, &folder.inbox.join("photos")).await.unwrap();
+        assert_eq!((outcome.stored, outcome.quarantined), (0, 1));
+        assert_eq!(names(&folder.processed), ["photos"]);
+    }
+
+    #[tokio::test]
+    async fn a_large_ndjson_file_is_stored_in_batches_before_it_leaves_the_inbox() {
+        let (_dir, folder, store) = setup().await;
+        let n = super::super::BATCH * 2 + 5;
+        let text: String = (0..n)
+            .map(|i| {
+                format!("{{\"subject\":\"S-{}\",\"date\":\"2019-02-26\",\"record_id\":\"r{i}\"}}\n", i % 7)
+            })
+            .collect();
+        let path = folder.inbox.join("bulk.ndjson");
+        std::fs::write(&path, text).unwrap();
+        let outcome = folder.ingest_file(&store, &path).await.unwrap();
+        assert_eq!((outcome.stored, outcome.quarantined, outcome.subjects.len()), (n, 0, 7));
+        assert_eq!(store.record_count().await.unwrap(), n as i64);
+        assert_eq!(names(&folder.processed), ["bulk.ndjson"]);
     }
 }

@@ -8,11 +8,7 @@ use crate::store::{NewRecord, Rejected};
 use serde_json::value::RawValue;
 
 /// What a file held: the records that parsed, and the lines that did not.
-#[derive(Debug, Default)]
-pub struct Parsed {
-    pub records: Vec<NewRecord>,
-    pub rejected: Vec<Rejected>,
-}
+pub type Parsed = super::Batch;
 
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
@@ -53,6 +49,13 @@ pub fn parse(source: &str, text: &str) -> Parsed {
         }
     }
     out
+}
+
+/// Parses one NDJSON line (`line` is its number in the file); blank lines hold nothing.
+pub fn parse_line(out: &mut Parsed, source: &str, line: usize, text: &str) {
+    if !text.trim().is_empty() {
+        one(out, source, line, text);
+    }
 }
 
 /// Parses one JSON object; the body stored is the canonical re-serialization.

@@ -15,6 +15,7 @@
 //! onset). That is the "impute conservatively, keep the flag" of domain.md §8.2, without
 //! inventing a day here.
 
+use super::csv::{BadRow, CsvReader, CsvRow, Quotes};
 use crate::model::Record;
 use crate::store::{NewRecord, Rejected};
 use anyhow::Context;
@@ -23,7 +24,7 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 /// What a folder of SDTM CSVs gave.
@@ -147,10 +148,14 @@ pub fn read_dir(dir: &Path) -> anyhow::Result<Import> {
 }
 
 /// Records and refusals read in one step of an [`SdtmReader`].
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub records: Vec<NewRecord>,
-    pub rejected: Vec<Rejected>,
+pub use super::Batch;
+
+/// A folder without any domain file this importer maps: almost certainly the wrong folder.
+#[derive(Debug, thiserror::Error)]
+#[error("no SDTM domain file in {folder} (expected some of: {expected})")]
+pub struct NoDomainFile {
+    pub folder: String,
+    pub expected: String,
 }
 
 /// Reads an SDTM folder in batches, one streamed pass per file, so a large export can be
@@ -192,10 +197,8 @@ impl SdtmReader {
         if files.is_empty() {
             let expected: Vec<String> =
                 DOMAINS.iter().map(|d| format!("{}.csv", d.code.to_ascii_lowercase())).collect();
-            anyhow::bail!(
-                "no SDTM domain file in {} (expected some of: {})",
-                dir.display(),
-                expected.join(", ")
+            return Err(
+                NoDomainFile { folder: dir.display().to_string(), expected: expected.join(", ") }.into()
             );
         }
         let not_read = found.values().map(|p| file_name(p)).collect();
@@ -249,7 +252,7 @@ impl SdtmReader {
     ) -> anyhow::Result<Option<OpenFile>> {
         let source = file_name(&path);
         let handle = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        let mut csv = CsvReader::new(BufReader::new(handle));
+        let mut csv = CsvReader::new(BufReader::new(handle), Quotes::Lenient);
         let mut summary = DomainSummary {
             domain: domain.code.to_string(),
             source: source.clone(),
@@ -844,219 +847,12 @@ impl Row<'_> {
     }
 }
 
-/// A CSV record, with the line it starts on and its original text. The fields live in one
-/// buffer (the raw text itself when nothing was quoted): 59,580 lab rows of 23 fields
-/// should not cost 1.4 million small allocations.
-#[derive(Debug)]
-struct CsvRow {
-    line: usize,
-    raw: String,
-    /// Unquoted field text, when the row had quotes; else the fields are slices of `raw`.
-    data: Option<String>,
-    /// Byte range of each field in `data` (or `raw`).
-    bounds: Vec<(usize, usize)>,
-}
-
-impl CsvRow {
-    fn len(&self) -> usize {
-        self.bounds.len()
-    }
-    fn field(&self, i: usize) -> &str {
-        let text = self.data.as_deref().unwrap_or(&self.raw);
-        self.bounds.get(i).and_then(|&(a, b)| text.get(a..b)).unwrap_or_default()
-    }
-    #[cfg(test)]
-    fn fields(&self) -> Vec<&str> {
-        (0..self.len()).map(|i| self.field(i)).collect()
-    }
-}
-
-/// A record that cannot be split into fields.
-#[derive(Debug)]
-struct BadRow {
-    line: usize,
-    reason: String,
-    raw: String,
-}
-
-/// A small streaming RFC 4180 reader: fields separated by commas, optionally quoted;
-/// inside quotes, `""` is a quote and commas and line breaks are data. Lenient where
-/// the RFC is silent in practice: a stray quote inside an unquoted field is kept as a
-/// character; CRLF and LF line ends are both accepted; a leading BOM is dropped.
-struct CsvReader<R> {
-    input: R,
-    /// Physical lines consumed so far.
-    line: usize,
-    buf: Vec<u8>,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum State {
-    FieldStart,
-    Unquoted,
-    Quoted,
-    /// Just read a quote inside a quoted field: either `""` or the closing quote.
-    QuoteInQuoted,
-}
-
-impl<R: BufRead> CsvReader<R> {
-    fn new(input: R) -> Self {
-        CsvReader { input, line: 0, buf: Vec::new() }
-    }
-
-    /// The next physical line without its line end, or `None` at the end of the input.
-    /// Text that is not UTF-8 is kept (lossily) and reported.
-    fn next_line(&mut self) -> std::io::Result<Option<(String, bool)>> {
-        self.buf.clear();
-        if self.input.read_until(b'\n', &mut self.buf)? == 0 {
-            return Ok(None);
-        }
-        self.line += 1;
-        let mut bytes: &[u8] = &self.buf;
-        if let Some(b) = bytes.strip_suffix(b"\n") {
-            bytes = b.strip_suffix(b"\r").unwrap_or(b);
-        }
-        if self.line == 1 {
-            bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
-        }
-        Ok(Some(match std::str::from_utf8(bytes) {
-            Ok(t) => (t.to_string(), true),
-            Err(_) => (String::from_utf8_lossy(bytes).into_owned(), false),
-        }))
-    }
-
-    /// The next record; `None` at the end. Blank lines between records are skipped.
-    fn next_row(&mut self) -> std::io::Result<Option<Result<CsvRow, BadRow>>> {
-        let (first, utf8) = loop {
-            match self.next_line()? {
-                None => return Ok(None),
-                Some((text, _)) if text.trim().is_empty() => continue,
-                Some(line) => break line,
-            }
-        };
-        let start = self.line;
-        let mut problem = (!utf8).then(|| format!("line {start} is not UTF-8 text"));
-        if !first.contains('"') {
-            // The common case: nothing quoted, the fields are slices of the line.
-            let mut bounds = Vec::new();
-            let mut from = 0;
-            for (i, _) in first.match_indices(',') {
-                bounds.push((from, i));
-                from = i + 1;
-            }
-            bounds.push((from, first.len()));
-            return Ok(Some(match problem {
-                Some(reason) => Err(BadRow { line: start, reason, raw: first }),
-                None => Ok(CsvRow { line: start, raw: first, data: None, bounds }),
-            }));
-        }
-
-        let mut data = String::with_capacity(first.len());
-        let mut bounds = Vec::new();
-        let mut from = 0;
-        let mut state = State::FieldStart;
-        let mut raw = first;
-        let mut scanned = 0;
-        loop {
-            for c in raw[scanned..].chars() {
-                state = match (state, c) {
-                    (State::FieldStart, '"') => State::Quoted,
-                    (State::FieldStart | State::Unquoted | State::QuoteInQuoted, ',') => {
-                        bounds.push((from, data.len()));
-                        from = data.len();
-                        State::FieldStart
-                    }
-                    (State::FieldStart | State::Unquoted, c) => {
-                        data.push(c);
-                        State::Unquoted
-                    }
-                    (State::Quoted, '"') => State::QuoteInQuoted,
-                    (State::Quoted, c) => {
-                        data.push(c);
-                        State::Quoted
-                    }
-                    (State::QuoteInQuoted, '"') => {
-                        data.push('"');
-                        State::Quoted
-                    }
-                    (State::QuoteInQuoted, c) => {
-                        problem.get_or_insert_with(|| {
-                            format!(
-                                "`{c}` after a closing quote on line {}: quote the whole field",
-                                self.line
-                            )
-                        });
-                        data.push(c);
-                        State::Unquoted
-                    }
-                };
-            }
-            if state != State::Quoted {
-                bounds.push((from, data.len()));
-                return Ok(Some(match problem {
-                    Some(reason) => Err(BadRow { line: start, reason, raw }),
-                    None => Ok(CsvRow { line: start, raw, data: Some(data), bounds }),
-                }));
-            }
-            // A line break inside quotes is data: the record goes on on the next line.
-            let Some((next, utf8)) = self.next_line()? else {
-                return Ok(Some(Err(BadRow {
-                    line: start,
-                    reason: format!("a quoted field opened on line {start} is never closed"),
-                    raw,
-                })));
-            };
-            if !utf8 {
-                problem.get_or_insert_with(|| format!("line {} is not UTF-8 text", self.line));
-            }
-            data.push('\n');
-            raw.push('\n');
-            scanned = raw.len();
-            raw.push_str(&next);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{DispositionStatus, Relatedness, Seriousness, SubjectHistory, SubjectId};
     use std::collections::{BTreeSet, HashSet};
     use std::sync::OnceLock;
-
-    fn rows(text: &str) -> Vec<Result<CsvRow, BadRow>> {
-        let mut r = CsvReader::new(text.as_bytes());
-        let mut out = Vec::new();
-        while let Some(row) = r.next_row().unwrap() {
-            out.push(row);
-        }
-        out
-    }
-
-    #[test]
-    fn csv_reads_quotes_commas_and_line_breaks() {
-        let text =
-            "\u{feff}A,B,C\r\n1,\"x, y\",\"say \"\"hi\"\"\"\r\n\n2,\"two\nlines\",\r\n3,5\" tall,\"\"\n";
-        let got = rows(text);
-        let ok: Vec<&CsvRow> = got.iter().map(|r| r.as_ref().unwrap()).collect();
-        assert_eq!(ok[0].fields(), ["A", "B", "C"]);
-        assert_eq!(ok[1].fields(), ["1", "x, y", "say \"hi\""]);
-        assert_eq!((ok[2].line, ok[2].fields()), (4, vec!["2", "two\nlines", ""]));
-        assert_eq!(ok[2].raw, "2,\"two\nlines\",");
-        assert_eq!((ok[3].line, ok[3].fields()), (6, vec!["3", "5\" tall", ""]));
-    }
-
-    #[test]
-    fn csv_reports_broken_quoting_with_its_line() {
-        let got = rows("A,B\n\"x\"y,1\n2,3\n\"open,4\n5,6\n");
-        assert_eq!(got[0].as_ref().unwrap().fields(), ["A", "B"]);
-        assert!(got[1].as_ref().unwrap_err().reason.contains("after a closing quote"));
-        assert_eq!(got[2].as_ref().unwrap().fields(), ["2", "3"]);
-        let open = got[3].as_ref().unwrap_err();
-        assert_eq!(open.line, 4);
-        assert!(open.reason.contains("never closed"), "{}", open.reason);
-        assert_eq!(got.len(), 4);
-    }
 
     fn import(files: &[(&str, &str)]) -> Import {
         let dir = tempfile::tempdir().unwrap();
@@ -1375,7 +1171,7 @@ mod tests {
     fn pilot_treatment_emergence_agrees_with_aetrtem() {
         let p = core();
         let file = File::open(Path::new(PILOT).join("suppae.csv")).unwrap();
-        let mut csv = CsvReader::new(BufReader::new(file));
+        let mut csv = CsvReader::new(BufReader::new(file), Quotes::Lenient);
         let cols = Columns::new(&csv.next_row().unwrap().unwrap().unwrap());
         let mut flags: HashMap<(String, String), bool> = HashMap::new();
         while let Some(row) = csv.next_row().unwrap() {

@@ -65,6 +65,10 @@
 //! KS-101,KS,W12,2019-05-21,,mri,t2_new_or_enlarging,1,,,,2019-05-20,,,,,,
 //! ```
 
+mod reader;
+
+pub use reader::{rows, BadRow, CsvReader, CsvRow, Quotes};
+
 use super::native::Parsed;
 use crate::model::Record;
 use crate::store::{NewRecord, Rejected};
@@ -167,19 +171,26 @@ fn bad(column: &str, reason: impl Into<String>) -> Bad {
 /// Parses CSV `text`, read from a file called `source`.
 pub fn parse(source: &str, text: &str) -> Parsed {
     let mut out = Parsed::default();
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rows = split_rows(text).into_iter();
-    let Some(head) = rows.next() else {
+    let mut reader = CsvReader::new(text.as_bytes(), Quotes::Strict);
+    // Text in memory cannot fail to read: the io::Result is always Ok.
+    let mut rows = std::iter::from_fn(move || reader.next_row().ok().flatten()).map(|row| match row {
+        Ok(row) => {
+            let fields: Vec<String> = row.fields().into_iter().map(str::to_string).collect();
+            (row.line, row.raw, Ok(fields))
+        }
+        Err(bad) => (bad.line, bad.raw, Err(bad.reason)),
+    });
+    let Some((head_line, head_raw, head_fields)) = rows.next() else {
         return out;
     };
     let reject_file = |reason: String| Rejected {
         source: source.into(),
-        line: head.line,
+        line: head_line,
         field: "header".into(),
         reason,
-        raw: head.raw.to_string(),
+        raw: head_raw.clone(),
     };
-    let header = match head.fields.map_err(|e| e.to_string()).and_then(|f| read_header(&f)) {
+    let header = match head_fields.and_then(|f| read_header(&f)) {
         Ok(h) => h,
         Err(reason) => {
             out.rejected.push(reject_file(reason));
@@ -188,18 +199,18 @@ pub fn parse(source: &str, text: &str) -> Parsed {
     };
     // record_id → (line, content) of the first row that used it.
     let mut ids: HashMap<String, (usize, String)> = HashMap::new();
-    for row in rows {
+    for (line, raw, fields) in rows {
         let reject = |b: Bad| Rejected {
             source: source.into(),
-            line: row.line,
+            line,
             field: b.column,
             reason: b.reason,
-            raw: row.raw.to_string(),
+            raw: raw.clone(),
         };
-        let fields = match row.fields {
+        let fields = match fields {
             Ok(f) => f,
-            Err(e) => {
-                out.rejected.push(reject(bad("row", e.to_string())));
+            Err(reason) => {
+                out.rejected.push(reject(bad("row", reason)));
                 continue;
             }
         };
@@ -233,13 +244,11 @@ pub fn parse(source: &str, text: &str) -> Parsed {
                             continue;
                         }
                     } else {
-                        ids.insert(id, (row.line, content.clone()));
+                        ids.insert(id, (line, content.clone()));
                     }
                 }
                 match Record::from_json(&content) {
-                    Ok(record) => {
-                        out.records.push(NewRecord { source: source.into(), line: row.line, body, record })
-                    }
+                    Ok(record) => out.records.push(NewRecord { source: source.into(), line, body, record }),
                     Err(e) => {
                         let column = column_of(&cells, &e.field);
                         out.rejected.push(reject(bad(&column, e.message)));
@@ -505,125 +514,6 @@ fn column_of(cells: &Cells, field: &str) -> String {
     column.into()
 }
 
-/// One CSV record: the line it starts on, its text, and its fields (or why they could not
-/// be read).
-struct Row<'a> {
-    line: usize,
-    raw: &'a str,
-    fields: Result<Vec<String>, RowError>,
-}
-
-#[derive(Debug)]
-enum RowError {
-    Unterminated { line: usize },
-    AfterQuote,
-    QuoteInside,
-}
-
-impl std::fmt::Display for RowError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unterminated { line } => {
-                write!(f, "a quoted field opened on line {line} is never closed (the rest of the file is part of it)")
-            }
-            Self::AfterQuote => {
-                f.write_str("text after a closing quote: a quote inside a quoted field is doubled (\"\")")
-            }
-            Self::QuoteInside => f.write_str(
-                "a quote inside an unquoted field: enclose the whole field in quotes and double the quote",
-            ),
-        }
-    }
-}
-
-/// Splits RFC 4180 text into records. Quoted fields may span lines; a malformed record is
-/// reported and reading resumes at the next line.
-fn split_rows(text: &str) -> Vec<Row<'_>> {
-    let b = text.as_bytes();
-    let n = b.len();
-    let mut rows = Vec::new();
-    let mut i = 0;
-    let mut line = 1;
-    while i < n {
-        let start = i;
-        let start_line = line;
-        let mut fields: Vec<String> = Vec::new();
-        let mut error = None;
-        // Each pass reads one field and the separator after it.
-        loop {
-            let mut field = String::new();
-            if i < n && b[i] == b'"' {
-                i += 1;
-                loop {
-                    match text[i..].find('"') {
-                        None => {
-                            line += text[i..].matches('\n').count();
-                            i = n;
-                            error = Some(RowError::Unterminated { line: start_line });
-                            break;
-                        }
-                        Some(q) => {
-                            let chunk = &text[i..i + q];
-                            line += chunk.matches('\n').count();
-                            field.push_str(chunk);
-                            i += q + 1;
-                            if i < n && b[i] == b'"' {
-                                field.push('"');
-                                i += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                    }
-                }
-                if error.is_none() && i < n && !matches!(b[i], b',' | b'\n') && !b[i..].starts_with(b"\r\n") {
-                    error = Some(RowError::AfterQuote);
-                }
-            } else {
-                let end = b[i..].iter().position(|c| matches!(c, b',' | b'\n' | b'"')).map_or(n, |p| i + p);
-                // A lone CR inside an unquoted field is data; the CR of a CRLF ends the record.
-                let data_end =
-                    if end < n && b[end] == b'\n' && end > i && b[end - 1] == b'\r' { end - 1 } else { end };
-                field.push_str(&text[i..data_end]);
-                i = end;
-                if i < n && b[i] == b'"' {
-                    error = Some(RowError::QuoteInside);
-                }
-            }
-            if error.is_some() {
-                break;
-            }
-            fields.push(field);
-            if i < n && b[i] == b',' {
-                i += 1;
-                continue;
-            }
-            break;
-        }
-        if error.is_some() {
-            // Resume at the next line.
-            match text[i..].find('\n') {
-                Some(p) => i += p,
-                None => i = n,
-            }
-        }
-        let end = i;
-        if i < n && b[i] == b'\r' {
-            i += 1;
-        }
-        if i < n && b[i] == b'\n' {
-            i += 1;
-            line += 1;
-        }
-        let raw = text[start..end].trim_end_matches('\r');
-        let blank = error.is_none() && fields.len() == 1 && fields[0].trim().is_empty();
-        if !blank {
-            rows.push(Row { line: start_line, raw, fields: error.map_or(Ok(fields), Err) });
-        }
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,9 +628,12 @@ mod tests {
 
     #[test]
     fn the_splitter_follows_rfc_4180() {
-        let rows = split_rows("a,b\r\nc,\"d\"\r\n\"e\r\nf\",\r\n");
-        let got: Vec<(usize, Vec<String>)> =
-            rows.into_iter().map(|r| (r.line, r.fields.unwrap_or_default())).collect();
+        let mut reader = CsvReader::new("a,b\r\nc,\"d\"\r\n\"e\r\nf\",\r\n".as_bytes(), Quotes::Strict);
+        let mut got: Vec<(usize, Vec<String>)> = Vec::new();
+        while let Some(row) = reader.next_row().unwrap() {
+            let row = row.unwrap();
+            got.push((row.line, row.fields().into_iter().map(str::to_string).collect()));
+        }
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(got, vec![(1, s(&["a", "b"])), (2, s(&["c", "d"])), (3, s(&["e\r\nf", ""]))]);
     }

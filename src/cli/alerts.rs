@@ -1,0 +1,285 @@
+//! `vigil alerts`: list and show alerts, acknowledge and resolve them, silence them, and
+//! test who an alert of a rule would reach.
+
+use super::{open_store, print, Findings, Output};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use vigil::config::Config;
+use vigil::store::Store;
+
+#[derive(Subcommand)]
+pub enum AlertsCommand {
+    /// Every alert, oldest first.
+    List {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Output,
+    },
+    /// One alert with its explanation: the records, baseline, threshold and rule version.
+    Show {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        id: i64,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Output,
+    },
+    /// Acknowledge an alert: you have it; its escalation stops.
+    Ack {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        id: i64,
+        /// Who acknowledges (recorded in the alert's history).
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Resolve an alert.
+    Resolve {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        id: i64,
+        #[arg(long)]
+        by: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Silence alerts matching a rule, subject and/or site until the silence expires.
+    Silence {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+        /// How long, e.g. 4h, 2d.
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long)]
+        by: String,
+        /// Why (required: a silence must be explained).
+        #[arg(long)]
+        comment: String,
+    },
+    /// The silences, active and ended.
+    Silences {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Output,
+    },
+    /// Who would receive an alert of this rule (and its escalation chain).
+    Route {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        rule: String,
+        /// Default: the rule's severity.
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+    },
+}
+
+pub async fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AlertsCommand::List { config, format } => list(&config, format).await,
+        AlertsCommand::Show { config, id, format } => show(&config, id, format).await,
+        AlertsCommand::Ack { config, id, by, comment } => {
+            transition(&config, id, vigil::alerts::Transition::Acknowledge, &by, comment.as_deref()).await
+        }
+        AlertsCommand::Resolve { config, id, by, comment } => {
+            transition(&config, id, vigil::alerts::Transition::Resolve, &by, comment.as_deref()).await
+        }
+        AlertsCommand::Silence { config, rule, subject, site, duration, by, comment } => {
+            silence(&config, rule.as_deref(), subject.as_deref(), site.as_deref(), &duration, &by, &comment)
+                .await
+        }
+        AlertsCommand::Silences { config, format } => silences(&config, format).await,
+        AlertsCommand::Route { config, rule, severity, site } => {
+            route(&config, &rule, severity.as_deref(), site.as_deref())
+        }
+    }
+}
+
+/// The subject of an alert, or `cohort` for a cohort alert.
+fn subject_or_cohort(subject: &str) -> &str {
+    if subject.is_empty() {
+        "cohort"
+    } else {
+        subject
+    }
+}
+
+async fn list(config: &Path, output: Output) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let alerts = store.alerts().await?;
+    store.close().await;
+    print(output, &alerts, || {
+        for a in &alerts {
+            println!(
+                "#{:<5} {:<8} {:<9} {:<10} {} ({}, {})",
+                a.id,
+                a.severity.as_str().to_uppercase(),
+                a.status,
+                subject_or_cohort(&a.subject),
+                a.title,
+                a.rule_id,
+                a.raised_at.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
+        if alerts.is_empty() {
+            println!("no alerts");
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let alert = store.alert(id).await?;
+    let events = store.alert_events(id).await?;
+    store.close().await;
+    let Some(a) = alert else {
+        return Err(Findings(format!("no alert #{id}")).into());
+    };
+    print(output, &serde_json::json!({"alert": a, "history": events}), || {
+        println!("Alert #{} [{}] {} — {}", a.id, a.severity.as_str().to_uppercase(), a.status, a.title);
+        println!("Subject: {} (site {})", subject_or_cohort(&a.subject), a.site.as_deref().unwrap_or("-"));
+        println!("What:    {}", a.summary);
+        if let Some(why) = a.evidence.get("why").and_then(|w| w.as_str()) {
+            println!("Why:     {why}");
+        }
+        if let Some(rule) = a.evidence.get("rule") {
+            println!(
+                "Rule:    {} version {} ({}), defined at {}:{}",
+                a.rule_id,
+                a.rule_version,
+                rule["kind"].as_str().unwrap_or("?"),
+                rule["file"].as_str().unwrap_or("?"),
+                rule["line"]
+            );
+        }
+        println!("Episode: {} (level {})", a.episode, a.level);
+        println!("Evidence:");
+        for line in serde_json::to_string_pretty(&a.evidence["details"])?.lines() {
+            println!("  {line}");
+        }
+        println!("History:");
+        for e in &events {
+            println!(
+                "  {}  {:<12} by {}{}",
+                e.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                e.action,
+                e.actor,
+                e.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+            );
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn transition(
+    config: &Path,
+    id: i64,
+    action: vigil::alerts::Transition,
+    by: &str,
+    comment: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let result = store.transition(id, action, by, comment).await;
+    store.close().await;
+    match result {
+        Ok(a) => {
+            println!("alert #{} {}", a.id, a.status);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.downcast_ref::<vigil::store::TransitionError>().is_some() => {
+            Err(Findings(e.to_string()).into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn silence(
+    config: &Path,
+    rule: Option<&str>,
+    subject: Option<&str>,
+    site: Option<&str>,
+    duration: &str,
+    by: &str,
+    comment: &str,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let span = vigil::rules::Span::parse(duration).map_err(|e| anyhow::anyhow!("--for: {e}"))?;
+    if rule.is_none() && subject.is_none() && site.is_none() {
+        anyhow::bail!("a silence needs at least one of --rule, --subject, --site");
+    }
+    let store = Store::connect(&config.database_url).await?;
+    let expires = store.now() + span.chrono();
+    let id = store.create_silence(rule, subject, site, expires, by, comment).await?;
+    store.close().await;
+    println!("silence #{id} until {}", expires.format("%Y-%m-%d %H:%M UTC"));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn silences(config: &Path, output: Output) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let silences = store.silences().await?;
+    store.close().await;
+    print(output, &silences, || {
+        for s in &silences {
+            println!(
+                "#{:<4} {:<7} until {}  rule={} subject={} site={}  by {}: {}",
+                s.id,
+                if s.ended { "ended" } else { "active" },
+                s.expires_at.format("%Y-%m-%d %H:%M UTC"),
+                s.rule_id.as_deref().unwrap_or("*"),
+                s.subject.as_deref().unwrap_or("*"),
+                s.site.as_deref().unwrap_or("*"),
+                s.created_by,
+                s.comment
+            );
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn route(
+    config: &Path,
+    rule_id: &str,
+    severity: Option<&str>,
+    site: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let rules = vigil::daemon::load_rules(&config)?;
+    let Some(rule) = rules.get(rule_id) else {
+        return Err(Findings(format!("no rule `{rule_id}`")).into());
+    };
+    let severity = match severity.unwrap_or(rule.severity.as_str()) {
+        "critical" => vigil::rules::Severity::Critical,
+        "warning" => vigil::rules::Severity::Warning,
+        "info" => vigil::rules::Severity::Info,
+        other => anyhow::bail!("--severity `{other}`: use critical, warning or info"),
+    };
+    let router = vigil::alerts::Router::new(&config);
+    println!("rule {} ({}), severity {severity}, site {}:", rule.id, rule.title, site.unwrap_or("-"));
+    for r in router.recipients(rule, severity, site) {
+        println!("  {:<18} {:<36} {}", r.role, r.address, if r.blinded { "blinded" } else { "UNBLINDED" });
+    }
+    match router.escalation(Some(rule), severity) {
+        Some((after, chain)) => {
+            println!("escalation: every {} min unacknowledged → {}", after.num_minutes(), chain.join(" → "))
+        }
+        None => println!("escalation: none"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,152 @@
+//! The `vigil` command line: the commands and their arguments, and what they share (exit
+//! codes, text-or-JSON output). One file per command group does the work.
+//!
+//! Exit codes: 0 success, 1 findings or failures (invalid rules, quarantined input),
+//! 2 usage or environment errors.
+
+mod alerts;
+mod ingest;
+mod report;
+mod rules;
+mod run;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use vigil::config::Config;
+use vigil::store::Store;
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "Safety and adverse-event monitoring for clinical trials")]
+pub struct Cli {
+    /// Log as JSON lines (for log collectors) instead of text.
+    #[arg(long, global = true, env = "VIGIL_LOG_JSON")]
+    pub log_json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch the inbox, evaluate rules, send alert emails.
+    Run {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and rule files; exit 1 on any error.
+    Check {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: Option<PathBuf>,
+        /// Rule files or folders (default: those of the config, else ./rules).
+        rules: Vec<PathBuf>,
+    },
+    /// Run rule tests (`*.test.yaml`): records on a timeline and the alerts expected.
+    Test {
+        /// Test files or folders.
+        #[arg(required = true)]
+        tests: Vec<PathBuf>,
+    },
+    /// Ingest files once: store, evaluate, queue alert emails (and send them with --deliver).
+    Ingest {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        /// Also try to send the queued emails once before exiting.
+        #[arg(long)]
+        deliver: bool,
+        /// The input format (default: guessed — a folder is SDTM, .csv the native CSV
+        /// variant, JSON with a resourceType FHIR, anything else native JSON/NDJSON).
+        #[arg(long, value_enum)]
+        format: Option<vigil::ingest::Format>,
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Re-evaluate stored history with the current (or another) rule set, send nothing,
+    /// and show which alerts would appear or vanish compared with what fired.
+    Replay {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        /// Start of the period (alerts raised from then on are compared).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period: records up to then are evaluated as of then (default now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Rule files or folders to try instead of the configured ones.
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Output,
+    },
+    /// Write reports.
+    Report {
+        #[command(subcommand)]
+        report: report::ReportCommand,
+    },
+    /// Look at alerts.
+    Alerts {
+        #[command(subcommand)]
+        alerts: alerts::AlertsCommand,
+    },
+}
+
+/// How a listing is printed: for people, or as JSON for programs.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// Prints `value` as pretty JSON, or runs `text` to print it for people. The one place
+/// every `--format text|json` goes through.
+pub fn print<T: serde::Serialize + ?Sized>(
+    output: Output,
+    value: &T,
+    text: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Json => {
+            println!("{}", serde_json::to_string_pretty(value)?);
+            Ok(())
+        }
+        Output::Text => text(),
+    }
+}
+
+/// An error that is the input's fault (exit 1) rather than the environment's (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Findings(pub String);
+
+/// Runs one command; the error decides the exit code (see [`Findings`]).
+pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => run::run(&config).await,
+        Command::Check { config, rules } => rules::check(config.as_deref(), rules),
+        Command::Test { tests } => rules::test(&tests),
+        Command::Ingest { config, deliver, format, inputs } => {
+            ingest::ingest(&config, deliver, format, &inputs).await
+        }
+        Command::Replay { config, from, to, rules, format } => {
+            rules::replay(&config, from.as_deref(), to.as_deref(), &rules, format).await
+        }
+        Command::Report { report } => report::run(report).await,
+        Command::Alerts { alerts } => alerts::run(alerts).await,
+    }
+}
+
+/// The store named by a configuration file.
+async fn open_store(config: &Path) -> anyhow::Result<Store> {
+    let config = Config::load(config)?;
+    Store::connect(&config.database_url).await
+}
+
+/// `--as-of` / `--from` / `--to`: a date means the end of that day; none means now.
+fn parse_as_of(s: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match s {
+        None => Ok(chrono::Utc::now()),
+        Some(s) => {
+            let t = vigil::model::ClinicalTime::parse(s).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?;
+            Ok(t.latest())
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `vigil report`: the DSMB report from a frozen data cut, and the archive of reports.
+
+use super::{open_store, parse_as_of, print, Output};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use vigil::config::Config;
+
+#[derive(Subcommand)]
+pub enum ReportCommand {
+    /// The DSMB report from a frozen data cut (archived; see `report list`).
+    Dsmb {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Data cut-off (YYYY-MM-DD = the end of that day, or RFC 3339); default now.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// The closed report (by arm), for unblinded DSMB members only.
+        #[arg(long)]
+        closed: bool,
+        /// Email it to the report recipients (`report.recipients`) now.
+        #[arg(long)]
+        email: bool,
+    },
+    /// The archive of generated reports, with their SHA-256.
+    List {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Output,
+    },
+}
+
+pub async fn run(command: ReportCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ReportCommand::Dsmb { config, out, as_of, closed, email } => {
+            dsmb(&config, out, as_of.as_deref(), closed, email).await
+        }
+        ReportCommand::List { config, format } => list(&config, format).await,
+    }
+}
+
+async fn list(config: &Path, output: Output) -> anyhow::Result<ExitCode> {
+    let store = open_store(config).await?;
+    let reports = store.reports().await?;
+    let deliveries = store.report_deliveries().await?;
+    store.close().await;
+    print(output, &reports, || {
+        for r in &reports {
+            let sent: Vec<String> =
+                deliveries.iter().filter(|d| d.0 == r.id).map(|d| format!("{} {}", d.2, d.3)).collect();
+            println!(
+                "#{:<4} {:<6} cut-off {}  {}  sha256 {}  {}{}",
+                r.id,
+                r.kind,
+                r.as_of.format("%Y-%m-%d %H:%M"),
+                r.reason,
+                r.sha256,
+                r.path,
+                if sent.is_empty() { String::new() } else { format!("  [{}]", sent.join(", ")) }
+            );
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dsmb(
+    config: &Path,
+    out: Option<PathBuf>,
+    as_of: Option<&str>,
+    closed: bool,
+    email: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let as_of = parse_as_of(as_of)?;
+    let app = vigil::daemon::App::build(config).await?;
+    let kind = if closed { vigil::publish::Kind::Closed } else { vigil::publish::Kind::Open };
+    let request = vigil::publish::ReportRequest { kind, as_of, reason: "manual".into(), out, email };
+    let publisher = vigil::publish::Publisher::new(&app.store, &app.rules, &app.config);
+    let report = publisher.generate(&request, app.clock.now()).await?;
+    if email {
+        let sent = app.outbox.deliver_due_of(Some(vigil::store::NotificationKind::Report)).await?.sent;
+        eprintln!("{sent} report emails sent");
+    }
+    app.store.close().await;
+    println!("{}", report.path);
+    Ok(ExitCode::SUCCESS)
+}
