@@ -9,6 +9,7 @@
 //! Every ×ULN comparison uses that sample's own ULN, and every comparison is made on the
 //! decimal values (12 significant digits), so "exactly 3×ULN" is exactly 3×ULN.
 
+use super::Kind;
 use super::{study_day, study_day_text, Context, Finding};
 use crate::model::{ClinicalTime, Lab, SubjectHistory};
 use serde::{de, Deserialize, Deserializer};
@@ -158,7 +159,8 @@ enum Criterion<'a> {
 }
 
 impl LabRule {
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
+    /// What serde cannot see.
+    fn validate(&self) -> Result<(), (String, String)> {
         let blocks: Vec<&str> = [
             ("above/below", self.above.is_some() || self.below.is_some()),
             ("times_uln", self.times_uln.is_some()),
@@ -329,8 +331,17 @@ impl LabRule {
         }
         None
     }
+}
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+impl Kind for LabRule {
+    const NAME: &'static str = "lab";
+    type Params = Self;
+
+    fn check(rule: Self) -> Result<Self, (String, String)> {
+        rule.validate().map(|()| rule)
+    }
+
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
         let Some(criterion) = self.criterion() else {
             return Vec::new();
         };
@@ -998,13 +1009,13 @@ pub(super) mod tests {
 
     fn rule(yaml: &str) -> LabRule {
         let r: LabRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap();
+        r.validate().unwrap();
         r
     }
 
     fn refused(yaml: &str) -> (String, String) {
         let r: LabRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap_err()
+        r.validate().unwrap_err()
     }
 
     fn history(json: &[String]) -> SubjectHistory {

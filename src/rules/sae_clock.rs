@@ -8,6 +8,7 @@
 //! `warn_before` ahead of the deadline and is overdue (level 2) after it. Episode =
 //! `sae-clock:<ae>:<clock>`, so an overdue clock re-alerts once above its warning.
 
+use super::Kind;
 use super::{study_day_text, Context, Finding, Span};
 use crate::model::{AdverseEvent, ClinicalTime, ReportKind, Seriousness, SubjectHistory, Submission};
 use chrono::{DateTime, Duration, Utc};
@@ -224,7 +225,8 @@ impl SaeClockRule {
         }
     }
 
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
+    /// What serde cannot see.
+    fn validate(&self) -> Result<(), (String, String)> {
         for name in ClockName::ALL {
             let c = self.clock(name);
             let path = format!("clocks.{}", name.key());
@@ -283,61 +285,6 @@ impl SaeClockRule {
             AwarenessFallback::Onset => onset().or_else(record),
             AwarenessFallback::Record => record().or_else(onset),
         }
-    }
-
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
-        // A submission dated after `as_of` has not happened yet at that time (replays and
-        // rule tests evaluate the past against the whole history).
-        let submissions: Vec<&Submission> =
-            h.submissions().into_iter().filter(|s| s.submitted.earliest() <= ctx.as_of).collect();
-        let mut out = Vec::new();
-        for ae in h.adverse_events() {
-            let class = Class::of(ae);
-            if !class.serious {
-                continue;
-            }
-            let key = ae_key(ae);
-            let sae = Sae { ae, key: &key, class };
-            let submitted = |kind: ReportKind| -> Vec<&Submission> {
-                match ae.id.as_deref() {
-                    Some(id) => {
-                        submissions.iter().copied().filter(|s| s.ae_id == id && s.report == kind).collect()
-                    }
-                    None => Vec::new(),
-                }
-            };
-            let mut awareness_clocks = vec![ClockName::Sponsor];
-            awareness_clocks.extend(class.expedited());
-            awareness_clocks.retain(|n| self.clock(*n).enabled && submitted(n.closed_by()).is_empty());
-            match self.start(h, ae) {
-                Some(start) => {
-                    for name in awareness_clocks {
-                        out.extend(self.finding(h, ctx, &sae, name, start));
-                    }
-                }
-                None if !awareness_clocks.is_empty() => {
-                    out.push(undated(ae, &key, class, &awareness_clocks, ctx))
-                }
-                None => {}
-            }
-            // The follow-up runs from the first 7-day report, whether or not it was on time.
-            if class.expedited() == Some(ClockName::ExpeditedFatal)
-                && self.clock(ClockName::FollowUp).enabled
-                && submitted(ReportKind::FollowUp).is_empty()
-            {
-                if let Some(first) =
-                    submitted(ReportKind::Expedited).into_iter().min_by_key(|s| s.submitted.earliest())
-                {
-                    let start = Start {
-                        at: first.submitted.earliest(),
-                        source: StartSource::ExpeditedSubmission,
-                        time: &first.submitted,
-                    };
-                    out.extend(self.finding(h, ctx, &sae, ClockName::FollowUp, start));
-                }
-            }
-        }
-        out
     }
 
     fn finding(
@@ -421,6 +368,74 @@ impl SaeClockRule {
                                    "suspected": class.suspected, "unexpected": class.unexpected},
             }),
         })
+    }
+}
+
+impl Kind for SaeClockRule {
+    const NAME: &'static str = "sae_clock";
+    type Params = Self;
+
+    fn check(rule: Self) -> Result<Self, (String, String)> {
+        rule.validate().map(|()| rule)
+    }
+
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+        // A submission dated after `as_of` has not happened yet at that time (replays and
+        // rule tests evaluate the past against the whole history).
+        let submissions: Vec<&Submission> =
+            h.submissions().into_iter().filter(|s| s.submitted.earliest() <= ctx.as_of).collect();
+        let mut out = Vec::new();
+        for ae in h.adverse_events() {
+            let class = Class::of(ae);
+            if !class.serious {
+                continue;
+            }
+            let key = ae_key(ae);
+            let sae = Sae { ae, key: &key, class };
+            let submitted = |kind: ReportKind| -> Vec<&Submission> {
+                match ae.id.as_deref() {
+                    Some(id) => {
+                        submissions.iter().copied().filter(|s| s.ae_id == id && s.report == kind).collect()
+                    }
+                    None => Vec::new(),
+                }
+            };
+            let mut awareness_clocks = vec![ClockName::Sponsor];
+            awareness_clocks.extend(class.expedited());
+            awareness_clocks.retain(|n| self.clock(*n).enabled && submitted(n.closed_by()).is_empty());
+            match self.start(h, ae) {
+                Some(start) => {
+                    for name in awareness_clocks {
+                        out.extend(self.finding(h, ctx, &sae, name, start));
+                    }
+                }
+                None if !awareness_clocks.is_empty() => {
+                    out.push(undated(ae, &key, class, &awareness_clocks, ctx))
+                }
+                None => {}
+            }
+            // The follow-up runs from the first 7-day report, whether or not it was on time.
+            if class.expedited() == Some(ClockName::ExpeditedFatal)
+                && self.clock(ClockName::FollowUp).enabled
+                && submitted(ReportKind::FollowUp).is_empty()
+            {
+                if let Some(first) =
+                    submitted(ReportKind::Expedited).into_iter().min_by_key(|s| s.submitted.earliest())
+                {
+                    let start = Start {
+                        at: first.submitted.earliest(),
+                        source: StartSource::ExpeditedSubmission,
+                        time: &first.submitted,
+                    };
+                    out.extend(self.finding(h, ctx, &sae, ClockName::FollowUp, start));
+                }
+            }
+        }
+        out
+    }
+
+    fn is_time_driven(&self) -> bool {
+        true
     }
 }
 
@@ -545,7 +560,7 @@ mod tests {
 
     fn rule(yaml: &str) -> SaeClockRule {
         let r: SaeClockRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap();
+        r.validate().unwrap();
         r
     }
 
@@ -773,7 +788,7 @@ mod tests {
         let h = history(&[DOSE, &sae(r#","seriousness":["hospitalization"]"#)]);
         assert!(eval(&r, &h, "2019-02-28T03:59:00Z").is_empty());
         assert_eq!(episodes(&eval(&r, &h, "2019-02-28T04:00:00Z")), [("sae-clock:AE-1:sponsor", 1)]);
-        let bad = |yaml: &str| serde_yaml::from_str::<SaeClockRule>(yaml).unwrap().check().unwrap_err().0;
+        let bad = |yaml: &str| serde_yaml::from_str::<SaeClockRule>(yaml).unwrap().validate().unwrap_err().0;
         assert_eq!(bad("clocks: {sponsor: {within: 0h}}"), "clocks.sponsor.within");
         assert_eq!(
             bad("clocks: {expedited_other: {warn_before: 16d}}"),
