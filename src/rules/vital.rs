@@ -348,7 +348,6 @@ mod tests {
     use crate::model::{Record, SubjectId};
     use crate::rules::Severity;
     use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::OnceLock;
 
     fn ctx() -> Context<'static> {
         Context { severity: Severity::Critical, as_of: chrono::Utc::now(), schedule: &[] }
@@ -517,10 +516,9 @@ mod tests {
         assert_eq!(evaluate(&r, &[DOSE.into(), reading("2019-03-05T11:10:00+01:00", "spo2", 88.0)]), f);
     }
 
-    /// vs.csv SYSBP, PULSE and TEMP as one history per USUBJID, parsed once per test run.
-    fn cdisc_pilot() -> &'static [SubjectHistory] {
-        static HISTORIES: OnceLock<Vec<SubjectHistory>> = OnceLock::new();
-        HISTORIES.get_or_init(|| {
+    /// vs.csv SYSBP, PULSE and TEMP as one history per USUBJID.
+    fn cdisc_pilot() -> Vec<SubjectHistory> {
+        {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01/vs.csv");
             let text = std::fs::read_to_string(path).unwrap();
             let mut lines = text.lines();
@@ -550,14 +548,15 @@ mod tests {
                     )
                 })
                 .collect()
-        })
+        }
     }
 
     #[test]
     fn cdisc_pilot_vital_sign_counts() {
+        let pilot = cdisc_pilot();
         let subjects = |yaml: &str| {
             let r = rule(yaml);
-            cdisc_pilot()
+            pilot
                 .iter()
                 .filter(|h| !r.evaluate(h, &ctx()).is_empty())
                 .map(|h| h.subject.to_string())
