@@ -5,7 +5,7 @@
 use super::criteria::reaches;
 use super::series::{num, ratio_text, same_time, sample_json, uln, value_text, when, Sample, Series};
 use crate::model::{LabTest, SubjectHistory};
-use crate::rules::{study_day, Context, Finding};
+use crate::rules::{study_day, Context, Finding, Span};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,8 +24,8 @@ pub struct HysLaw {
     pub bilirubin_uln: f64,
     /// Days from the ALT/AST draw to the bilirubin draw, by calendar day, 0 = same day
     /// (default 30).
-    #[serde(default = "default_within_days")]
-    pub within_days: u32,
+    #[serde(default = "default_within_days", deserialize_with = "crate::rules::duration::whole_days")]
+    pub within_days: Span,
     /// true (default) = ≥ for both tests, as in the ST&F IG; false = > for both.
     #[serde(default = "default_inclusive")]
     pub inclusive: bool,
@@ -40,8 +40,8 @@ const fn default_alt_ast_uln() -> f64 {
 const fn default_bilirubin_uln() -> f64 {
     2.0
 }
-const fn default_within_days() -> u32 {
-    30
+const fn default_within_days() -> Span {
+    Span::from_days(30)
 }
 const fn default_inclusive() -> bool {
     true
@@ -86,7 +86,7 @@ pub(super) fn hys_law(hy: &HysLaw, h: &SubjectHistory, ctx: &Context) -> Option<
             // counts when any of its days could be inside the window.
             let min_gap = (tb.earliest().date_naive() - ta.latest().date_naive()).num_days();
             let max_gap = (tb.latest().date_naive() - ta.earliest().date_naive()).num_days();
-            if max_gap >= 0 && min_gap <= i64::from(hy.within_days) {
+            if max_gap >= 0 && min_gap <= hy.within_days.days() {
                 pairs.push(HyPair { transaminase: a, bilirubin: b, days_after: tb.days_since(ta), alp });
             }
         }
@@ -128,7 +128,7 @@ pub(super) fn hys_law(hy: &HysLaw, h: &SubjectHistory, ctx: &Context) -> Option<
         "post-baseline ALT/AST {op} {}×ULN and total bilirubin {op} {}×ULN within {} days after (FDA ST&F IG)",
         num(hy.alt_ast_uln),
         num(hy.bilirubin_uln),
-        hy.within_days
+        hy.within_days.days()
     );
     if let Some(k) = hy.alp_below_uln {
         why.push_str(&format!("; ALP < {}×ULN on the ALT/AST draw", num(k)));
@@ -158,7 +158,7 @@ pub(super) fn hys_law(hy: &HysLaw, h: &SubjectHistory, ctx: &Context) -> Option<
                 "alp": p.alp.map(&sample),
             })).collect::<Vec<_>>(),
             "threshold": {"alt_ast_uln": hy.alt_ast_uln, "bilirubin_uln": hy.bilirubin_uln,
-                          "within_days": hy.within_days, "inclusive": hy.inclusive,
+                          "within_days": hy.within_days.days(), "inclusive": hy.inclusive,
                           "alp_below_uln": hy.alp_below_uln},
         }),
     })

@@ -393,7 +393,10 @@ pub(super) mod tests {
         assert_eq!(params("test: [ALT, SGPT]\nabove: 120").test, ["ALT", "SGPT"]);
         assert_eq!(rule("test: [ALT, SGPT]\nabove: 120").tests, [LabTest::Alt, LabTest::Alt]);
         let Criterion::HysLaw(hy) = rule("hys_law: {}").criterion else { panic!("not hys_law") };
-        assert_eq!((hy.alt_ast_uln, hy.bilirubin_uln, hy.within_days, hy.inclusive), (3.0, 2.0, 30, true));
+        assert_eq!(
+            (hy.alt_ast_uln, hy.bilirubin_uln, hy.within_days.days(), hy.inclusive),
+            (3.0, 2.0, 30, true)
+        );
         assert!(hy.alp_below_uln.is_none());
         assert!(
             serde_yaml::from_str::<LabParams>("test: ALT\ntimes_uln: {at_least: 3, strict: true}").is_err()
