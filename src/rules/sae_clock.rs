@@ -15,14 +15,23 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+/// The rule as written in the rule file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SaeClockRule {
+pub struct SaeClockParams {
     /// Per-clock overrides; a clock left out keeps its regulatory default.
     #[serde(default)]
     pub clocks: Clocks,
     /// Where the clock starts when an SAE carries no `awareness` time.
     #[serde(default)]
+    pub awareness_fallback: AwarenessFallback,
+}
+
+/// The rule ready to run: every clock resolved at load (overrides over the regulatory
+/// defaults), indexed by `ClockName`.
+#[derive(Debug, Clone)]
+pub struct SaeClockRule {
+    clocks: [Clock; 4],
     pub awareness_fallback: AwarenessFallback,
 }
 
@@ -71,6 +80,7 @@ enum ClockName {
 }
 
 impl ClockName {
+    /// In declaration order: `SaeClockRule::clock` indexes by `self as usize`.
     const ALL: [Self; 4] = [Self::Sponsor, Self::ExpeditedFatal, Self::ExpeditedOther, Self::FollowUp];
 
     /// The YAML key and the episode suffix.
@@ -209,13 +219,14 @@ impl Class {
     }
 }
 
-impl SaeClockRule {
-    fn clock(&self, name: ClockName) -> Clock {
+impl Clocks {
+    /// One clock: its overrides over its regulatory defaults.
+    fn resolve(&self, name: ClockName) -> Clock {
         let p = match name {
-            ClockName::Sponsor => &self.clocks.sponsor,
-            ClockName::ExpeditedFatal => &self.clocks.expedited_fatal,
-            ClockName::ExpeditedOther => &self.clocks.expedited_other,
-            ClockName::FollowUp => &self.clocks.follow_up,
+            ClockName::Sponsor => &self.sponsor,
+            ClockName::ExpeditedFatal => &self.expedited_fatal,
+            ClockName::ExpeditedOther => &self.expedited_other,
+            ClockName::FollowUp => &self.follow_up,
         };
         let (within, warn_before) = name.defaults();
         Clock {
@@ -223,6 +234,13 @@ impl SaeClockRule {
             warn_before: p.warn_before.map_or(warn_before, Span::minutes),
             enabled: p.enabled.unwrap_or(true),
         }
+    }
+}
+
+impl SaeClockRule {
+    fn clock(&self, name: ClockName) -> Clock {
+        // `clocks` is built from `ClockName::ALL`, whose order is the declaration order.
+        self.clocks[name as usize]
     }
 
     /// What serde cannot see.
@@ -373,9 +391,13 @@ impl SaeClockRule {
 
 impl Kind for SaeClockRule {
     const NAME: &'static str = "sae_clock";
-    type Params = Self;
+    type Params = SaeClockParams;
 
-    fn check(rule: Self) -> Result<Self, (String, String)> {
+    fn check(p: SaeClockParams) -> Result<Self, (String, String)> {
+        let rule = Self {
+            clocks: ClockName::ALL.map(|n| p.clocks.resolve(n)),
+            awareness_fallback: p.awareness_fallback,
+        };
         rule.validate().map(|()| rule)
     }
 
@@ -559,9 +581,7 @@ mod tests {
     }
 
     fn rule(yaml: &str) -> SaeClockRule {
-        let r: SaeClockRule = serde_yaml::from_str(yaml).unwrap();
-        r.validate().unwrap();
-        r
+        SaeClockRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap()
     }
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -684,6 +704,16 @@ mod tests {
     }
 
     #[test]
+    fn clocks_are_indexed_in_declaration_order() {
+        for (i, n) in ClockName::ALL.iter().enumerate() {
+            assert_eq!(*n as usize, i);
+        }
+        let r = rule("clocks: {follow_up: {within: 10d}}");
+        assert_eq!(r.clock(ClockName::FollowUp).within, 10 * 24 * 60);
+        assert_eq!(r.clock(ClockName::Sponsor).within, ClockName::Sponsor.defaults().0);
+    }
+
+    #[test]
     fn expected_unrelated_or_unknown_expectedness_non_fatal_saes_get_only_the_sponsor_clock() {
         let r = rule("{}");
         for extra in [
@@ -788,7 +818,7 @@ mod tests {
         let h = history(&[DOSE, &sae(r#","seriousness":["hospitalization"]"#)]);
         assert!(eval(&r, &h, "2019-02-28T03:59:00Z").is_empty());
         assert_eq!(episodes(&eval(&r, &h, "2019-02-28T04:00:00Z")), [("sae-clock:AE-1:sponsor", 1)]);
-        let bad = |yaml: &str| serde_yaml::from_str::<SaeClockRule>(yaml).unwrap().validate().unwrap_err().0;
+        let bad = |yaml: &str| SaeClockRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap_err().0;
         assert_eq!(bad("clocks: {sponsor: {within: 0h}}"), "clocks.sponsor.within");
         assert_eq!(
             bad("clocks: {expedited_other: {warn_before: 16d}}"),
@@ -799,8 +829,8 @@ mod tests {
                  expedited_other: {enabled: false}, follow_up: {enabled: false}}"),
             "clocks"
         );
-        assert!(serde_yaml::from_str::<SaeClockRule>("clocks: {sponsr: {within: 1h}}").is_err());
-        assert!(serde_yaml::from_str::<SaeClockRule>("awareness_fallback: visit").is_err());
+        assert!(serde_yaml::from_str::<SaeClockParams>("clocks: {sponsr: {within: 1h}}").is_err());
+        assert!(serde_yaml::from_str::<SaeClockParams>("awareness_fallback: visit").is_err());
     }
 
     #[test]
