@@ -34,8 +34,9 @@ use std::fmt;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabParams {
-    /// The test: one name or a list of aliases (`[ALT, SGPT]`), compared with each result's
-    /// `test` ignoring case. Required, except with `hys_law`, which names its own tests.
+    /// The test: one name or a list of names (`[ALT, AST]`). A result counts when its `test`
+    /// is the same `LabTest` (any synonym; case, spaces and punctuation ignored). Required,
+    /// except with `hys_law`, which names its own tests.
     #[serde(default, deserialize_with = "one_or_many")]
     pub test: Vec<String>,
     /// Fires when a value reaches this limit, in the result's own unit.
@@ -420,6 +421,23 @@ pub(super) mod tests {
         assert_eq!(refused("hys_law: {alp_below_uln: 0}").0, "hys_law.alp_below_uln");
         rule("test: GGT\nctcae: {at_least: 2, term: alkaline_phosphatase_increased}");
         rule("test: Platelets\nctcae: {at_least: 3, assume_unit: 10^9/L}");
+    }
+
+    #[test]
+    fn a_test_is_read_under_any_of_its_names_with_one_baseline() {
+        let named = |t: &str, v: f64| format!(r#"{{"test":"{t}","value":{v},"unit":"U/L","high":40}}"#);
+        let data = [
+            visit("BL", "2019-02-26", &[&named("SGPT", 20.0)]),
+            DOSE.to_string(),
+            visit("W2", "2019-03-12", &[&named("Alanine Aminotransferase", 45.0)]),
+            visit("W4", "2019-03-26", &[&named("alt", 50.0)]),
+        ];
+        let f = one(&rule("test: ALT\ntimes_baseline: {at_least: 2}"), &data);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert_eq!(f[0].evidence["baseline"]["test"], "SGPT");
+        // The episode keeps the result's own spelling, so existing alerts keep their keys.
+        assert_eq!(f[0].episode, "lab:Alanine Aminotransferase@2019-03-12");
+        assert!(one(&rule("test: AST\nabove: 0"), &data).is_empty());
     }
 
     #[test]
