@@ -58,10 +58,16 @@ pub(crate) trait ParamsReader {
 /// after the common keys are read, so their errors come first, as they always have.
 pub(crate) type Prepare = Box<dyn FnOnce() -> Result<super::RuleKind, (String, String)>>;
 
-/// Declares the rule kinds: `Variant(Type)`, one per line. Generates the `RuleKind` enum,
-/// `KIND_NAMES` and the dispatch of every `Kind` method.
+/// Declares the rule kinds: `Variant(module::Type)`, one per line. Generates each kind's
+/// `mod` and `pub use`, the `RuleKind` enum, `KIND_NAMES` and the dispatch of every `Kind`
+/// method.
 macro_rules! rule_kinds {
-    ($($variant:ident($ty:ty)),+ $(,)?) => {
+    ($($variant:ident($module:ident::$ty:ident)),+ $(,)?) => {
+        $(
+            mod $module;
+            pub use $module::$ty;
+        )+
+
         #[derive(Debug, Clone)]
         pub enum RuleKind {
             $($variant($ty),)+

@@ -7,38 +7,19 @@
 #[macro_use]
 mod kind;
 
-mod adverse_event;
-mod cohort;
-mod disability;
 mod duration;
 pub mod eval;
 pub mod expr;
-mod expression;
-mod lab;
 mod load;
-mod mri;
-mod overdue;
 pub mod progression;
 pub mod replay;
-mod sae_clock;
-mod stopping;
 pub mod testing;
-mod vital;
 mod yamlpos;
 
-pub use adverse_event::AdverseEventRule;
-pub use cohort::CohortRule;
-pub use disability::DisabilityRule;
 pub use duration::Span;
-pub use expression::ExpressionRule;
 pub use kind::Kind;
-pub use lab::LabRule;
 pub use load::{load_rules, parse_rules, RuleError};
-pub use mri::MriRule;
-pub use overdue::{OverdueVisitRule, ScheduledVisit};
-pub use sae_clock::SaeClockRule;
-pub use stopping::BayesianStoppingRule;
-pub use vital::VitalRule;
+pub use overdue::ScheduledVisit;
 
 use crate::model::SubjectHistory;
 use chrono::{DateTime, Utc};
@@ -89,18 +70,19 @@ pub struct Rule {
     pub kind: RuleKind,
 }
 
-// Every rule kind: `Variant(Type)`, where `Type` implements `Kind` in its own file.
+// Every rule kind, one line each: `Variant(module::Type)`. `module` is the kind's file
+// (declared here), `Type` implements `Kind` there.
 rule_kinds! {
-    AdverseEvent(AdverseEventRule),
-    DisabilityProgression(DisabilityRule),
-    MriActivity(MriRule),
-    Lab(LabRule),
-    Vital(VitalRule),
-    SaeClock(SaeClockRule),
-    OverdueVisit(OverdueVisitRule),
-    Expression(ExpressionRule),
-    Cohort(CohortRule),
-    BayesianStopping(BayesianStoppingRule),
+    AdverseEvent(adverse_event::AdverseEventRule),
+    DisabilityProgression(disability::DisabilityRule),
+    MriActivity(mri::MriRule),
+    Lab(lab::LabRule),
+    Vital(vital::VitalRule),
+    SaeClock(sae_clock::SaeClockRule),
+    OverdueVisit(overdue::OverdueVisitRule),
+    Expression(expression::ExpressionRule),
+    Cohort(cohort::CohortRule),
+    BayesianStopping(stopping::BayesianStoppingRule),
 }
 
 /// What every evaluation may need besides the history.
