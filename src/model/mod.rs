@@ -2,12 +2,14 @@
 
 mod edss_change;
 mod history;
+mod lab_test;
 mod record;
 mod scales;
 mod time;
 
 pub use edss_change::{ChangeStep, MinimumChange};
 pub use history::{EdssVisit, SubjectHistory};
+pub use lab_test::{LabTest, LabUnit};
 pub use record::{
     AdverseEvent, Disposition, DispositionStatus, Dose, FieldError, Lab, Mri, MriReference, RawRecord,
     Record, ReportKind, Score, Submission, Vital,

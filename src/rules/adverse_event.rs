@@ -2,6 +2,7 @@
 //! relatedness and an onset window after a dose. Episode = the AE; level = its grade,
 //! so the same event worsening (grade 2 → 3) raises again.
 
+use super::Kind;
 use super::{study_day_text, Context, Finding};
 use crate::model::{AdverseEvent, Dose, Relatedness, Seriousness, SubjectHistory};
 use serde::Deserialize;
@@ -64,7 +65,8 @@ pub enum Anchor {
 }
 
 impl AdverseEventRule {
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
+    /// What serde cannot see.
+    fn validate(&self) -> Result<(), (String, String)> {
         if let Some(g) = &self.criteria.grade {
             if !(1..=5).contains(&g.at_least) {
                 return Err((
@@ -137,8 +139,17 @@ impl AdverseEventRule {
             })
             .map(|(i, d)| Some((i, *d)))
     }
+}
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+impl Kind for AdverseEventRule {
+    const NAME: &'static str = "adverse_event";
+    type Params = Self;
+
+    fn check(rule: Self) -> Result<Self, (String, String)> {
+        rule.validate().map(|()| rule)
+    }
+
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
         let severity = ctx.severity;
         let c = &self.criteria;
         let doses = h.doses();
@@ -333,9 +344,9 @@ mod tests {
         assert_eq!(ids("match: {expected: false}"), ["ae:1"]);
         assert_eq!(ids("match: {related_at_least: probable}"), ["ae:1", "ae:3"]);
         let bad = rule("match: {related_at_least: maybe}");
-        assert!(bad.check().is_err());
+        assert!(bad.validate().is_err());
         let bad = rule("match: {seriousness: [hungry]}");
-        assert_eq!(bad.check().unwrap_err().0, "match.seriousness[0]");
+        assert_eq!(bad.validate().unwrap_err().0, "match.seriousness[0]");
     }
 
     #[test]

@@ -5,16 +5,16 @@
 //! the count, so each further subject (or event) alerts again.
 
 use super::expr::{self, Expr};
-use super::{Context, Contribution, Finding, Totals};
+use super::{Context, Contribution, Finding, Kind, Totals};
 use crate::model::SubjectHistory;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::OnceLock;
 
+/// The rule as written in the rule file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CohortRule {
+pub struct CohortParams {
     /// Count matching subjects (default) or matching events.
     #[serde(default)]
     pub count: Count,
@@ -25,8 +25,15 @@ pub struct CohortRule {
     /// Who is in the denominator shown in the evidence.
     #[serde(default)]
     pub evaluable: Evaluable,
-    #[serde(skip)]
-    compiled: OnceLock<Result<Expr, String>>,
+}
+
+/// The rule ready to run: its condition compiled once, at load.
+#[derive(Debug, Clone)]
+pub struct CohortRule {
+    pub count: Count,
+    pub condition: Expr,
+    pub at_least: u32,
+    pub evaluable: Evaluable,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -68,27 +75,22 @@ pub(super) fn compile(source: &str) -> Result<Expr, String> {
 /// Such an event counts as matching: for a stopping rule, doubt must raise the alert,
 /// not hide it (and the error is reported by `evaluate` and logged).
 pub(super) fn contribute(
-    rule: &Result<Expr, String>,
+    rule: &Expr,
     evaluable: Evaluable,
     h: &SubjectHistory,
 ) -> (Contribution, Vec<(String, String)>) {
     let doses = h.doses();
     let mut events = 0u32;
     let mut errors = Vec::new();
-    match rule {
-        Err(e) => errors.push(("rule".to_string(), e.clone())),
-        Ok(rule) => {
-            let subject = expr::subject_value(h);
-            for ae in h.adverse_events() {
-                let value = expr::ae_value(&doses, ae);
-                match rule.eval_bool(&[("ae", &value), ("subject", &subject)]) {
-                    Ok(false) => {}
-                    Ok(true) => events += 1,
-                    Err(e) => {
-                        events += 1;
-                        errors.push((expr::ae_episode(ae), e));
-                    }
-                }
+    let subject = expr::subject_value(h);
+    for ae in h.adverse_events() {
+        let value = expr::ae_value(&doses, ae);
+        match rule.eval_bool(&[("ae", &value), ("subject", &subject)]) {
+            Ok(false) => {}
+            Ok(true) => events += 1,
+            Err(e) => {
+                events += 1;
+                errors.push((expr::ae_episode(ae), e));
             }
         }
     }
@@ -110,36 +112,37 @@ pub(super) fn contribute(
     (Contribution { evaluable, matching, events }, errors)
 }
 
-impl CohortRule {
-    fn compiled(&self) -> &Result<Expr, String> {
-        self.compiled.get_or_init(|| compile(&self.condition))
-    }
+impl Kind for CohortRule {
+    const NAME: &'static str = "cohort";
+    type Params = CohortParams;
 
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
-        if self.at_least == 0 {
+    fn check(p: CohortParams) -> Result<Self, (String, String)> {
+        if p.at_least == 0 {
             return Err(("at_least".into(), "must be at least 1 (0 would fire on an empty cohort)".into()));
         }
-        match self.compiled() {
-            Ok(_) => Ok(()),
-            Err(e) => Err(("where".into(), e.clone())),
-        }
+        let condition = compile(&p.condition).map_err(|e| ("where".to_string(), e))?;
+        Ok(Self { count: p.count, condition, at_least: p.at_least, evaluable: p.evaluable })
     }
 
-    pub(super) fn contribution(&self, h: &SubjectHistory, _as_of: DateTime<Utc>) -> Contribution {
-        contribute(self.compiled(), self.evaluable, h).0
+    fn contribution(&self, h: &SubjectHistory, _as_of: DateTime<Utc>) -> Option<Contribution> {
+        Some(contribute(&self.condition, self.evaluable, h).0)
     }
 
-    /// The subject-level "rule could not be evaluated" finding, if any. `contribution`
-    /// cannot carry it; `Rule::evaluate` should call this for cohort rules.
-    pub fn evaluate(&self, h: &SubjectHistory, _ctx: &Context) -> Vec<Finding> {
-        let (_, errors) = contribute(self.compiled(), self.evaluable, h);
+    /// The subject-level "rule could not be evaluated" finding, if any: `contribution`
+    /// cannot carry it.
+    fn evaluate(&self, h: &SubjectHistory, _ctx: &Context) -> Vec<Finding> {
+        let (_, errors) = contribute(&self.condition, self.evaluable, h);
         if errors.is_empty() {
             return Vec::new();
         }
-        vec![expr::evaluation_error(&self.condition, "adverse event", &errors)]
+        vec![expr::evaluation_error(self.condition.source(), "adverse event", &errors)]
     }
 
-    pub(super) fn judge(&self, totals: &Totals, ctx: &Context) -> Vec<Finding> {
+    fn is_cohort(&self) -> bool {
+        true
+    }
+
+    fn judge(&self, totals: &Totals, ctx: &Context) -> Vec<Finding> {
         let value = match self.count {
             Count::Subjects => totals.matching_subjects,
             Count::Events => totals.events,
@@ -172,7 +175,7 @@ impl CohortRule {
             severity: ctx.severity,
             title: None,
             summary,
-            why: format!("{value} {noun} >= {} with `{}`", self.at_least, self.condition),
+            why: format!("{value} {noun} >= {} with `{}`", self.at_least, self.condition.source()),
             evidence: json!({
                 "count": noun,
                 "value": value,
@@ -182,7 +185,7 @@ impl CohortRule {
                 "evaluable": n,
                 "evaluable_means": self.evaluable.noun(),
                 "subjects": totals.subjects,
-                "where": self.condition,
+                "where": self.condition.source(),
             }),
         }]
     }
@@ -206,9 +209,7 @@ mod tests {
     }
 
     fn rule(yaml: &str) -> CohortRule {
-        let r: CohortRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap();
-        r
+        CohortRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap()
     }
 
     const DESIGN: &str =
@@ -220,26 +221,30 @@ mod tests {
     const SEVERE_UNRELATED: &str = r#"{"subject":"{id}","adverse_events":[{"id":"C","term":"Fracture","grade":3,"related":"not_related"}]}"#;
 
     fn totals(r: &CohortRule, histories: &[SubjectHistory]) -> Totals {
-        let cs: Vec<(String, Contribution)> =
-            histories.iter().map(|h| (h.subject.to_string(), r.contribution(h, Utc::now()))).collect();
+        let cs: Vec<(String, Contribution)> = histories
+            .iter()
+            .map(|h| (h.subject.to_string(), r.contribution(h, Utc::now()).unwrap()))
+            .collect();
         Totals::from_contributions(cs.iter().map(|(s, c)| (s.as_str(), *c)))
     }
 
     #[test]
     fn contributions_count_matching_events_and_dosed_subjects() {
         let r = rule(DESIGN);
-        let c = r.contribution(&history("S1", &[DOSE, SEVERE_RELATED]), Utc::now());
+        let c = r.contribution(&history("S1", &[DOSE, SEVERE_RELATED]), Utc::now()).unwrap();
         assert_eq!(c, Contribution { evaluable: true, matching: true, events: 2 });
-        let c = r.contribution(&history("S2", &[DOSE, SEVERE_UNRELATED]), Utc::now());
+        let c = r.contribution(&history("S2", &[DOSE, SEVERE_UNRELATED]), Utc::now()).unwrap();
         assert_eq!(c, Contribution { evaluable: true, matching: false, events: 0 });
-        let c = r.contribution(&history("S3", &[SEVERE_UNRELATED]), Utc::now());
+        let c = r.contribution(&history("S3", &[SEVERE_UNRELATED]), Utc::now()).unwrap();
         assert_eq!(c, Contribution { evaluable: false, matching: false, events: 0 });
         let all = rule("{where: \"ae.grade >= 3\", at_least: 1, evaluable: all}");
         assert!(
-            all.contribution(&history("S3", &[r#"{"subject":"{id}","visit":"SCR"}"#]), Utc::now()).evaluable
+            all.contribution(&history("S3", &[r#"{"subject":"{id}","visit":"SCR"}"#]), Utc::now())
+                .unwrap()
+                .evaluable
         );
         // A matching event makes the subject evaluable even before its dose record.
-        let c = r.contribution(&history("S4", &[SEVERE_RELATED]), Utc::now());
+        let c = r.contribution(&history("S4", &[SEVERE_RELATED]), Utc::now()).unwrap();
         assert!(c.evaluable && c.matching);
     }
 
@@ -285,7 +290,7 @@ mod tests {
 
     #[test]
     fn check_refuses_bad_conditions_and_thresholds() {
-        let check = |yaml: &str| serde_yaml::from_str::<CohortRule>(yaml).unwrap().check().unwrap_err();
+        let check = |yaml: &str| CohortRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap_err();
         let (key, msg) = check("{where: \"ae.grade >= \", at_least: 2}");
         assert_eq!(key, "where");
         assert!(msg.contains("syntax error"), "{msg}");
@@ -297,8 +302,8 @@ mod tests {
         assert!(msg.contains("no matching overload"), "{msg}");
         let (key, _) = check("{where: \"ae.grade >= 3\", at_least: 0}");
         assert_eq!(key, "at_least");
-        assert!(serde_yaml::from_str::<CohortRule>("{where: x, at_least: 1, count: patients}").is_err());
-        assert!(serde_yaml::from_str::<CohortRule>("{where: x, at_least: 1, evaluable: treated}").is_err());
+        assert!(serde_yaml::from_str::<CohortParams>("{where: x, at_least: 1, count: patients}").is_err());
+        assert!(serde_yaml::from_str::<CohortParams>("{where: x, at_least: 1, evaluable: treated}").is_err());
     }
 
     /// The design's rule file, as `vigil check` reads it.
@@ -336,7 +341,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            r.contribution(&h, Utc::now()),
+            r.contribution(&h, Utc::now()).unwrap(),
             Contribution { evaluable: true, matching: true, events: 1 }
         );
         let f = r.evaluate(&h, &ctx());
@@ -351,7 +356,7 @@ mod tests {
                 r#"{"subject":"{id}","adverse_events":[{"id":"V","term":"Cold","related":"not_related"}]}"#,
             ],
         );
-        assert!(!r.contribution(&h, Utc::now()).matching);
+        assert!(!r.contribution(&h, Utc::now()).unwrap().matching);
         assert!(r.evaluate(&h, &ctx()).is_empty());
     }
 }

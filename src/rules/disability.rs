@@ -6,6 +6,7 @@
 //! `confirm_after` later still shows it (level 2, the rule's severity).
 
 use super::progression::{self, Baseline, EventKind, EventStatus, ProgressionParams};
+use super::Kind;
 use super::{Context, Finding, Severity, Span};
 use crate::model::{ChangeStep, EdssVisit, MinimumChange, SubjectHistory};
 use serde::Deserialize;
@@ -122,14 +123,24 @@ impl<'de> Deserialize<'de> for DisabilityRule {
 }
 
 impl DisabilityRule {
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
+    /// What serde cannot see.
+    fn validate(&self) -> Result<(), (String, String)> {
         if self.params.confirm_after_days < 1 {
             return Err(("confirm_after".into(), "must be at least 1 day".into()));
         }
         Ok(())
     }
+}
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+impl Kind for DisabilityRule {
+    const NAME: &'static str = "disability_progression";
+    type Params = Self;
+
+    fn check(rule: Self) -> Result<Self, (String, String)> {
+        rule.validate().map(|()| rule)
+    }
+
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
         let severity = ctx.severity;
         let visits = h.edss();
         let relapses: Vec<chrono::NaiveDate> = h.relapses().iter().map(|t| t.day()).collect();

@@ -59,6 +59,12 @@ impl fmt::Display for Span {
     }
 }
 
+/// For keys that give a whole number of days (`within_days: 30`): the rule files keep
+/// their number, the rule holds a `Span`.
+pub fn whole_days<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    u32::deserialize(d).map(|n| Span::from_days(i64::from(n)))
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -79,5 +85,18 @@ mod tests {
         assert!(Span::parse("12").is_err());
         assert!(Span::parse("w12").is_err());
         assert!(Span::parse("3y").is_err());
+    }
+
+    #[test]
+    fn whole_days_read_a_number() {
+        #[derive(Deserialize)]
+        struct W {
+            #[serde(deserialize_with = "whole_days")]
+            within_days: Span,
+        }
+        let w: W = serde_yaml::from_str("within_days: 30").unwrap();
+        assert_eq!(w.within_days, Span::from_days(30));
+        assert!(serde_yaml::from_str::<W>("within_days: -1").is_err());
+        assert!(serde_yaml::from_str::<W>("within_days: 30d").is_err());
     }
 }

@@ -51,7 +51,7 @@ use cel::common::ast::{EntryExpr, Expr as Node};
 use cel::{Context as CelContext, Env, ExecutionError, IdedExpr, Value};
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 /// Longest accepted source, in characters: a rule condition is a line, not a program.
 pub const MAX_SOURCE_CHARS: usize = 1000;
@@ -66,9 +66,6 @@ const PARSER_STACK_BYTES: usize = 64 << 20;
 /// Identifiers that name CEL types (`type(x) == int`), not variables.
 const TYPE_NAMES: &[&str] =
     &["bool", "int", "uint", "double", "string", "bytes", "list", "map", "null_type", "type"];
-
-/// The standard environment, built once: building it per evaluation would dominate.
-static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
 /// A field of an expression variable; `example` is JSON, used for docs and the sample run
 /// (an object field's sample is built from its `fields` instead).
@@ -216,11 +213,20 @@ fn sample(fields: &[Field]) -> Json {
     Json::Object(m)
 }
 
-/// A compiled boolean expression, with its source kept for messages.
-#[derive(Debug, Clone)]
+/// A compiled boolean expression, with its source kept for messages and the CEL
+/// environment it runs in (built with it, at load: building one per evaluation would
+/// dominate the evaluation).
+#[derive(Clone)]
 pub struct Expr {
     source: String,
     ast: IdedExpr,
+    env: Arc<Env>,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Expr").field("source", &self.source).finish_non_exhaustive()
+    }
 }
 
 impl Expr {
@@ -238,15 +244,16 @@ impl Expr {
         if depth > MAX_NESTING {
             return Err(format!("brackets are nested {depth} deep; at most {MAX_NESTING}"));
         }
-        let ast = parse(source)?;
+        let env = Arc::new(Env::stdlib());
+        let ast = parse(&env, source)?;
         let depth = tree_depth(&ast);
         if depth > MAX_TREE_DEPTH {
             return Err(format!(
                 "the expression is nested {depth} operations deep; at most {MAX_TREE_DEPTH} (split it up)"
             ));
         }
-        check_names(&ast, vars, &mut Vec::new())?;
-        let expr = Expr { source: source.to_string(), ast };
+        check_names(&env, &ast, vars, &mut Vec::new())?;
+        let expr = Expr { source: source.to_string(), ast, env };
         let samples: Vec<(&str, Json)> = vars.iter().map(|v| (v.name, v.sample())).collect();
         let bound: Vec<(&str, &Json)> = samples.iter().map(|(n, v)| (*n, v)).collect();
         if let Err(e) = expr.eval_bool(&bound) {
@@ -263,7 +270,7 @@ impl Expr {
     /// Evaluates with the given variables. An evaluation error, or a result that is not
     /// a boolean, is an `Err`: never a quiet `false`, which would hide a broken rule.
     pub fn eval_bool(&self, vars: &[(&str, &Json)]) -> Result<bool, String> {
-        let mut ctx = CelContext::with_env(Arc::clone(&ENV));
+        let mut ctx = CelContext::with_env(Arc::clone(&self.env));
         for (name, v) in vars {
             ctx.add_variable_from_value(*name, to_cel(v));
         }
@@ -305,13 +312,13 @@ fn bracket_depth(source: &str) -> usize {
 
 /// Parses on a thread with a large stack, so that an accepted nesting cannot overflow
 /// the loading thread's stack in a debug build.
-fn parse(source: &str) -> Result<IdedExpr, String> {
+fn parse(env: &Env, source: &str) -> Result<IdedExpr, String> {
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()
             .name("cel-parse".into())
             .stack_size(PARSER_STACK_BYTES)
             .spawn_scoped(s, || {
-                ENV.parser().max_recursion_depth(MAX_TREE_DEPTH as u16).parse(source).map_err(|e| {
+                env.parser().max_recursion_depth(MAX_TREE_DEPTH as u16).parse(source).map_err(|e| {
                     match e.errors.first() {
                         Some(first) if first.msg.contains("Recursion limit") => {
                             format!("the expression is nested too deeply; at most {MAX_TREE_DEPTH} levels")
@@ -389,7 +396,12 @@ fn field_path(e: &IdedExpr) -> Option<Vec<&str>> {
 
 /// Refuses unknown variables, fields and functions. Recursion is bounded: the tree has
 /// been checked to be at most `MAX_TREE_DEPTH` deep.
-fn check_names(e: &IdedExpr, vars: &[&'static Var], locals: &mut Vec<String>) -> Result<(), String> {
+fn check_names(
+    env: &Arc<Env>,
+    e: &IdedExpr,
+    vars: &[&'static Var],
+    locals: &mut Vec<String>,
+) -> Result<(), String> {
     let declared = |name: &str| vars.iter().find(|v| v.name == name && !locals.iter().any(|l| l == name));
     match &e.expr {
         Node::Ident(name) => {
@@ -409,34 +421,34 @@ fn check_names(e: &IdedExpr, vars: &[&'static Var], locals: &mut Vec<String>) ->
                     return check_path(var, &path[1..]);
                 }
             }
-            check_names(&s.operand, vars, locals)
+            check_names(env, &s.operand, vars, locals)
         }
         Node::Call(c) => {
             if c.func_name.starts_with(|ch: char| ch.is_ascii_alphabetic())
-                && !function_exists(&c.func_name, c.target.is_some())
+                && !function_exists(env, &c.func_name, c.target.is_some())
             {
                 let how =
                     if c.target.is_some() { format!(".{}()", c.func_name) } else { c.func_name.clone() };
                 return Err(format!("unknown function `{how}`"));
             }
-            children(e).into_iter().try_for_each(|c| check_names(c, vars, locals))
+            children(e).into_iter().try_for_each(|c| check_names(env, c, vars, locals))
         }
         Node::Comprehension(c) => {
-            check_names(&c.iter_range, vars, locals)?;
-            check_names(&c.accu_init, vars, locals)?;
+            check_names(env, &c.iter_range, vars, locals)?;
+            check_names(env, &c.accu_init, vars, locals)?;
             let before = locals.len();
             locals.push(c.iter_var.clone());
             locals.extend(c.iter_var2.iter().cloned());
             locals.push(c.accu_var.clone());
             let inner = [&c.loop_cond, &c.loop_step, &c.result]
                 .into_iter()
-                .try_for_each(|x| check_names(x, vars, locals));
+                .try_for_each(|x| check_names(env, x, vars, locals));
             locals.truncate(before);
             inner
         }
         Node::Struct(s) => Err(format!("constructing objects (`{}{{…}}`) is not supported", s.type_name)),
         Node::Unspecified | Node::Literal(_) | Node::List(_) | Node::Map(_) => {
-            children(e).into_iter().try_for_each(|c| check_names(c, vars, locals))
+            children(e).into_iter().try_for_each(|c| check_names(env, c, vars, locals))
         }
     }
 }
@@ -461,12 +473,12 @@ fn check_path(var: &Var, path: &[&str]) -> Result<(), String> {
 
 /// Whether CEL knows a function: calling it without arguments gives "no such overload"
 /// for a known one and "undeclared reference" for an unknown one.
-fn function_exists(name: &str, member: bool) -> bool {
+fn function_exists(env: &Arc<Env>, name: &str, member: bool) -> bool {
     let probe = if member { format!("null.{name}()") } else { format!("{name}()") };
-    let Ok(ast) = ENV.parser().parse(&probe) else {
+    let Ok(ast) = env.parser().parse(&probe) else {
         return true; // cannot tell; the sample run still catches it
     };
-    let ctx = CelContext::with_env(Arc::clone(&ENV));
+    let ctx = CelContext::with_env(Arc::clone(env));
     !matches!(Value::resolve(&ast, &ctx), Err(ExecutionError::UndeclaredReference(n)) if n.as_str() == name)
 }
 

@@ -5,24 +5,29 @@
 //! evaluated" finding instead.
 
 use super::expr::{self, Expr, Var};
-use super::{Context, Finding};
+use super::{Context, Finding, Kind};
 use crate::model::SubjectHistory;
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
-use std::sync::OnceLock;
 
+/// The rule as written in the rule file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExpressionRule {
+pub struct ExpressionParams {
     /// What each candidate item is.
     pub over: Over,
     /// CEL, true for an item that should raise a finding.
     pub condition: String,
     /// Fixed text put before the item's own description in the summary.
     pub describe: Option<String>,
-    /// Compiled by `check` at load time (or on first use), kept for every evaluation.
-    #[serde(skip)]
-    compiled: OnceLock<Result<Expr, String>>,
+}
+
+/// The rule ready to run: its condition compiled once, at load.
+#[derive(Debug, Clone)]
+pub struct ExpressionRule {
+    pub over: Over,
+    pub condition: Expr,
+    pub describe: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -70,29 +75,22 @@ struct Item {
     what: String,
 }
 
-impl ExpressionRule {
-    fn compiled(&self) -> &Result<Expr, String> {
-        self.compiled.get_or_init(|| Expr::compile(&self.condition, &[self.over.var(), &expr::SUBJECT]))
-    }
+impl Kind for ExpressionRule {
+    const NAME: &'static str = "expression";
+    type Params = ExpressionParams;
 
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
-        if self.describe.as_deref().is_some_and(|d| d.trim().is_empty()) {
+    fn check(p: ExpressionParams) -> Result<Self, (String, String)> {
+        if p.describe.as_deref().is_some_and(|d| d.trim().is_empty()) {
             return Err(("describe".into(), "an empty description says nothing; leave it out".into()));
         }
-        match self.compiled() {
-            Ok(_) => Ok(()),
-            Err(e) => Err(("condition".into(), e.clone())),
-        }
+        let condition = Expr::compile(&p.condition, &[p.over.var(), &expr::SUBJECT])
+            .map_err(|e| ("condition".to_string(), e))?;
+        Ok(Self { over: p.over, condition, describe: p.describe })
     }
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
         let noun = self.over.noun();
-        let expr = match self.compiled() {
-            Ok(e) => e,
-            Err(e) => {
-                return vec![expr::evaluation_error(&self.condition, noun, &[("rule".into(), e.clone())])]
-            }
-        };
+        let expr = &self.condition;
         let subject = expr::subject_value(h);
         let var = self.over.var().name;
         let mut out = Vec::new();
@@ -124,7 +122,9 @@ impl ExpressionRule {
         }
         out
     }
+}
 
+impl ExpressionRule {
     fn items(&self, h: &SubjectHistory) -> Vec<Item> {
         let doses = h.doses();
         let mut items = Vec::new();
@@ -251,9 +251,7 @@ mod tests {
     }
 
     fn rule(yaml: &str) -> ExpressionRule {
-        let r: ExpressionRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap();
-        r
+        ExpressionRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap()
     }
 
     const AES: &str = r#"{"subject":"KS-101","visit":"D1","doses":[{"start":"2019-02-26T09:10:00+01:00"}],
@@ -330,10 +328,7 @@ mod tests {
 
     #[test]
     fn compile_errors_are_refused_by_check() {
-        let check = |yaml: &str| {
-            let r: ExpressionRule = serde_yaml::from_str(yaml).unwrap();
-            r.check().unwrap_err()
-        };
+        let check = |yaml: &str| ExpressionRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap_err();
         let (key, msg) = check("{over: adverse_events, condition: \"ae.grade >= >= 3\"}");
         assert_eq!(key, "condition");
         assert!(msg.contains("syntax error"), "{msg}");
@@ -345,8 +340,8 @@ mod tests {
         assert!(msg.contains("no matching overload"), "{msg}");
         let (_, msg) = check("{over: adverse_events, condition: \"subject.arm == 'A'\"}");
         assert!(msg.contains("no field `arm`"), "{msg}");
-        assert!(serde_yaml::from_str::<ExpressionRule>("{over: adverse_event, condition: x}").is_err());
-        assert!(serde_yaml::from_str::<ExpressionRule>("{over: labs, condition: x, colour: red}").is_err());
+        assert!(serde_yaml::from_str::<ExpressionParams>("{over: adverse_event, condition: x}").is_err());
+        assert!(serde_yaml::from_str::<ExpressionParams>("{over: labs, condition: x, colour: red}").is_err());
     }
 
     #[test]

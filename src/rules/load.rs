@@ -1,10 +1,8 @@
 //! Loading rule files: every error with `file:line:col`, unknown keys with a suggestion.
 
+use super::kind::ParamsReader;
 use super::yamlpos::Positions;
-use super::{
-    AdverseEventRule, BayesianStoppingRule, CohortRule, DisabilityRule, ExpressionRule, LabRule, MriRule,
-    OverdueVisitRule, Rule, RuleKind, SaeClockRule, Severity, VitalRule,
-};
+use super::{Rule, RuleKind, Severity, KIND_NAMES as KINDS};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -29,18 +27,6 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
-const KINDS: &[&str] = &[
-    "adverse_event",
-    "disability_progression",
-    "mri_activity",
-    "lab",
-    "vital",
-    "sae_clock",
-    "overdue_visit",
-    "expression",
-    "cohort",
-    "bayesian_stopping",
-];
 const COMMON_KEYS: &[&str] = &[
     "id",
     "title",
@@ -202,32 +188,21 @@ fn parse_rule(
     }
     // The kind's own keys first: a misspelt common key (`severty`) lands among them and
     // is reported as unknown with a suggestion, rather than as a missing `severity`.
-    let kind = match common.get("kind") {
+    let prepare = match common.get("kind") {
         None => return Err(error_at("", format!("missing field `kind` (one of: {})", KINDS.join(", ")))),
-        Some(serde_yaml::Value::String(k)) => match k.as_str() {
-            "adverse_event" => RuleKind::AdverseEvent(typed::<AdverseEventRule>(file, pos, &prefix, params)?),
-            "disability_progression" => {
-                RuleKind::DisabilityProgression(typed::<DisabilityRule>(file, pos, &prefix, params)?)
+        Some(serde_yaml::Value::String(k)) => {
+            match RuleKind::read(k, Params { file, pos, prefix: &prefix, mapping: params }) {
+                Some(read) => read?,
+                None => {
+                    let hint =
+                        nearest(k, KINDS).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+                    return Err(error_at(
+                        "kind",
+                        format!("unknown rule kind `{k}`{hint}; kinds: {}", KINDS.join(", ")),
+                    ));
+                }
             }
-            "mri_activity" => RuleKind::MriActivity(typed::<MriRule>(file, pos, &prefix, params)?),
-            "lab" => RuleKind::Lab(typed::<LabRule>(file, pos, &prefix, params)?),
-            "vital" => RuleKind::Vital(typed::<VitalRule>(file, pos, &prefix, params)?),
-            "sae_clock" => RuleKind::SaeClock(typed::<SaeClockRule>(file, pos, &prefix, params)?),
-            "overdue_visit" => RuleKind::OverdueVisit(typed::<OverdueVisitRule>(file, pos, &prefix, params)?),
-            "expression" => RuleKind::Expression(typed::<ExpressionRule>(file, pos, &prefix, params)?),
-            "cohort" => RuleKind::Cohort(typed::<CohortRule>(file, pos, &prefix, params)?),
-            "bayesian_stopping" => {
-                RuleKind::BayesianStopping(typed::<BayesianStoppingRule>(file, pos, &prefix, params)?)
-            }
-            other => {
-                let hint =
-                    nearest(other, KINDS).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
-                return Err(error_at(
-                    "kind",
-                    format!("unknown rule kind `{other}`{hint}; kinds: {}", KINDS.join(", ")),
-                ));
-            }
-        },
+        }
         Some(_) => return Err(error_at("kind", format!("`kind` must be one of: {}", KINDS.join(", ")))),
     };
     let common: Common = typed(file, pos, &prefix, common)?;
@@ -237,21 +212,7 @@ fn parse_rule(
             format!("rule id `{}` must be one word, e.g. infusion-reaction-severe", common.id),
         ));
     }
-    let checked = match &kind {
-        RuleKind::AdverseEvent(r) => r.check(),
-        RuleKind::DisabilityProgression(r) => r.check(),
-        RuleKind::MriActivity(r) => r.check(),
-        RuleKind::Lab(r) => r.check(),
-        RuleKind::Vital(r) => r.check(),
-        RuleKind::SaeClock(r) => r.check(),
-        RuleKind::OverdueVisit(r) => r.check(),
-        RuleKind::Expression(r) => r.check(),
-        RuleKind::Cohort(r) => r.check(),
-        RuleKind::BayesianStopping(r) => r.check(),
-    };
-    if let Err((path, message)) = checked {
-        return Err(error_at(&path, message));
-    }
+    let kind = prepare().map_err(|(path, message)| error_at(&path, message))?;
     Ok(Rule {
         title: common.title.unwrap_or_else(|| common.id.clone()),
         id: common.id,
@@ -265,6 +226,21 @@ fn parse_rule(
         line,
         kind,
     })
+}
+
+/// A kind's own keys of one rule, read with their positions in the file.
+struct Params<'a> {
+    file: &'a Path,
+    pos: &'a Positions,
+    prefix: &'a str,
+    mapping: serde_yaml::Mapping,
+}
+
+impl ParamsReader for Params<'_> {
+    type Error = RuleError;
+    fn read<T: DeserializeOwned>(self) -> Result<T, RuleError> {
+        typed(self.file, self.pos, self.prefix, self.mapping)
+    }
 }
 
 /// Removes every " at line L column C" from a YAML error, returning the last location.

@@ -1,40 +1,25 @@
 //! Safety rules: loading and checking YAML rule files, and evaluating rules against a
 //! subject's whole history.
 //!
-//! A rule kind is one file here: its parameters (serde, unknown keys refused), a
-//! `check` for what serde cannot see, and `evaluate`, which turns a history into findings.
+//! A rule kind is one file here implementing `Kind` (its parameters, a `check` that turns
+//! them once into the runtime rule, and `evaluate`), plus one line in `rule_kinds!` below.
 
-mod adverse_event;
-mod cohort;
-mod disability;
+#[macro_use]
+mod kind;
+
 mod duration;
 pub mod eval;
 pub mod expr;
-mod expression;
-mod lab;
 mod load;
-mod mri;
-mod overdue;
 pub mod progression;
 pub mod replay;
-mod sae_clock;
-mod stopping;
 pub mod testing;
-mod vital;
 pub(crate) mod yamlpos;
 
-pub use adverse_event::AdverseEventRule;
-pub use cohort::CohortRule;
-pub use disability::DisabilityRule;
 pub use duration::Span;
-pub use expression::ExpressionRule;
-pub use lab::LabRule;
+pub use kind::Kind;
 pub use load::{load_rules, parse_rules, RuleError};
-pub use mri::MriRule;
-pub use overdue::{OverdueVisitRule, ScheduledVisit};
-pub use sae_clock::SaeClockRule;
-pub use stopping::BayesianStoppingRule;
-pub use vital::VitalRule;
+pub use overdue::ScheduledVisit;
 
 use crate::model::SubjectHistory;
 use chrono::{DateTime, Utc};
@@ -85,46 +70,19 @@ pub struct Rule {
     pub kind: RuleKind,
 }
 
-#[derive(Debug, Clone)]
-pub enum RuleKind {
-    AdverseEvent(AdverseEventRule),
-    DisabilityProgression(DisabilityRule),
-    MriActivity(MriRule),
-    Lab(LabRule),
-    Vital(VitalRule),
-    SaeClock(SaeClockRule),
-    OverdueVisit(OverdueVisitRule),
-    Expression(ExpressionRule),
-    Cohort(CohortRule),
-    BayesianStopping(BayesianStoppingRule),
-}
-
-impl RuleKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::AdverseEvent(_) => "adverse_event",
-            Self::DisabilityProgression(_) => "disability_progression",
-            Self::MriActivity(_) => "mri_activity",
-            Self::Lab(_) => "lab",
-            Self::Vital(_) => "vital",
-            Self::SaeClock(_) => "sae_clock",
-            Self::OverdueVisit(_) => "overdue_visit",
-            Self::Expression(_) => "expression",
-            Self::Cohort(_) => "cohort",
-            Self::BayesianStopping(_) => "bayesian_stopping",
-        }
-    }
-
-    /// Cohort rules judge the whole cohort from each subject's contribution.
-    pub fn is_cohort(&self) -> bool {
-        matches!(self, Self::Cohort(_) | Self::BayesianStopping(_))
-    }
-
-    /// Rules whose findings change with the clock, not only with new records: the
-    /// daemon evaluates them on a timer too.
-    pub fn is_time_driven(&self) -> bool {
-        matches!(self, Self::SaeClock(_) | Self::OverdueVisit(_))
-    }
+// Every rule kind, one line each: `Variant(module::Type)`. `module` is the kind's file
+// (declared here), `Type` implements `Kind` there.
+rule_kinds! {
+    AdverseEvent(adverse_event::AdverseEventRule),
+    DisabilityProgression(disability::DisabilityRule),
+    MriActivity(mri::MriRule),
+    Lab(lab::LabRule),
+    Vital(vital::VitalRule),
+    SaeClock(sae_clock::SaeClockRule),
+    OverdueVisit(overdue::OverdueVisitRule),
+    Expression(expression::ExpressionRule),
+    Cohort(cohort::CohortRule),
+    BayesianStopping(stopping::BayesianStoppingRule),
 }
 
 /// What every evaluation may need besides the history.
@@ -201,38 +159,18 @@ impl Rule {
     ) -> Vec<Finding> {
         let _span = tracing::debug_span!("rule", rule_id = %self.id, kind = self.kind.name()).entered();
         let ctx = Context { severity: self.severity, as_of, schedule };
-        match &self.kind {
-            RuleKind::AdverseEvent(r) => r.evaluate(history, &ctx),
-            RuleKind::DisabilityProgression(r) => r.evaluate(history, &ctx),
-            RuleKind::MriActivity(r) => r.evaluate(history, &ctx),
-            RuleKind::Lab(r) => r.evaluate(history, &ctx),
-            RuleKind::Vital(r) => r.evaluate(history, &ctx),
-            RuleKind::SaeClock(r) => r.evaluate(history, &ctx),
-            RuleKind::OverdueVisit(r) => r.evaluate(history, &ctx),
-            RuleKind::Expression(r) => r.evaluate(history, &ctx),
-            // Cohort rules report only what they could not evaluate for this subject.
-            RuleKind::Cohort(r) => r.evaluate(history, &ctx),
-            RuleKind::BayesianStopping(r) => r.evaluate(history, &ctx),
-        }
+        self.kind.evaluate(history, &ctx)
     }
 
     /// A subject's contribution to a cohort rule (None for subject-level rules).
     pub fn contribution(&self, history: &SubjectHistory, as_of: DateTime<Utc>) -> Option<Contribution> {
-        match &self.kind {
-            RuleKind::Cohort(r) => Some(r.contribution(history, as_of)),
-            RuleKind::BayesianStopping(r) => Some(r.contribution(history, as_of)),
-            _ => None,
-        }
+        self.kind.contribution(history, as_of)
     }
 
     /// The cohort-level findings of a cohort rule, from its totals.
     pub fn judge(&self, totals: &Totals, as_of: DateTime<Utc>) -> Vec<Finding> {
         let ctx = Context { severity: self.severity, as_of, schedule: &[] };
-        match &self.kind {
-            RuleKind::Cohort(r) => r.judge(totals, &ctx),
-            RuleKind::BayesianStopping(r) => r.judge(totals, &ctx),
-            _ => Vec::new(),
-        }
+        self.kind.judge(totals, &ctx)
     }
 }
 
@@ -267,5 +205,19 @@ pub(crate) fn study_day_text(history: &SubjectHistory, t: &crate::model::Clinica
     match study_day(history, t) {
         Some(d) => format!("study day {d}"),
         None => "before any recorded dose".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_unique_and_match_the_variants() {
+        let mut names = KIND_NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KIND_NAMES.len(), "{KIND_NAMES:?}");
+        assert!(KIND_NAMES.contains(&"bayesian_stopping") && KIND_NAMES[0] == "adverse_event");
     }
 }

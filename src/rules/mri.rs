@@ -1,6 +1,7 @@
 //! `mri_activity`: new or enlarging T2 lesions, Gd-enhancing lesions, or both, at a scan.
 //! Episode = the scan; level = the lesion count, so a corrected higher count re-alerts.
 
+use super::Kind;
 use super::{study_day_text, Context, Finding};
 use crate::model::SubjectHistory;
 use serde::Deserialize;
@@ -46,7 +47,8 @@ impl Measure {
 }
 
 impl MriRule {
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
+    /// What serde cannot see.
+    fn validate(&self) -> Result<(), (String, String)> {
         if self.at_least == 0 {
             return Err(("at_least".into(), "at_least: 0 would fire on every scan".into()));
         }
@@ -88,8 +90,17 @@ impl MriRule {
         lost.sort();
         lost
     }
+}
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+impl Kind for MriRule {
+    const NAME: &'static str = "mri_activity";
+    type Params = Self;
+
+    fn check(rule: Self) -> Result<Self, (String, String)> {
+        rule.validate().map(|()| rule)
+    }
+
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
         let severity = ctx.severity;
         if self.measure == Measure::Neda3Loss {
             let lost = self.neda3_losses(h);

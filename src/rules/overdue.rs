@@ -7,6 +7,7 @@
 //! Episodes `overdue:<visit>` and `missing:<visit>:<assessment>`, level 1; both vanish
 //! once the visit or assessment is recorded.
 
+use super::Kind;
 use super::{study_day_text, Context, Finding, Span};
 use crate::model::{ClinicalTime, DispositionStatus, Record, SubjectHistory};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
@@ -58,7 +59,8 @@ struct Window {
 }
 
 impl OverdueVisitRule {
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
+    /// What serde cannot see.
+    fn validate(&self) -> Result<(), (String, String)> {
         if let Some(visits) = &self.visits {
             if visits.is_empty() {
                 return Err((
@@ -96,37 +98,6 @@ impl OverdueVisitRule {
         let after = closes.succ_opt()?.and_time(NaiveTime::MIN).and_utc();
         let due = after.checked_add_signed(self.grace.map_or(Duration::zero(), Span::chrono))?;
         Some(Window { target, opens, closes, due })
-    }
-
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
-        // Subjects never dosed have no study day 1, so no schedule.
-        let Some(dose) = h.first_dose() else {
-            return Vec::new();
-        };
-        let day1 = dose.start.day();
-        let left = left_study_on(h);
-        let mut out = Vec::new();
-        for v in ctx.schedule.iter().filter(|v| self.watches(v)) {
-            let Some(w) = self.window(day1, v) else {
-                continue;
-            };
-            // A subject who left is not expected at windows that open afterwards; a window
-            // already open when they left was still theirs to attend.
-            if left.is_some_and(|(_, d)| w.opens > d) || ctx.as_of < w.due {
-                continue;
-            }
-            let records = visit_records(h, ctx, v, &w);
-            if records.is_empty() {
-                out.push(self.overdue(h, ctx, v, &w, left));
-            } else if self.assessments {
-                for a in &v.assessments {
-                    if !has_assessment(h, &records, a, &w) {
-                        out.push(self.missing(h, ctx, v, &w, &records, a));
-                    }
-                }
-            }
-        }
-        out
     }
 
     fn overdue(
@@ -224,6 +195,50 @@ impl OverdueVisitRule {
             Some(g) => format!(", {g} of grace included"),
             None => String::new(),
         }
+    }
+}
+
+impl Kind for OverdueVisitRule {
+    const NAME: &'static str = "overdue_visit";
+    type Params = Self;
+
+    fn check(rule: Self) -> Result<Self, (String, String)> {
+        rule.validate().map(|()| rule)
+    }
+
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+        // Subjects never dosed have no study day 1, so no schedule.
+        let Some(dose) = h.first_dose() else {
+            return Vec::new();
+        };
+        let day1 = dose.start.day();
+        let left = left_study_on(h);
+        let mut out = Vec::new();
+        for v in ctx.schedule.iter().filter(|v| self.watches(v)) {
+            let Some(w) = self.window(day1, v) else {
+                continue;
+            };
+            // A subject who left is not expected at windows that open afterwards; a window
+            // already open when they left was still theirs to attend.
+            if left.is_some_and(|(_, d)| w.opens > d) || ctx.as_of < w.due {
+                continue;
+            }
+            let records = visit_records(h, ctx, v, &w);
+            if records.is_empty() {
+                out.push(self.overdue(h, ctx, v, &w, left));
+            } else if self.assessments {
+                for a in &v.assessments {
+                    if !has_assessment(h, &records, a, &w) {
+                        out.push(self.missing(h, ctx, v, &w, &records, a));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn is_time_driven(&self) -> bool {
+        true
     }
 }
 
@@ -353,7 +368,7 @@ mod tests {
 
     fn rule(yaml: &str) -> OverdueVisitRule {
         let r: OverdueVisitRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap();
+        r.validate().unwrap();
         r
     }
 
@@ -476,7 +491,8 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused() {
-        let bad = |yaml: &str| serde_yaml::from_str::<OverdueVisitRule>(yaml).unwrap().check().unwrap_err().0;
+        let bad =
+            |yaml: &str| serde_yaml::from_str::<OverdueVisitRule>(yaml).unwrap().validate().unwrap_err().0;
         assert_eq!(bad("visits: []"), "visits");
         assert_eq!(bad("visits: [W12, ' ']"), "visits[1]");
         assert_eq!(bad("visits: [W12, w12]"), "visits[1]");

@@ -8,20 +8,30 @@
 //! `warn_before` ahead of the deadline and is overdue (level 2) after it. Episode =
 //! `sae-clock:<ae>:<clock>`, so an overdue clock re-alerts once above its warning.
 
+use super::Kind;
 use super::{study_day_text, Context, Finding, Span};
 use crate::model::{AdverseEvent, ClinicalTime, ReportKind, Seriousness, SubjectHistory, Submission};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+/// The rule as written in the rule file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SaeClockRule {
+pub struct SaeClockParams {
     /// Per-clock overrides; a clock left out keeps its regulatory default.
     #[serde(default)]
     pub clocks: Clocks,
     /// Where the clock starts when an SAE carries no `awareness` time.
     #[serde(default)]
+    pub awareness_fallback: AwarenessFallback,
+}
+
+/// The rule ready to run: every clock resolved at load (overrides over the regulatory
+/// defaults), indexed by `ClockName`.
+#[derive(Debug, Clone)]
+pub struct SaeClockRule {
+    clocks: [Clock; 4],
     pub awareness_fallback: AwarenessFallback,
 }
 
@@ -70,6 +80,7 @@ enum ClockName {
 }
 
 impl ClockName {
+    /// In declaration order: `SaeClockRule::clock` indexes by `self as usize`.
     const ALL: [Self; 4] = [Self::Sponsor, Self::ExpeditedFatal, Self::ExpeditedOther, Self::FollowUp];
 
     /// The YAML key and the episode suffix.
@@ -208,13 +219,14 @@ impl Class {
     }
 }
 
-impl SaeClockRule {
-    fn clock(&self, name: ClockName) -> Clock {
+impl Clocks {
+    /// One clock: its overrides over its regulatory defaults.
+    fn resolve(&self, name: ClockName) -> Clock {
         let p = match name {
-            ClockName::Sponsor => &self.clocks.sponsor,
-            ClockName::ExpeditedFatal => &self.clocks.expedited_fatal,
-            ClockName::ExpeditedOther => &self.clocks.expedited_other,
-            ClockName::FollowUp => &self.clocks.follow_up,
+            ClockName::Sponsor => &self.sponsor,
+            ClockName::ExpeditedFatal => &self.expedited_fatal,
+            ClockName::ExpeditedOther => &self.expedited_other,
+            ClockName::FollowUp => &self.follow_up,
         };
         let (within, warn_before) = name.defaults();
         Clock {
@@ -223,8 +235,16 @@ impl SaeClockRule {
             enabled: p.enabled.unwrap_or(true),
         }
     }
+}
 
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
+impl SaeClockRule {
+    fn clock(&self, name: ClockName) -> Clock {
+        // `clocks` is built from `ClockName::ALL`, whose order is the declaration order.
+        self.clocks[name as usize]
+    }
+
+    /// What serde cannot see.
+    fn validate(&self) -> Result<(), (String, String)> {
         for name in ClockName::ALL {
             let c = self.clock(name);
             let path = format!("clocks.{}", name.key());
@@ -283,61 +303,6 @@ impl SaeClockRule {
             AwarenessFallback::Onset => onset().or_else(record),
             AwarenessFallback::Record => record().or_else(onset),
         }
-    }
-
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
-        // A submission dated after `as_of` has not happened yet at that time (replays and
-        // rule tests evaluate the past against the whole history).
-        let submissions: Vec<&Submission> =
-            h.submissions().into_iter().filter(|s| s.submitted.earliest() <= ctx.as_of).collect();
-        let mut out = Vec::new();
-        for ae in h.adverse_events() {
-            let class = Class::of(ae);
-            if !class.serious {
-                continue;
-            }
-            let key = ae_key(ae);
-            let sae = Sae { ae, key: &key, class };
-            let submitted = |kind: ReportKind| -> Vec<&Submission> {
-                match ae.id.as_deref() {
-                    Some(id) => {
-                        submissions.iter().copied().filter(|s| s.ae_id == id && s.report == kind).collect()
-                    }
-                    None => Vec::new(),
-                }
-            };
-            let mut awareness_clocks = vec![ClockName::Sponsor];
-            awareness_clocks.extend(class.expedited());
-            awareness_clocks.retain(|n| self.clock(*n).enabled && submitted(n.closed_by()).is_empty());
-            match self.start(h, ae) {
-                Some(start) => {
-                    for name in awareness_clocks {
-                        out.extend(self.finding(h, ctx, &sae, name, start));
-                    }
-                }
-                None if !awareness_clocks.is_empty() => {
-                    out.push(undated(ae, &key, class, &awareness_clocks, ctx))
-                }
-                None => {}
-            }
-            // The follow-up runs from the first 7-day report, whether or not it was on time.
-            if class.expedited() == Some(ClockName::ExpeditedFatal)
-                && self.clock(ClockName::FollowUp).enabled
-                && submitted(ReportKind::FollowUp).is_empty()
-            {
-                if let Some(first) =
-                    submitted(ReportKind::Expedited).into_iter().min_by_key(|s| s.submitted.earliest())
-                {
-                    let start = Start {
-                        at: first.submitted.earliest(),
-                        source: StartSource::ExpeditedSubmission,
-                        time: &first.submitted,
-                    };
-                    out.extend(self.finding(h, ctx, &sae, ClockName::FollowUp, start));
-                }
-            }
-        }
-        out
     }
 
     fn finding(
@@ -421,6 +386,78 @@ impl SaeClockRule {
                                    "suspected": class.suspected, "unexpected": class.unexpected},
             }),
         })
+    }
+}
+
+impl Kind for SaeClockRule {
+    const NAME: &'static str = "sae_clock";
+    type Params = SaeClockParams;
+
+    fn check(p: SaeClockParams) -> Result<Self, (String, String)> {
+        let rule = Self {
+            clocks: ClockName::ALL.map(|n| p.clocks.resolve(n)),
+            awareness_fallback: p.awareness_fallback,
+        };
+        rule.validate().map(|()| rule)
+    }
+
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+        // A submission dated after `as_of` has not happened yet at that time (replays and
+        // rule tests evaluate the past against the whole history).
+        let submissions: Vec<&Submission> =
+            h.submissions().into_iter().filter(|s| s.submitted.earliest() <= ctx.as_of).collect();
+        let mut out = Vec::new();
+        for ae in h.adverse_events() {
+            let class = Class::of(ae);
+            if !class.serious {
+                continue;
+            }
+            let key = ae_key(ae);
+            let sae = Sae { ae, key: &key, class };
+            let submitted = |kind: ReportKind| -> Vec<&Submission> {
+                match ae.id.as_deref() {
+                    Some(id) => {
+                        submissions.iter().copied().filter(|s| s.ae_id == id && s.report == kind).collect()
+                    }
+                    None => Vec::new(),
+                }
+            };
+            let mut awareness_clocks = vec![ClockName::Sponsor];
+            awareness_clocks.extend(class.expedited());
+            awareness_clocks.retain(|n| self.clock(*n).enabled && submitted(n.closed_by()).is_empty());
+            match self.start(h, ae) {
+                Some(start) => {
+                    for name in awareness_clocks {
+                        out.extend(self.finding(h, ctx, &sae, name, start));
+                    }
+                }
+                None if !awareness_clocks.is_empty() => {
+                    out.push(undated(ae, &key, class, &awareness_clocks, ctx))
+                }
+                None => {}
+            }
+            // The follow-up runs from the first 7-day report, whether or not it was on time.
+            if class.expedited() == Some(ClockName::ExpeditedFatal)
+                && self.clock(ClockName::FollowUp).enabled
+                && submitted(ReportKind::FollowUp).is_empty()
+            {
+                if let Some(first) =
+                    submitted(ReportKind::Expedited).into_iter().min_by_key(|s| s.submitted.earliest())
+                {
+                    let start = Start {
+                        at: first.submitted.earliest(),
+                        source: StartSource::ExpeditedSubmission,
+                        time: &first.submitted,
+                    };
+                    out.extend(self.finding(h, ctx, &sae, ClockName::FollowUp, start));
+                }
+            }
+        }
+        out
+    }
+
+    fn is_time_driven(&self) -> bool {
+        true
     }
 }
 
@@ -544,9 +581,7 @@ mod tests {
     }
 
     fn rule(yaml: &str) -> SaeClockRule {
-        let r: SaeClockRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap();
-        r
+        SaeClockRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap()
     }
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -669,6 +704,16 @@ mod tests {
     }
 
     #[test]
+    fn clocks_are_indexed_in_declaration_order() {
+        for (i, n) in ClockName::ALL.iter().enumerate() {
+            assert_eq!(*n as usize, i);
+        }
+        let r = rule("clocks: {follow_up: {within: 10d}}");
+        assert_eq!(r.clock(ClockName::FollowUp).within, 10 * 24 * 60);
+        assert_eq!(r.clock(ClockName::Sponsor).within, ClockName::Sponsor.defaults().0);
+    }
+
+    #[test]
     fn expected_unrelated_or_unknown_expectedness_non_fatal_saes_get_only_the_sponsor_clock() {
         let r = rule("{}");
         for extra in [
@@ -773,7 +818,7 @@ mod tests {
         let h = history(&[DOSE, &sae(r#","seriousness":["hospitalization"]"#)]);
         assert!(eval(&r, &h, "2019-02-28T03:59:00Z").is_empty());
         assert_eq!(episodes(&eval(&r, &h, "2019-02-28T04:00:00Z")), [("sae-clock:AE-1:sponsor", 1)]);
-        let bad = |yaml: &str| serde_yaml::from_str::<SaeClockRule>(yaml).unwrap().check().unwrap_err().0;
+        let bad = |yaml: &str| SaeClockRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap_err().0;
         assert_eq!(bad("clocks: {sponsor: {within: 0h}}"), "clocks.sponsor.within");
         assert_eq!(
             bad("clocks: {expedited_other: {warn_before: 16d}}"),
@@ -784,8 +829,8 @@ mod tests {
                  expedited_other: {enabled: false}, follow_up: {enabled: false}}"),
             "clocks"
         );
-        assert!(serde_yaml::from_str::<SaeClockRule>("clocks: {sponsr: {within: 1h}}").is_err());
-        assert!(serde_yaml::from_str::<SaeClockRule>("awareness_fallback: visit").is_err());
+        assert!(serde_yaml::from_str::<SaeClockParams>("clocks: {sponsr: {within: 1h}}").is_err());
+        assert!(serde_yaml::from_str::<SaeClockParams>("awareness_fallback: visit").is_err());
     }
 
     #[test]

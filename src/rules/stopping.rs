@@ -7,16 +7,16 @@
 
 use super::cohort::{self, Evaluable};
 use super::expr::{self, Expr};
-use super::{Context, Contribution, Finding, Totals};
+use super::{Context, Contribution, Finding, Kind, Totals};
 use crate::model::SubjectHistory;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::OnceLock;
 
+/// The rule as written in the rule file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BayesianStoppingRule {
+pub struct BayesianStoppingParams {
     /// CEL over each adverse event (`ae`, `subject`): the monitored event (e.g. a DLT).
     pub event: String,
     /// The highest acceptable event rate.
@@ -29,8 +29,16 @@ pub struct BayesianStoppingRule {
     /// n: dosed subjects (default) or all subjects.
     #[serde(default)]
     pub evaluable: Evaluable,
-    #[serde(skip)]
-    compiled: OnceLock<Result<Expr, String>>,
+}
+
+/// The rule ready to run: its event condition compiled once, at load.
+#[derive(Debug, Clone)]
+pub struct BayesianStoppingRule {
+    pub event: Expr,
+    pub p0: f64,
+    pub prior: Prior,
+    pub threshold: f64,
+    pub evaluable: Evaluable,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -40,50 +48,48 @@ pub struct Prior {
     pub b: f64,
 }
 
-impl BayesianStoppingRule {
-    fn compiled(&self) -> &Result<Expr, String> {
-        self.compiled.get_or_init(|| cohort::compile(&self.event))
-    }
+impl Kind for BayesianStoppingRule {
+    const NAME: &'static str = "bayesian_stopping";
+    type Params = BayesianStoppingParams;
 
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
-        if !(self.p0 > 0.0 && self.p0 < 1.0) {
-            return Err(("p0".into(), format!("a rate strictly between 0 and 1, not {}", self.p0)));
+    fn check(p: BayesianStoppingParams) -> Result<Self, (String, String)> {
+        if !(p.p0 > 0.0 && p.p0 < 1.0) {
+            return Err(("p0".into(), format!("a rate strictly between 0 and 1, not {}", p.p0)));
         }
-        for (key, v) in [("prior.a", self.prior.a), ("prior.b", self.prior.b)] {
+        for (key, v) in [("prior.a", p.prior.a), ("prior.b", p.prior.b)] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err((key.into(), format!("a Beta prior parameter must be positive, not {v}")));
             }
         }
-        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+        if !(p.threshold > 0.0 && p.threshold < 1.0) {
             return Err((
                 "threshold".into(),
-                format!(
-                    "a probability strictly between 0 and 1 (typically 0.8 to 0.9), not {}",
-                    self.threshold
-                ),
+                format!("a probability strictly between 0 and 1 (typically 0.8 to 0.9), not {}", p.threshold),
             ));
         }
-        match self.compiled() {
-            Ok(_) => Ok(()),
-            Err(e) => Err(("event".into(), e.clone())),
-        }
+        let event = cohort::compile(&p.event).map_err(|e| ("event".to_string(), e))?;
+        Ok(Self { event, p0: p.p0, prior: p.prior, threshold: p.threshold, evaluable: p.evaluable })
     }
 
-    pub(super) fn contribution(&self, h: &SubjectHistory, _as_of: DateTime<Utc>) -> Contribution {
-        cohort::contribute(self.compiled(), self.evaluable, h).0
+    fn contribution(&self, h: &SubjectHistory, _as_of: DateTime<Utc>) -> Option<Contribution> {
+        Some(cohort::contribute(&self.event, self.evaluable, h).0)
     }
 
-    /// The subject-level "rule could not be evaluated" finding, if any. `contribution`
-    /// cannot carry it; `Rule::evaluate` should call this for cohort rules.
-    pub fn evaluate(&self, h: &SubjectHistory, _ctx: &Context) -> Vec<Finding> {
-        let (_, errors) = cohort::contribute(self.compiled(), self.evaluable, h);
+    /// The subject-level "rule could not be evaluated" finding, if any: `contribution`
+    /// cannot carry it.
+    fn evaluate(&self, h: &SubjectHistory, _ctx: &Context) -> Vec<Finding> {
+        let (_, errors) = cohort::contribute(&self.event, self.evaluable, h);
         if errors.is_empty() {
             return Vec::new();
         }
-        vec![expr::evaluation_error(&self.event, "adverse event", &errors)]
+        vec![expr::evaluation_error(self.event.source(), "adverse event", &errors)]
     }
 
-    pub(super) fn judge(&self, totals: &Totals, ctx: &Context) -> Vec<Finding> {
+    fn is_cohort(&self) -> bool {
+        true
+    }
+
+    fn judge(&self, totals: &Totals, ctx: &Context) -> Vec<Finding> {
         let x = totals.matching_subjects;
         // Contributions make every matching subject evaluable; the max guards old totals.
         let n = totals.evaluable.max(x);
@@ -116,7 +122,7 @@ impl BayesianStoppingRule {
                 t = self.threshold,
                 pa = a + f64::from(x),
                 pb = b + f64::from(n - x),
-                e = self.event,
+                e = self.event.source(),
             ),
             evidence: json!({
                 "x": x,
@@ -128,7 +134,7 @@ impl BayesianStoppingRule {
                 "threshold": self.threshold,
                 "evaluable_means": who,
                 "subjects": totals.subjects,
-                "event": self.event,
+                "event": self.event.source(),
             }),
         }]
     }
@@ -330,9 +336,7 @@ mod tests {
                         prior: {a: 0.4, b: 1.6}, threshold: 0.8}";
 
     fn rule(yaml: &str) -> BayesianStoppingRule {
-        let r: BayesianStoppingRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap();
-        r
+        BayesianStoppingRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap()
     }
 
     fn totals(x: u32, n: u32) -> Totals {
@@ -385,11 +389,11 @@ mod tests {
             .unwrap()],
         );
         assert_eq!(
-            r.contribution(&h, Utc::now()),
+            r.contribution(&h, Utc::now()).unwrap(),
             Contribution { evaluable: true, matching: true, events: 2 }
         );
         assert!(r.evaluate(&h, &ctx()).is_empty());
-        let t = Totals::from_contributions([("S1", r.contribution(&h, Utc::now()))]);
+        let t = Totals::from_contributions([("S1", r.contribution(&h, Utc::now()).unwrap())]);
         // One of one: Pr(p > 0.2) ≥ 0.8 with this prior (the worked example's n = 1 row).
         assert_eq!(r.judge(&t, &ctx()).len(), 1);
     }
@@ -397,7 +401,7 @@ mod tests {
     #[test]
     fn check_refuses_bad_parameters_and_expressions() {
         let check =
-            |yaml: &str| serde_yaml::from_str::<BayesianStoppingRule>(yaml).unwrap().check().unwrap_err();
+            |yaml: &str| BayesianStoppingRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap_err();
         let base = RULE;
         let (key, _) = check(&base.replace("p0: 0.2", "p0: 1.2"));
         assert_eq!(key, "p0");
@@ -414,9 +418,9 @@ mod tests {
         assert!(msg.contains("syntax error"), "{msg}");
         let (_, msg) = check(&base.replace("ae.grade >= 3", "ae.grade > 'x'"));
         assert!(msg.contains("no matching overload"), "{msg}");
-        assert!(serde_yaml::from_str::<BayesianStoppingRule>(&base.replace("p0: 0.2, ", "")).is_err());
+        assert!(serde_yaml::from_str::<BayesianStoppingParams>(&base.replace("p0: 0.2, ", "")).is_err());
         assert!(
-            serde_yaml::from_str::<BayesianStoppingRule>(&base.replace("b: 1.6", "b: 1.6, c: 1")).is_err()
+            serde_yaml::from_str::<BayesianStoppingParams>(&base.replace("b: 1.6", "b: 1.6, c: 1")).is_err()
         );
     }
 
@@ -431,7 +435,7 @@ mod tests {
             )
             .unwrap()],
         );
-        assert!(r.contribution(&h, Utc::now()).matching);
+        assert!(r.contribution(&h, Utc::now()).unwrap().matching);
         let f = r.evaluate(&h, &ctx());
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].episode, "evaluation-error");

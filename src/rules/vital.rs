@@ -10,6 +10,7 @@
 //! `measure: heart_rate, above: 100, inclusive: false`; fever `measure: temperature_c,
 //! ctcae_fever: {at_least: 1}`.
 
+use super::Kind;
 use super::{study_day, study_day_text, Context, Finding};
 use crate::model::{ClinicalTime, Dose, SubjectHistory, Vital};
 use chrono::Duration;
@@ -117,7 +118,8 @@ struct Reading<'h> {
 }
 
 impl VitalRule {
-    pub(super) fn check(&self) -> Result<(), (String, String)> {
+    /// What serde cannot see.
+    fn validate(&self) -> Result<(), (String, String)> {
         let limits = self.above.is_some() || self.below.is_some();
         match (limits, &self.ctcae_fever) {
             (false, None) => {
@@ -169,7 +171,33 @@ impl VitalRule {
         Ok(())
     }
 
-    pub(super) fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+    /// ("above 38", "38.2 >= 38") when the value reaches a limit.
+    fn beyond_limit(&self, v: f64) -> Option<(String, String)> {
+        let inclusive = self.inclusive.unwrap_or(true);
+        if let Some(a) = self.above {
+            if if inclusive { v >= a } else { v > a } {
+                let op = if inclusive { ">=" } else { ">" };
+                return Some((format!("above {}", num(a)), format!("{} {op} {}", num(v), num(a))));
+            }
+        }
+        let b = self.below?;
+        if if inclusive { v <= b } else { v < b } {
+            let op = if inclusive { "<=" } else { "<" };
+            return Some((format!("below {}", num(b)), format!("{} {op} {}", num(v), num(b))));
+        }
+        None
+    }
+}
+
+impl Kind for VitalRule {
+    const NAME: &'static str = "vital";
+    type Params = Self;
+
+    fn check(rule: Self) -> Result<Self, (String, String)> {
+        rule.validate().map(|()| rule)
+    }
+
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
         let readings: Vec<Reading> = h
             .vitals()
             .into_iter()
@@ -242,23 +270,6 @@ impl VitalRule {
             });
         }
         out
-    }
-
-    /// ("above 38", "38.2 >= 38") when the value reaches a limit.
-    fn beyond_limit(&self, v: f64) -> Option<(String, String)> {
-        let inclusive = self.inclusive.unwrap_or(true);
-        if let Some(a) = self.above {
-            if if inclusive { v >= a } else { v > a } {
-                let op = if inclusive { ">=" } else { ">" };
-                return Some((format!("above {}", num(a)), format!("{} {op} {}", num(v), num(a))));
-            }
-        }
-        let b = self.below?;
-        if if inclusive { v <= b } else { v < b } {
-            let op = if inclusive { "<=" } else { "<" };
-            return Some((format!("below {}", num(b)), format!("{} {op} {}", num(v), num(b))));
-        }
-        None
     }
 }
 
@@ -337,7 +348,6 @@ mod tests {
     use crate::model::{Record, SubjectId};
     use crate::rules::Severity;
     use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::OnceLock;
 
     fn ctx() -> Context<'static> {
         Context { severity: Severity::Critical, as_of: chrono::Utc::now(), schedule: &[] }
@@ -345,13 +355,13 @@ mod tests {
 
     fn rule(yaml: &str) -> VitalRule {
         let r: VitalRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap();
+        r.validate().unwrap();
         r
     }
 
     fn refused(yaml: &str) -> String {
         let r: VitalRule = serde_yaml::from_str(yaml).unwrap();
-        r.check().unwrap_err().0
+        r.validate().unwrap_err().0
     }
 
     const DOSE: &str = r#"{"subject":"KS-101","visit":"D1","doses":[{"start":"2019-02-26T09:10:00+01:00"}]}"#;
@@ -506,10 +516,9 @@ mod tests {
         assert_eq!(evaluate(&r, &[DOSE.into(), reading("2019-03-05T11:10:00+01:00", "spo2", 88.0)]), f);
     }
 
-    /// vs.csv SYSBP, PULSE and TEMP as one history per USUBJID, parsed once per test run.
-    fn cdisc_pilot() -> &'static [SubjectHistory] {
-        static HISTORIES: OnceLock<Vec<SubjectHistory>> = OnceLock::new();
-        HISTORIES.get_or_init(|| {
+    /// vs.csv SYSBP, PULSE and TEMP as one history per USUBJID.
+    fn cdisc_pilot() -> Vec<SubjectHistory> {
+        {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01/vs.csv");
             let text = std::fs::read_to_string(path).unwrap();
             let mut lines = text.lines();
@@ -539,14 +548,15 @@ mod tests {
                     )
                 })
                 .collect()
-        })
+        }
     }
 
     #[test]
     fn cdisc_pilot_vital_sign_counts() {
+        let pilot = cdisc_pilot();
         let subjects = |yaml: &str| {
             let r = rule(yaml);
-            cdisc_pilot()
+            pilot
                 .iter()
                 .filter(|h| !r.evaluate(h, &ctx()).is_empty())
                 .map(|h| h.subject.to_string())

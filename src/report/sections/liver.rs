@@ -95,12 +95,13 @@ pub(crate) enum Liver {
     Bili,
 }
 
-/// ALT/SGPT, AST/SGOT, BILI/TBILI, case-insensitive.
+/// The liver tests by the one lab vocabulary (`model::LabTest`), so that a result the
+/// Hy's-law rule reads as bilirubin counts here too, under any of its names.
 pub(crate) fn liver_test(name: &str) -> Option<Liver> {
-    match name.trim().to_ascii_uppercase().as_str() {
-        "ALT" | "SGPT" => Some(Liver::Alt),
-        "AST" | "SGOT" => Some(Liver::Ast),
-        "BILI" | "TBILI" => Some(Liver::Bili),
+    match crate::model::LabTest::parse(name) {
+        crate::model::LabTest::Alt => Some(Liver::Alt),
+        crate::model::LabTest::Ast => Some(Liver::Ast),
+        crate::model::LabTest::Bilirubin => Some(Liver::Bili),
         _ => None,
     }
 }
@@ -218,7 +219,8 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
     Section {
         title: "Liver tests and Hy's law".to_string(),
         notes: vec![
-            "ALT (SGPT), AST (SGOT) and total bilirubin (BILI, TBILI) of the safety population, each \
+            "ALT, AST and total bilirubin, under any of their names (SGPT, SGOT, BILI, \"Total bilirubin\", …), \
+             of the safety population, each \
              value divided by its own sample's upper limit of normal; every sample up to the cut-off \
              counts, screening included. Abnormality rows use > (strictly above); the eDISH quadrants \
              use the peak of each subject and ≥, as in the FDA eDISH plot. A potential Hy's law case \
@@ -258,8 +260,34 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
 /// Tests through the whole report on the constructed cohort of `report::tests`.
 #[cfg(test)]
 mod report_tests {
+    use super::Liver;
     use crate::report::tests::*;
     use crate::report::*;
+
+    #[test]
+    fn liver_tests_are_read_by_the_one_lab_vocabulary() {
+        // The Hy's-law rule reads these names as ALT, AST and bilirubin: so does the report.
+        for (name, liver) in [
+            ("Bilirubin", Liver::Bili),
+            ("Total bilirubin", Liver::Bili),
+            ("tbili", Liver::Bili),
+            ("Alanine Aminotransferase", Liver::Alt),
+            ("SGOT", Liver::Ast),
+        ] {
+            assert_eq!(super::liver_test(name), Some(liver), "{name}");
+        }
+        assert_eq!(super::liver_test("ALP"), None);
+        let dose = r#","doses":[{"start":"2019-03-04"}]"#;
+        let h = history(
+            "B-1",
+            vec![
+                rec_on("B-1", "2019-03-04", dose),
+                rec_on("B-1", "2019-03-10", &lab("Bilirubin", 50.0, 20.0)),
+            ],
+        );
+        let s = Fixture::new(vec![h]).summary();
+        assert_eq!(s.total.labs.bili_above_2, 1, "a result named Bilirubin at 2.5×ULN counts");
+    }
 
     #[test]
     fn edish_quadrants_at_the_exact_boundaries() {
