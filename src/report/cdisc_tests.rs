@@ -12,37 +12,10 @@ use std::time::Instant;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01");
 
-/// Splits one CSV line: commas inside double quotes are data, `""` is a quote.
-fn csv_fields(line: &str) -> Vec<String> {
-    if !line.contains('"') {
-        return line.split(',').map(str::to_string).collect();
-    }
-    let mut out = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut field)),
-            c => field.push(c),
-        }
-    }
-    out.push(field);
-    out
-}
-
-/// The rows of one dataset as column → value maps (no SDTM text holds a line break).
+/// The rows of one dataset as column → value maps, read by the ingest stage's CSV reader.
 fn rows(name: &str) -> Vec<BTreeMap<String, String>> {
-    let path = format!("{DIR}/{name}.csv");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut lines = text.lines();
-    let header = csv_fields(lines.next().unwrap_or_default());
-    lines.map(|l| header.iter().cloned().zip(csv_fields(l)).collect()).collect()
+    let path = std::path::Path::new(DIR).join(format!("{name}.csv"));
+    crate::ingest::csv::rows(&path).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn get<'a>(row: &'a BTreeMap<String, String>, col: &str) -> &'a str {
@@ -154,27 +127,20 @@ fn load() -> Pilot {
         add(get(r, "USUBJID"), record(get(r, "USUBJID"), f));
     }
     // Only the liver tests: the rest of the 59,580 rows are not read into records.
-    let text = std::fs::read_to_string(format!("{DIR}/lb.csv")).unwrap_or_default();
-    let mut lines = text.lines();
-    let header = csv_fields(lines.next().unwrap_or_default());
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("lb.{name}"));
-    let (subj, test, value, high, dtc) =
-        (col("USUBJID"), col("LBTESTCD"), col("LBSTRESN"), col("LBSTNRHI"), col("LBDTC"));
-    for line in lines.filter(|l| l.contains(",ALT,") || l.contains(",AST,") || l.contains(",BILI,")) {
-        let r = csv_fields(line);
-        let Ok(v) = r[value].parse::<f64>() else { continue };
+    for r in rows("lb").iter().filter(|r| ["ALT", "AST", "BILI"].contains(&get(r, "LBTESTCD"))) {
+        let Ok(v) = get(r, "LBSTRESN").parse::<f64>() else { continue };
         let mut l = Map::new();
-        l.insert("test".into(), json!(r[test]));
+        l.insert("test".into(), json!(get(r, "LBTESTCD")));
         l.insert("value".into(), json!(v));
-        if let Ok(h) = r[high].parse::<f64>() {
+        if let Ok(h) = get(r, "LBSTNRHI").parse::<f64>() {
             l.insert("high".into(), json!(h));
         }
         let mut f = Map::new();
-        if !r[dtc].is_empty() {
-            f.insert("date".into(), json!(r[dtc]));
+        if !get(r, "LBDTC").is_empty() {
+            f.insert("date".into(), json!(get(r, "LBDTC")));
         }
         f.insert("labs".into(), json!([l]));
-        add(&r[subj], record(&r[subj], f));
+        add(get(r, "USUBJID"), record(get(r, "USUBJID"), f));
     }
     let subjects = records
         .into_iter()

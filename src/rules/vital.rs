@@ -520,22 +520,17 @@ mod tests {
     fn cdisc_pilot() -> Vec<SubjectHistory> {
         {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01/vs.csv");
-            let text = std::fs::read_to_string(path).unwrap();
-            let mut lines = text.lines();
-            let header = crate::rules::lab::tests::csv_fields(lines.next().unwrap());
-            let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-            let (id, test, value, time) = (col("USUBJID"), col("VSTESTCD"), col("VSSTRESN"), col("VSDTC"));
             let mut subjects: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
-            for line in lines {
-                let f = crate::rules::lab::tests::csv_fields(line);
-                let measure = match f[test].as_str() {
+            for r in crate::ingest::csv::rows(std::path::Path::new(path)).unwrap() {
+                let f = |col: &str| r.get(col).map_or("", String::as_str);
+                let measure = match f("VSTESTCD") {
                     "SYSBP" => "systolic_bp",
                     "PULSE" => "heart_rate",
                     "TEMP" => "temperature_c",
                     _ => continue,
                 };
-                if let Ok(v) = f[value].parse::<f64>() {
-                    subjects.entry(f[id].clone()).or_default().push(json!({"time": f[time], measure: v}));
+                if let Ok(v) = f("VSSTRESN").parse::<f64>() {
+                    subjects.entry(f("USUBJID").to_string()).or_default().push(json!({"time": f("VSDTC"), measure: v}));
                 }
             }
             subjects

@@ -486,36 +486,6 @@ pub(super) mod tests {
 
     // --- CDISC pilot (real data) -------------------------------------------------------
 
-    /// Splits one CSV line: commas inside double quotes are data, `""` is a quote.
-    pub(in crate::rules) fn csv_fields(line: &str) -> Vec<String> {
-        if !line.contains('"') {
-            return line.split(',').map(str::to_string).collect();
-        }
-        let mut out = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false;
-        let mut chars = line.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '"' if quoted && chars.peek() == Some(&'"') => {
-                    field.push('"');
-                    chars.next();
-                }
-                '"' => quoted = !quoted,
-                ',' if !quoted => out.push(std::mem::take(&mut field)),
-                c => field.push(c),
-            }
-        }
-        out.push(field);
-        out
-    }
-
-    #[test]
-    fn csv_fields_respect_quotes() {
-        assert_eq!(csv_fields(r#"a,"b, c",,"say ""hi""""#), ["a", "b, c", "", r#"say "hi""#]);
-        assert_eq!(csv_fields(""), [""]);
-    }
-
     /// lb.csv as one history per USUBJID (one record per visit).
     /// Only the tests the assertions read (ALT, AST, BILI, ALP) and ALB, a near-miss name
     /// that must not match, become records: reading all 43 tests through `Record::from_json`
@@ -523,27 +493,22 @@ pub(super) mod tests {
     fn cdisc_pilot() -> Vec<SubjectHistory> {
         {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01/lb.csv");
-            let text = std::fs::read_to_string(path).unwrap();
-            let mut lines = text.lines();
-            let header = csv_fields(lines.next().unwrap());
-            let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-            let (id, test, value, unit) = (col("USUBJID"), col("LBTESTCD"), col("LBSTRESN"), col("LBSTRESU"));
-            let (low, high, time, visit) = (col("LBSTNRLO"), col("LBSTNRHI"), col("LBDTC"), col("VISIT"));
             let mut visits: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
             let mut rows = 0;
-            for line in lines {
-                let f = csv_fields(line);
-                if f[value].is_empty() {
+            for r in crate::ingest::csv::rows(std::path::Path::new(path)).unwrap() {
+                let f = |col: &str| r.get(col).map_or("", String::as_str);
+                if f("LBSTRESN").is_empty() {
                     continue;
                 }
                 rows += 1;
-                if !["ALT", "AST", "BILI", "ALP", "ALB"].contains(&f[test].as_str()) {
+                if !["ALT", "AST", "BILI", "ALP", "ALB"].contains(&f("LBTESTCD")) {
                     continue;
                 }
-                let number = |i: usize| (!f[i].is_empty()).then(|| f[i].parse::<f64>().unwrap());
-                visits.entry((f[id].clone(), f[visit].clone())).or_default().push(json!({
-                    "test": f[test], "value": number(value), "unit": (!f[unit].is_empty()).then(|| &f[unit]),
-                    "low": number(low), "high": number(high), "time": f[time],
+                let number = |col: &str| (!f(col).is_empty()).then(|| f(col).parse::<f64>().unwrap());
+                visits.entry((f("USUBJID").to_string(), f("VISIT").to_string())).or_default().push(json!({
+                    "test": f("LBTESTCD"), "value": number("LBSTRESN"),
+                    "unit": (!f("LBSTRESU").is_empty()).then(|| f("LBSTRESU")),
+                    "low": number("LBSTNRLO"), "high": number("LBSTNRHI"), "time": f("LBDTC"),
                 }));
             }
             assert_eq!(rows, 58_700, "lb.csv rows with a numeric result");
