@@ -340,6 +340,20 @@ fn default_irr_terms() -> Vec<String> {
         .to_vec()
 }
 
+/// Hides the password of a URL with credentials (a database or SMTP URL) in messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// The resolved configuration the program runs with.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -178,7 +178,7 @@ impl App {
         tracing::info!(
             rules = app.rules.rules.len(),
             inbox = %app.config.inbox.display(),
-            database = %crate::store::redact(&app.config.database_url),
+            database = %crate::config::redact(&app.config.database_url),
             email = if app.config.email.smtp.is_some() { "smtp" } else { "files" },
             "vigil started."
         );

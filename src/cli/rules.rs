@@ -68,7 +68,8 @@ pub async fn replay(
     let histories = store.all_histories().await?;
     let fired = store.alerts().await?;
     store.close().await;
-    let diff = vigil::rules::replay::compare(&ruleset, &histories, &fired, from, to, &config.study.schedule);
+    let diff =
+        vigil::evaluate::replay::compare(&ruleset, &histories, &fired, from, to, &config.study.schedule);
     print(output, &diff, || {
         print!("{diff}");
         Ok(())

@@ -66,7 +66,7 @@ impl SmtpSettings {
     /// (the caller reads `VIGIL_SMTP_PASSWORD`).
     pub fn parse(url: &str, fallback_password: Option<String>) -> Result<Self, SmtpUrlError> {
         let (scheme, rest) =
-            url.split_once("://").ok_or_else(|| SmtpUrlError::NotAUrl(crate::store::redact(url)))?;
+            url.split_once("://").ok_or_else(|| SmtpUrlError::NotAUrl(crate::config::redact(url)))?;
         let mut tls = match scheme {
             "smtp" => TlsMode::None,
             "smtps" => TlsMode::Implicit,

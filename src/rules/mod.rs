@@ -12,7 +12,6 @@ pub mod eval;
 pub mod expr;
 mod load;
 pub mod progression;
-pub mod replay;
 pub mod testing;
 pub(crate) mod yamlpos;
 

@@ -85,8 +85,10 @@ impl Store {
                     Ok(())
                 })
             });
-        let pool =
-            options.connect(&url).await.with_context(|| format!("cannot open database {}", redact(&url)))?;
+        let pool = options
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open database {}", crate::config::redact(&url)))?;
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -128,26 +130,6 @@ impl Store {
     }
 }
 
-/// Hides the password of a database URL in messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// The system time in epoch milliseconds. Kept for the stages that do not yet take the
-/// store's clock (`Store::now_ms`); new code asks the store or a `Clock`.
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
 pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
@@ -160,7 +142,7 @@ pub(crate) fn opt_text(row: &AnyRow, col: &str) -> Option<String> {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(super::redact("sqlite:///x.db"), "sqlite:///x.db");
+        assert_eq!(crate::config::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(crate::config::redact("sqlite:///x.db"), "sqlite:///x.db");
     }
 }

@@ -1,9 +1,9 @@
 //! `vigil replay`: re-evaluate stored history with a rule set, send nothing, and compare
 //! with the alerts that fired — the impact of a rule change before it goes live.
 
-use super::eval::{all as evaluate_all, histories_at};
-use super::{RuleSet, ScheduledVisit};
 use crate::model::{Record, SubjectHistory};
+use crate::rules::eval::{all as evaluate_all, histories_at};
+use crate::rules::{RuleSet, ScheduledVisit};
 use crate::store::AlertRow;
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -3,6 +3,8 @@
 //! store. The clock pass does what time alone changes: time-driven rules (SAE clocks,
 //! overdue visits), cohort judgement, escalations that fell due, silences that expired.
 
+pub mod replay;
+
 use crate::alerts::{self, Router};
 use crate::clock::Clock;
 use crate::rules::{eval, Rule, RuleSet, ScheduledVisit, Totals};
