@@ -1,4 +1,4 @@
-//! The minimum EDSS change that counts, which depends on the baseline (domain.md §2.2).
+//! The minimum EDSS change that counts, which depends on the baseline (docs/clinical-reference.md §2.2).
 
 use super::scales::Edss;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! Adverse events by MedDRA system organ class and preferred term (FDA ST&F "AEs by SOC
 //! and PT"), falling back to the reported term where an event is not coded.
 //!
-//! Counting convention (domain.md §5.2): a subject is counted once per term and once per
+//! Counting convention (docs/clinical-reference.md §5.2): a subject is counted once per term and once per
 //! SOC, at their worst grade for it; events are counted separately. Names are grouped
 //! case-insensitively (sites type "Headache" and "HEADACHE"), and shown in one stable
 //! spelling, so the table does not depend on the order records arrived in.
