@@ -1,9 +1,11 @@
 //! The store on PostgreSQL: the same code path as SQLite, against the server on
 //! 127.0.0.1:5432 (override with VIGIL_TEST_POSTGRES_URL). Each test makes its own database.
 
+mod common;
+
 use sqlx::Connection;
 use vigil::ingest::native;
-use vigil::store::{Evaluation, FirstNotice, NewAlert, Recipient, StillFiring, Store};
+use vigil::store::{Evaluation, NewAlert, Recipient, StillFiring, Store};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -56,24 +58,7 @@ async fn records_alerts_and_the_outbox_work_on_postgresql() {
     assert_eq!(pending.len(), 2);
 
     let so = Recipient { role: "safety-officer".into(), address: "so@trial.test".into(), blinded: true };
-    let alert = |level: i64| NewAlert {
-        rule_id: "ae-grade".into(),
-        rule_version: "v1".into(),
-        subject: "KS-101".into(),
-        site: Some("KS".into()),
-        episode: "ae:AE-1".into(),
-        level,
-        severity: vigil::rules::Severity::Warning,
-        title: "AE grade".into(),
-        summary: "Rash grade".into(),
-        evidence: serde_json::json!({"why": "test"}),
-        recipients: vec![so.clone()],
-        delivery: FirstNotice {
-            notify_at: chrono::DateTime::UNIX_EPOCH,
-            group: "rule:ae-grade".into(),
-            escalate_at: Some(chrono::DateTime::UNIX_EPOCH),
-        },
-    };
+    let alert = |level: i64| common::ae_alert(level, &so);
     let (subject, seq) = pending.iter().find(|(s, _)| s == "KS-101").cloned().unwrap();
     fn eval(alerts: Vec<NewAlert>, pending: Option<(&str, i64)>) -> Evaluation<'_> {
         Evaluation { pending, subject: "KS-101", alerts, ..Default::default() }
@@ -162,6 +147,16 @@ fn family(sql_type: &str) -> &'static str {
     }
 }
 
+/// `schema` with each table's indexes added (as "<table> indexes"), every list sorted so
+/// that the two backends' schemas compare.
+fn with_indexes(mut schema: Schema, indexes: Vec<(String, String)>) -> Schema {
+    for (table, index) in indexes {
+        schema.entry(format!("{table} indexes")).or_default().push(index);
+    }
+    schema.values_mut().for_each(|v| v.sort());
+    schema
+}
+
 async fn sqlite_schema(url: &str) -> Schema {
     let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
     let tables: Vec<(String,)> = sqlx::query_as(
@@ -196,11 +191,7 @@ async fn sqlite_schema(url: &str) -> Schema {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    for (table, index) in indexes {
-        schema.entry(format!("{table} indexes")).or_default().push(index);
-    }
-    schema.values_mut().for_each(|v| v.sort());
-    schema
+    with_indexes(schema, indexes)
 }
 
 async fn postgres_schema(url: &str) -> Schema {
@@ -226,11 +217,7 @@ async fn postgres_schema(url: &str) -> Schema {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    for (table, index) in indexes {
-        schema.entry(format!("{table} indexes")).or_default().push(index);
-    }
-    schema.values_mut().for_each(|v| v.sort());
-    schema
+    with_indexes(schema, indexes)
 }
 
 /// migrations/sqlite and migrations/postgres are kept by hand: this fails when they

@@ -24,14 +24,21 @@ fn cohort() -> String {
     lines.join("\n")
 }
 
-#[test]
-fn a_report_is_archived_with_its_hash_emailed_and_reproducible() {
+/// A deployment mailing reports to the DSMB chair and the safety officer, with the cohort
+/// ingested; returns the mail server, the deployment and its configuration path.
+fn ingested() -> (SmtpServer, Deployment, String) {
     let smtp = SmtpServer::start();
     let d = Deployment::with(Some(&smtp.url()), "report:\n  recipients: [dsmb-chair, safety-officer]\n");
     let cfg = d.config.to_str().unwrap().to_string();
     let input = d.path("cohort.ndjson");
     std::fs::write(&input, cohort()).unwrap();
     assert!(d.vigil(&["ingest", "--config", &cfg, input.to_str().unwrap()]).status.success());
+    (smtp, d, cfg)
+}
+
+#[test]
+fn a_report_is_archived_with_its_hash_emailed_and_reproducible() {
+    let (smtp, d, cfg) = ingested();
 
     let run = |out: &str, email: bool| {
         let out_dir = d.path(out);
@@ -75,12 +82,7 @@ fn a_report_is_archived_with_its_hash_emailed_and_reproducible() {
 
 #[test]
 fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
-    let smtp = SmtpServer::start();
-    let d = Deployment::with(Some(&smtp.url()), "report:\n  recipients: [dsmb-chair, safety-officer]\n");
-    let cfg = d.config.to_str().unwrap().to_string();
-    let input = d.path("cohort.ndjson");
-    std::fs::write(&input, cohort()).unwrap();
-    assert!(d.vigil(&["ingest", "--config", &cfg, input.to_str().unwrap()]).status.success());
+    let (smtp, d, cfg) = ingested();
     let out = d.path("closed");
     let o = d.vigil(&[
         "report",
@@ -114,9 +116,7 @@ fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
 /// report that somehow was queued for a blinded role is refused, never sent.
 #[tokio::test]
 async fn one_worker_sends_alert_and_report_emails_and_keeps_closed_reports_from_blinded_roles() {
-    use vigil::store::{
-        Evaluation, FirstNotice, NewAlert, Notice, NotificationKind, NotificationStatus, Recipient,
-    };
+    use vigil::store::{Evaluation, Notice, NotificationKind, NotificationStatus, Recipient};
     let dir = tempfile::tempdir().unwrap();
     let store = vigil::store::Store::connect(&format!("sqlite://{}", dir.path().join("v.db").display()))
         .await
@@ -138,24 +138,10 @@ async fn one_worker_sends_alert_and_report_emails_and_keeps_closed_reports_from_
     };
     let closed = archive(vigil::store::ReportKind::Closed, vec![so.clone(), chair.clone()]).await;
     let open = archive(vigil::store::ReportKind::Open, vec![so.clone()]).await;
-    let alert = NewAlert {
-        rule_id: "ae-grade".into(),
-        rule_version: "v1".into(),
-        subject: "KS-101".into(),
-        site: Some("KS".into()),
-        episode: "ae:AE-1".into(),
-        level: 3,
-        severity: vigil::rules::Severity::Critical,
-        title: "AE grade".into(),
-        summary: "Rash grade 3".into(),
-        evidence: serde_json::json!({"why": "test"}),
-        recipients: vec![so.clone()],
-        delivery: FirstNotice {
-            notify_at: chrono::DateTime::UNIX_EPOCH,
-            group: "rule:ae-grade".into(),
-            escalate_at: None,
-        },
-    };
+    let mut alert = common::ae_alert(3, &so);
+    alert.severity = vigil::rules::Severity::Critical;
+    alert.summary = "Rash grade 3".into();
+    alert.delivery.escalate_at = None;
     let evaluation = Evaluation { subject: "KS-101", alerts: vec![alert], ..Default::default() };
     assert_eq!(store.commit_evaluation(evaluation, "trial.test").await.unwrap().len(), 1);
 

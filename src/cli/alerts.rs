@@ -1,7 +1,7 @@
 //! `vigil alerts`: list and show alerts, acknowledge and resolve them, silence them, and
 //! test who an alert of a rule would reach.
 
-use super::{open_store, print, Findings, Output};
+use super::{open_store, print, print_rows, Findings, Output};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,26 +26,9 @@ pub enum AlertsCommand {
         format: Output,
     },
     /// Acknowledge an alert: you have it; its escalation stops.
-    Ack {
-        #[arg(long, env = "VIGIL_CONFIG")]
-        config: PathBuf,
-        id: i64,
-        /// Who acknowledges (recorded in the alert's history).
-        #[arg(long)]
-        by: String,
-        #[arg(long)]
-        comment: Option<String>,
-    },
+    Ack(TransitionArgs),
     /// Resolve an alert.
-    Resolve {
-        #[arg(long, env = "VIGIL_CONFIG")]
-        config: PathBuf,
-        id: i64,
-        #[arg(long)]
-        by: String,
-        #[arg(long)]
-        comment: Option<String>,
-    },
+    Resolve(TransitionArgs),
     /// Silence alerts matching a rule, subject and/or site until the silence expires.
     Silence {
         #[arg(long, env = "VIGIL_CONFIG")]
@@ -86,16 +69,25 @@ pub enum AlertsCommand {
     },
 }
 
+/// An alert and who acts on it: the arguments of `ack` and `resolve`.
+#[derive(clap::Args)]
+pub struct TransitionArgs {
+    #[arg(long, env = "VIGIL_CONFIG")]
+    config: PathBuf,
+    id: i64,
+    /// Who acts (recorded in the alert's history).
+    #[arg(long)]
+    by: String,
+    #[arg(long)]
+    comment: Option<String>,
+}
+
 pub async fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
     match command {
         AlertsCommand::List { config, format } => list(&config, format).await,
         AlertsCommand::Show { config, id, format } => show(&config, id, format).await,
-        AlertsCommand::Ack { config, id, by, comment } => {
-            transition(&config, id, vigil::alerts::Transition::Acknowledge, &by, comment.as_deref()).await
-        }
-        AlertsCommand::Resolve { config, id, by, comment } => {
-            transition(&config, id, vigil::alerts::Transition::Resolve, &by, comment.as_deref()).await
-        }
+        AlertsCommand::Ack(args) => transition(args, vigil::alerts::Transition::Acknowledge).await,
+        AlertsCommand::Resolve(args) => transition(args, vigil::alerts::Transition::Resolve).await,
         AlertsCommand::Silence { config, rule, subject, site, duration, by, comment } => {
             silence(&config, rule.as_deref(), subject.as_deref(), site.as_deref(), &duration, &by, &comment)
                 .await
@@ -120,25 +112,18 @@ async fn list(config: &Path, output: Output) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
     let alerts = store.alerts().await?;
     store.close().await;
-    print(output, &alerts, || {
-        for a in &alerts {
-            println!(
-                "#{:<5} {:<8} {:<9} {:<10} {} ({}, {})",
-                a.id,
-                a.severity.as_str().to_uppercase(),
-                a.status,
-                subject_or_cohort(&a.subject),
-                a.title,
-                a.rule_id,
-                a.raised_at.format("%Y-%m-%d %H:%M UTC")
-            );
-        }
-        if alerts.is_empty() {
-            println!("no alerts");
-        }
-        Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    print_rows(output, &alerts, Some("no alerts"), |a| {
+        format!(
+            "#{:<5} {:<8} {:<9} {:<10} {} ({}, {})",
+            a.id,
+            a.severity.as_str().to_uppercase(),
+            a.status,
+            subject_or_cohort(&a.subject),
+            a.title,
+            a.rule_id,
+            a.raised_at.format("%Y-%m-%d %H:%M UTC")
+        )
+    })
 }
 
 async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode> {
@@ -186,15 +171,10 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-async fn transition(
-    config: &Path,
-    id: i64,
-    action: vigil::alerts::Transition,
-    by: &str,
-    comment: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
-    let result = store.transition(id, action, by, comment).await;
+async fn transition(args: TransitionArgs, action: vigil::alerts::Transition) -> anyhow::Result<ExitCode> {
+    let TransitionArgs { config, id, by, comment } = args;
+    let store = open_store(&config).await?;
+    let result = store.transition(id, action, &by, comment.as_deref()).await;
     store.close().await;
     match result {
         Ok(a) => {
@@ -234,23 +214,19 @@ async fn silences(config: &Path, output: Output) -> anyhow::Result<ExitCode> {
     let store = open_store(config).await?;
     let silences = store.silences().await?;
     store.close().await;
-    print(output, &silences, || {
-        for s in &silences {
-            println!(
-                "#{:<4} {:<7} until {}  rule={} subject={} site={}  by {}: {}",
-                s.id,
-                if s.ended { "ended" } else { "active" },
-                s.expires_at.format("%Y-%m-%d %H:%M UTC"),
-                s.rule_id.as_deref().unwrap_or("*"),
-                s.subject.as_deref().unwrap_or("*"),
-                s.site.as_deref().unwrap_or("*"),
-                s.created_by,
-                s.comment
-            );
-        }
-        Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    print_rows(output, &silences, None, |s| {
+        format!(
+            "#{:<4} {:<7} until {}  rule={} subject={} site={}  by {}: {}",
+            s.id,
+            if s.ended { "ended" } else { "active" },
+            s.expires_at.format("%Y-%m-%d %H:%M UTC"),
+            s.rule_id.as_deref().unwrap_or("*"),
+            s.subject.as_deref().unwrap_or("*"),
+            s.site.as_deref().unwrap_or("*"),
+            s.created_by,
+            s.comment
+        )
+    })
 }
 
 fn route(

@@ -112,6 +112,26 @@ pub fn print<T: serde::Serialize + ?Sized>(
     }
 }
 
+/// Prints a listing: one line per row for people (`empty`, if given, when there are no
+/// rows), or the rows as JSON.
+pub fn print_rows<T: serde::Serialize>(
+    output: Output,
+    rows: &[T],
+    empty: Option<&str>,
+    line: impl Fn(&T) -> String,
+) -> anyhow::Result<ExitCode> {
+    print(output, rows, || {
+        for row in rows {
+            println!("{}", line(row));
+        }
+        if let (true, Some(empty)) = (rows.is_empty(), empty) {
+            println!("{empty}");
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// An error that is the input's fault (exit 1) rather than the environment's (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -1,6 +1,6 @@
 //! `vigil report`: the DSMB report from a frozen data cut, and the archive of reports.
 
-use super::{open_store, parse_as_of, print, Output};
+use super::{open_store, parse_as_of, print_rows, Output};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,24 +47,20 @@ async fn list(config: &Path, output: Output) -> anyhow::Result<ExitCode> {
     let reports = store.reports().await?;
     let deliveries = store.report_deliveries().await?;
     store.close().await;
-    print(output, &reports, || {
-        for r in &reports {
-            let sent: Vec<String> =
-                deliveries.iter().filter(|d| d.0 == r.id).map(|d| format!("{} {}", d.2, d.3)).collect();
-            println!(
-                "#{:<4} {:<6} cut-off {}  {}  sha256 {}  {}{}",
-                r.id,
-                r.kind,
-                r.as_of.format("%Y-%m-%d %H:%M"),
-                r.reason,
-                r.sha256,
-                r.path,
-                if sent.is_empty() { String::new() } else { format!("  [{}]", sent.join(", ")) }
-            );
-        }
-        Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+    print_rows(output, &reports, None, |r| {
+        let sent: Vec<String> =
+            deliveries.iter().filter(|d| d.0 == r.id).map(|d| format!("{} {}", d.2, d.3)).collect();
+        format!(
+            "#{:<4} {:<6} cut-off {}  {}  sha256 {}  {}{}",
+            r.id,
+            r.kind,
+            r.as_of.format("%Y-%m-%d %H:%M"),
+            r.reason,
+            r.sha256,
+            r.path,
+            if sent.is_empty() { String::new() } else { format!("  [{}]", sent.join(", ")) }
+        )
+    })
 }
 
 async fn dsmb(

@@ -536,7 +536,7 @@ fn ex(row: &Row) -> Result<Mapped, Refusal> {
 }
 
 /// ICH E2A seriousness criteria and their SDTM flags (domain.md §4.1).
-const CRITERIA: &[(&str, &str)] = &[
+pub(crate) const CRITERIA: &[(&str, &str)] = &[
     ("AESDTH", "death"),
     ("AESLIFE", "life_threatening"),
     ("AESHOSP", "hospitalization"),

@@ -4,6 +4,7 @@
 //! count over the CSV rows where the README gives none.
 
 use super::*;
+use crate::ingest::sdtm::CRITERIA;
 use crate::model::{Record, Seriousness, SubjectHistory, SubjectId};
 use chrono::TimeZone;
 use serde_json::{json, Map, Value};
@@ -27,16 +28,6 @@ fn record(subject: &str, mut fields: Map<String, Value>) -> Record {
     let text = Value::Object(fields).to_string();
     Record::from_json(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
-
-/// SDTM flags Y/N → seriousness criteria.
-const CRITERIA: [(&str, &str); 6] = [
-    ("AESDTH", "death"),
-    ("AESLIFE", "life_threatening"),
-    ("AESHOSP", "hospitalization"),
-    ("AESDISAB", "disability"),
-    ("AESCONG", "congenital_anomaly"),
-    ("AESMIE", "important_medical_event"),
-];
 
 struct Pilot {
     subjects: Vec<SubjectHistory>,

@@ -10,6 +10,8 @@
 
 use super::{ChartData, EdishPoint, EdssTrajectory, MriAtVisit, Quadrant};
 use chrono::{Duration, NaiveDate};
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -21,6 +23,8 @@ const FONT: &str = "sans-serif";
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Drawn = Result<(), Box<dyn std::error::Error>>;
+/// A point on the canvas, in pixels.
+type BackendCoord = (i32, i32);
 
 /// Tableau 10: distinguishable, and still distinct when printed in grey.
 const PALETTE: [RGBColor; 10] = [
@@ -37,14 +41,7 @@ const PALETTE: [RGBColor; 10] = [
 ];
 
 /// Grades 1–5, then not graded: green to red, then black for death.
-const GRADE_COLOURS: [RGBColor; 6] = [
-    RGBColor(44, 160, 44),
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(214, 39, 40),
-    RGBColor(0, 0, 0),
-    RGBColor(127, 127, 127),
-];
+const GRADE_COLOURS: [RGBColor; 6] = [PALETTE[2], PALETTE[0], PALETTE[1], PALETTE[3], BLACK, PALETTE[7]];
 
 fn colour(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
@@ -105,7 +102,7 @@ fn legend_strip(area: &Area, entries: &[(String, RGBColor)], marker: Marker) -> 
         let x = 70 + per * i32::try_from(col).unwrap_or(0);
         let y = 12 + LEGEND_ROW * i32::try_from(row).unwrap_or(0);
         match marker {
-            Marker::Line => area.draw(&PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)))?,
+            Marker::Line => area.draw(&line_key(*c)((x, y)))?,
             Marker::Dot => area.draw(&Circle::new((x + 9, y), 4, c.filled()))?,
         }
         area.draw(&Text::new(
@@ -127,6 +124,76 @@ fn label_style() -> TextStyle<'static> {
 
 fn tick_style() -> TextStyle<'static> {
     (FONT, 15).into_font().into()
+}
+
+/// A chart on `area` with the report's title, margins and axis label areas; `y_labels` is
+/// the width of the y axis labels.
+fn chart_on<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    y_labels: u32,
+) -> ChartBuilder<'a, 'static, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(title, title_style()).margin(14).x_label_area_size(44).y_label_area_size(y_labels);
+    builder
+}
+
+/// The chart's mesh with its axis descriptions and the report's text styles, without the
+/// light grid lines; the caller adds its labels and draws it.
+fn mesh<'a, 'b, X, Y>(
+    chart: &'b mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+) -> MeshStyle<'a, 'b, X, Y, SVGBackend<'a>>
+where
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x_desc)
+        .y_desc(y_desc)
+        .axis_desc_style(label_style())
+        .label_style(tick_style())
+        .light_line_style(WHITE.mix(0.0));
+    mesh
+}
+
+/// The series' legend box, in one corner of the plot.
+fn series_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(tick_style())
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()?;
+    Ok(())
+}
+
+/// A legend key for a line series.
+fn line_key(c: RGBColor) -> impl Fn(BackendCoord) -> PathElement<BackendCoord> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+}
+
+/// A legend key for a bar series.
+fn bar_key(c: RGBColor) -> impl Fn(BackendCoord) -> Rectangle<BackendCoord> {
+    move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
+}
+
+/// The arms named, sorted, each once.
+fn arms_of<'a>(arms: impl Iterator<Item = Option<&'a str>>) -> Vec<&'a str> {
+    let mut a: Vec<&str> = arms.flatten().collect();
+    a.sort_unstable();
+    a.dedup();
+    a
+}
+
+/// A legend of arms, coloured in their order.
+fn arm_legend(arms: &[&str]) -> Vec<(String, RGBColor)> {
+    arms.iter().enumerate().map(|(i, a)| (a.to_string(), colour(i))).collect()
 }
 
 /// An integer axis end a little above the largest count (at least 1), so the top bar or
@@ -158,22 +225,11 @@ pub(super) fn enrollment(data: &ChartData, closed: bool) -> String {
     ));
     let total = data.first_doses.len();
     draw(TITLE, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(TITLE, title_style())
-            .margin(14)
-            .margin_right(44)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(start..end, 0..axis_max(total))?;
-        chart
-            .configure_mesh()
-            .x_desc("Date of first dose")
-            .y_desc("Dosed subjects (cumulative)")
+        let mut chart =
+            chart_on(root, TITLE, 56).margin_right(44).build_cartesian_2d(start..end, 0..axis_max(total))?;
+        mesh(&mut chart, "Date of first dose", "Dosed subjects (cumulative)")
             .x_labels(6)
             .x_label_formatter(&|d: &NaiveDate| d.format("%Y-%m-%d").to_string())
-            .axis_desc_style(label_style())
-            .label_style(tick_style())
-            .light_line_style(WHITE.mix(0.0))
             .draw()?;
         let n = series.len();
         for (i, (label, dates)) in series.iter().enumerate() {
@@ -190,16 +246,9 @@ pub(super) fn enrollment(data: &ChartData, closed: bool) -> String {
             chart
                 .draw_series(LineSeries::new(points, c.stroke_width(2)))?
                 .label(format!("{label} ({})", dates.len()))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                .legend(line_key(c));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(tick_style())
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
-        Ok(())
+        series_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }
 
@@ -225,20 +274,10 @@ pub(super) fn ae_by_grade(data: &ChartData) -> String {
     let present: Vec<usize> = (0..6).filter(|slot| counts.values().any(|c| c[*slot] > 0)).collect();
     const NAMES: [&str; 6] = ["Grade 1", "Grade 2", "Grade 3", "Grade 4", "Grade 5", "Not graded"];
     draw(TITLE, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(TITLE, title_style())
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
+        let mut chart = chart_on(root, TITLE, 56)
             .build_cartesian_2d((lo * 4) as f64 - 0.5..(hi * 4 + 4) as f64 + 0.5, 0..axis_max(max))?;
-        chart
-            .configure_mesh()
-            .x_desc("Study week of onset (4-week buckets; week 0 = first dose)")
-            .y_desc("Adverse events (n)")
+        mesh(&mut chart, "Study week of onset (4-week buckets; week 0 = first dose)", "Adverse events (n)")
             .x_label_formatter(&|w: &f64| format!("{w:.0}"))
-            .axis_desc_style(label_style())
-            .label_style(tick_style())
-            .light_line_style(WHITE.mix(0.0))
             .disable_x_mesh()
             .draw()?;
         // One stacked bar per bucket: grade 1 at the bottom, not graded on top.
@@ -250,10 +289,7 @@ pub(super) fn ae_by_grade(data: &ChartData) -> String {
                 let (y0, y1) = (as_coord(below), as_coord(below + v[slot]));
                 Rectangle::new([(x0, y0), (x1, y1)], c.filled())
             });
-            chart
-                .draw_series(bars)?
-                .label(NAMES[slot])
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+            chart.draw_series(bars)?.label(NAMES[slot]).legend(bar_key(c));
         }
         // The total on top of each bar.
         chart.draw_series(counts.iter().map(|(b, v)| {
@@ -264,14 +300,7 @@ pub(super) fn ae_by_grade(data: &ChartData) -> String {
                 tick_style().pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(tick_style())
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
-        Ok(())
+        series_legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 
@@ -289,12 +318,7 @@ pub(super) fn edss(trajectories: &[EdssTrajectory], closed: bool) -> String {
     let week = |day: i64| (if day >= 1 { day - 1 } else { day }) as f64 / 7.0;
     let days = trajectories.iter().flat_map(|t| t.points.iter().map(|(d, _)| week(*d)));
     let (min, max) = days.fold((0.0f64, 1.0f64), |(lo, hi), w| (lo.min(w), hi.max(w)));
-    let arms: Vec<&str> = {
-        let mut a: Vec<&str> = trajectories.iter().filter_map(|t| t.arm.as_deref()).collect();
-        a.sort_unstable();
-        a.dedup();
-        a
-    };
+    let arms = arms_of(trajectories.iter().map(|t| t.arm.as_deref()));
     // A legend of subjects is readable up to about a dozen lines.
     let subject_legend = !closed && trajectories.len() <= 12;
     let colour_of = |i: usize, t: &EdssTrajectory| match t.arm.as_deref() {
@@ -302,7 +326,7 @@ pub(super) fn edss(trajectories: &[EdssTrajectory], closed: bool) -> String {
         _ => colour(i),
     };
     let legend: Vec<(String, RGBColor)> = if closed {
-        arms.iter().enumerate().map(|(i, a)| (a.to_string(), colour(i))).collect()
+        arm_legend(&arms)
     } else if subject_legend {
         trajectories
             .iter()
@@ -314,22 +338,12 @@ pub(super) fn edss(trajectories: &[EdssTrajectory], closed: bool) -> String {
     };
     draw(TITLE, |root| {
         let (plot, strip) = with_legend_strip(root, legend.len());
-        let mut chart = ChartBuilder::on(if legend.is_empty() { root } else { &plot })
-            .caption(TITLE, title_style())
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(50)
+        let mut chart = chart_on(if legend.is_empty() { root } else { &plot }, TITLE, 50)
             .build_cartesian_2d((min - 2.0).floor()..(max * 1.05 + 2.0).ceil(), 0.0..10.0)?;
-        chart
-            .configure_mesh()
-            .x_desc("Study week (0 = first dose)")
-            .y_desc("EDSS (0–10)")
+        mesh(&mut chart, "Study week (0 = first dose)", "EDSS (0–10)")
             .x_label_formatter(&|w: &f64| format!("{w:.0}"))
             .y_label_formatter(&|v: &f64| format!("{v:.1}"))
             .y_labels(11)
-            .axis_desc_style(label_style())
-            .label_style(tick_style())
-            .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (i, t) in trajectories.iter().enumerate() {
             let c = colour_of(i, t);
@@ -356,26 +370,12 @@ pub(super) fn mri(rows: &[MriAtVisit]) -> String {
     let t2 = PALETTE[0];
     let gd = PALETTE[1];
     draw(TITLE, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(TITLE, title_style())
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(
-                -0.6..n as f64 - 0.4,
-                0..axis_max(usize::try_from(max).unwrap_or(usize::MAX)),
-            )?;
+        let mut chart = chart_on(root, TITLE, 56).build_cartesian_2d(
+            -0.6..n as f64 - 0.4,
+            0..axis_max(usize::try_from(max).unwrap_or(usize::MAX)),
+        )?;
         // Visit names are written under each pair of bars below, not as numeric ticks.
-        chart
-            .configure_mesh()
-            .x_desc("Visit")
-            .y_desc("Lesions (total count)")
-            .x_labels(0)
-            .axis_desc_style(label_style())
-            .label_style(tick_style())
-            .light_line_style(WHITE.mix(0.0))
-            .disable_x_mesh()
-            .draw()?;
+        mesh(&mut chart, "Visit", "Lesions (total count)").x_labels(0).disable_x_mesh().draw()?;
         for (i, label) in labels.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(i as f64, 0));
             root.draw(&Text::new(
@@ -394,11 +394,8 @@ pub(super) fn mri(rows: &[MriAtVisit]) -> String {
         chart
             .draw_series(bars((-0.36, -0.02), |r| r.total_new_t2, t2))?
             .label("New/enlarging T2")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], t2.filled()));
-        chart
-            .draw_series(bars((0.02, 0.36), |r| r.total_gd, gd))?
-            .label("Gd-enhancing")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], gd.filled()));
+            .legend(bar_key(t2));
+        chart.draw_series(bars((0.02, 0.36), |r| r.total_gd, gd))?.label("Gd-enhancing").legend(bar_key(gd));
         // The count on top of each bar.
         let value_labels = rows.iter().enumerate().flat_map(|(i, r)| {
             let x = i as f64;
@@ -411,14 +408,7 @@ pub(super) fn mri(rows: &[MriAtVisit]) -> String {
             })
         });
         chart.draw_series(value_labels)?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(tick_style())
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()?;
-        Ok(())
+        series_legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }
 
@@ -438,34 +428,15 @@ pub(super) fn edish(points: &[EdishPoint], closed: bool) -> String {
     };
     let (x_lo, x_hi) = span(&mut xs.clone());
     let (y_lo, y_hi) = span(&mut ys.clone());
-    let arms: Vec<&str> = {
-        let mut a: Vec<&str> = points.iter().filter_map(|p| p.arm.as_deref()).collect();
-        a.sort_unstable();
-        a.dedup();
-        a
-    };
-    let legend: Vec<(String, RGBColor)> = if closed {
-        arms.iter().enumerate().map(|(i, a)| (a.to_string(), colour(i))).collect()
-    } else {
-        Vec::new()
-    };
+    let arms = arms_of(points.iter().map(|p| p.arm.as_deref()));
+    let legend: Vec<(String, RGBColor)> = if closed { arm_legend(&arms) } else { Vec::new() };
     draw(TITLE, |root| {
         let (plot, strip) = with_legend_strip(root, legend.len());
-        let mut chart = ChartBuilder::on(if legend.is_empty() { root } else { &plot })
-            .caption(TITLE, title_style())
-            .margin(14)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
+        let mut chart = chart_on(if legend.is_empty() { root } else { &plot }, TITLE, 56)
             .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("Peak ALT or AST (×ULN, log scale)")
-            .y_desc("Peak total bilirubin (×ULN, log scale)")
+        mesh(&mut chart, "Peak ALT or AST (×ULN, log scale)", "Peak total bilirubin (×ULN, log scale)")
             .x_label_formatter(&|v: &f64| short_number(*v))
             .y_label_formatter(&|v: &f64| short_number(*v))
-            .axis_desc_style(label_style())
-            .label_style(tick_style())
-            .light_line_style(WHITE.mix(0.0))
             .draw()?;
         let dashed = BLACK.mix(0.6).stroke_width(1);
         chart.draw_series(DashedLineSeries::new(vec![(3.0, y_lo), (3.0, y_hi)], 6, 4, dashed))?;

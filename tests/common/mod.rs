@@ -454,3 +454,26 @@ impl InProcess {
         self.settle().await;
     }
 }
+
+/// An adverse-event alert on KS-101 (rule ae-grade, episode AE-1) at `level`, a warning
+/// to `to` that escalates at once; a test changes what it needs.
+pub fn ae_alert(level: i64, to: &vigil::store::Recipient) -> vigil::store::NewAlert {
+    vigil::store::NewAlert {
+        rule_id: "ae-grade".into(),
+        rule_version: "v1".into(),
+        subject: "KS-101".into(),
+        site: Some("KS".into()),
+        episode: "ae:AE-1".into(),
+        level,
+        severity: vigil::rules::Severity::Warning,
+        title: "AE grade".into(),
+        summary: "Rash grade".into(),
+        evidence: serde_json::json!({"why": "test"}),
+        recipients: vec![to.clone()],
+        delivery: vigil::store::FirstNotice {
+            notify_at: chrono::DateTime::UNIX_EPOCH,
+            group: "rule:ae-grade".into(),
+            escalate_at: Some(chrono::DateTime::UNIX_EPOCH),
+        },
+    }
+}
