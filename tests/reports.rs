@@ -101,8 +101,8 @@ fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
     let html = std::fs::read_to_string(&path).unwrap();
     assert!(html.contains("CLOSED"), "marked closed");
     assert!(html.contains("MSC"), "the closed report shows the arm");
+    // `--email` delivers before the command exits: whatever the server accepted is here now.
     let mail = smtp.wait_for_messages(1, std::time::Duration::from_secs(20));
-    std::thread::sleep(std::time::Duration::from_secs(1));
     let mail_after = smtp.messages();
     assert_eq!(mail_after.len(), 1, "{:?}", mail.iter().map(|m| &m.rcpt_to).collect::<Vec<_>>());
     assert_eq!(mail_after[0].rcpt_to, "chair@trial.test", "only the unblinded DSMB chair");

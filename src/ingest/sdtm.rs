@@ -12,7 +12,7 @@
 //! Dates are passed through as the original ISO 8601 text, partial or not (`2013-03`,
 //! `2013`). The model keeps a partial date as the interval it stands for and flags it as
 //! partial; rules then decide on the conservative end (for safety, the earliest plausible
-//! onset). That is the "impute conservatively, keep the flag" of domain.md §8.2, without
+//! onset). That is the "impute conservatively, keep the flag" of docs/clinical-reference.md §8.2, without
 //! inventing a day here.
 
 use super::csv::{BadRow, CsvReader, CsvRow, Quotes};
@@ -535,7 +535,7 @@ fn ex(row: &Row) -> Result<Mapped, Refusal> {
     Ok(Mapped::Record(b))
 }
 
-/// ICH E2A seriousness criteria and their SDTM flags (domain.md §4.1).
+/// ICH E2A seriousness criteria and their SDTM flags (docs/clinical-reference.md §4.1).
 pub(crate) const CRITERIA: &[(&str, &str)] = &[
     ("AESDTH", "death"),
     ("AESLIFE", "life_threatening"),
@@ -1166,7 +1166,7 @@ mod tests {
     }
 
     /// SUPPAE AETRTEM, the sponsor's treatment-emergent flag, against the conservative rule
-    /// of domain.md §8.2 (latest plausible onset on or after the first dose).
+    /// of docs/clinical-reference.md §8.2 (latest plausible onset on or after the first dose).
     #[test]
     fn pilot_treatment_emergence_agrees_with_aetrtem() {
         let p = core();

@@ -48,83 +48,29 @@ pub enum LabTest {
 
 /// Each known test with its code first, then every accepted spelling (normalised: upper
 /// case, letters and digits only). The code is what messages and the report show.
-const KNOWN: &[(LabTestKey, &[&str])] = &[
-    (LabTestKey::Alt, &["ALT", "SGPT", "ALAT", "ALANINEAMINOTRANSFERASE"]),
-    (LabTestKey::Ast, &["AST", "SGOT", "ASAT", "ASPARTATEAMINOTRANSFERASE"]),
-    (LabTestKey::Bilirubin, &["BILI", "TBILI", "BILIRUBIN", "TOTALBILIRUBIN", "BILIRUBINTOTAL"]),
-    (LabTestKey::Alp, &["ALP", "ALKPH", "ALKALINEPHOSPHATASE"]),
-    (LabTestKey::Ggt, &["GGT", "GAMMAGLUTAMYLTRANSFERASE"]),
-    (LabTestKey::Creatinine, &["CREAT", "CREATININE"]),
-    (LabTestKey::CreatineKinase, &["CK", "CREATINEKINASE", "CPK"]),
-    (LabTestKey::Albumin, &["ALB", "ALBUMIN"]),
-    (LabTestKey::Urea, &["BUN", "BLOODUREANITROGEN", "UREA", "UREAN"]),
-    (LabTestKey::Glucose, &["GLUC", "GLUCOSE"]),
-    (LabTestKey::Sodium, &["SODIUM"]),
-    (LabTestKey::Potassium, &["K", "POTASSIUM"]),
-    (LabTestKey::Calcium, &["CA", "CALCIUM"]),
-    (LabTestKey::Chloride, &["CL", "CHLORIDE"]),
-    (LabTestKey::Hemoglobin, &["HGB", "HB", "HEMOGLOBIN", "HAEMOGLOBIN"]),
-    (LabTestKey::Hematocrit, &["HCT", "HEMATOCRIT", "HAEMATOCRIT"]),
-    (LabTestKey::Leukocytes, &["WBC", "LEUKOCYTES", "WHITEBLOODCELLS"]),
-    (LabTestKey::Neutrophils, &["NEUT", "ANC", "NEUTROPHILS"]),
-    (LabTestKey::Lymphocytes, &["LYM", "LYMPH", "LYMPHOCYTES"]),
-    (LabTestKey::Platelets, &["PLAT", "PLT", "PLATELETS", "PLATELET"]),
-    (LabTestKey::Erythrocytes, &["RBC", "ERYTHROCYTES", "REDBLOODCELLS"]),
+const KNOWN: &[(LabTest, &[&str])] = &[
+    (LabTest::Alt, &["ALT", "SGPT", "ALAT", "ALANINEAMINOTRANSFERASE"]),
+    (LabTest::Ast, &["AST", "SGOT", "ASAT", "ASPARTATEAMINOTRANSFERASE"]),
+    (LabTest::Bilirubin, &["BILI", "TBILI", "BILIRUBIN", "TOTALBILIRUBIN", "BILIRUBINTOTAL"]),
+    (LabTest::Alp, &["ALP", "ALKPH", "ALKALINEPHOSPHATASE"]),
+    (LabTest::Ggt, &["GGT", "GAMMAGLUTAMYLTRANSFERASE"]),
+    (LabTest::Creatinine, &["CREAT", "CREATININE"]),
+    (LabTest::CreatineKinase, &["CK", "CREATINEKINASE", "CPK"]),
+    (LabTest::Albumin, &["ALB", "ALBUMIN"]),
+    (LabTest::Urea, &["BUN", "BLOODUREANITROGEN", "UREA", "UREAN"]),
+    (LabTest::Glucose, &["GLUC", "GLUCOSE"]),
+    (LabTest::Sodium, &["SODIUM"]),
+    (LabTest::Potassium, &["K", "POTASSIUM"]),
+    (LabTest::Calcium, &["CA", "CALCIUM"]),
+    (LabTest::Chloride, &["CL", "CHLORIDE"]),
+    (LabTest::Hemoglobin, &["HGB", "HB", "HEMOGLOBIN", "HAEMOGLOBIN"]),
+    (LabTest::Hematocrit, &["HCT", "HEMATOCRIT", "HAEMATOCRIT"]),
+    (LabTest::Leukocytes, &["WBC", "LEUKOCYTES", "WHITEBLOODCELLS"]),
+    (LabTest::Neutrophils, &["NEUT", "ANC", "NEUTROPHILS"]),
+    (LabTest::Lymphocytes, &["LYM", "LYMPH", "LYMPHOCYTES"]),
+    (LabTest::Platelets, &["PLAT", "PLT", "PLATELETS", "PLATELET"]),
+    (LabTest::Erythrocytes, &["RBC", "ERYTHROCYTES", "REDBLOODCELLS"]),
 ];
-
-/// The known variants without payload, so the table above can be a `const`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LabTestKey {
-    Alt,
-    Ast,
-    Bilirubin,
-    Alp,
-    Ggt,
-    Creatinine,
-    CreatineKinase,
-    Albumin,
-    Urea,
-    Glucose,
-    Sodium,
-    Potassium,
-    Calcium,
-    Chloride,
-    Hemoglobin,
-    Hematocrit,
-    Leukocytes,
-    Neutrophils,
-    Lymphocytes,
-    Platelets,
-    Erythrocytes,
-}
-
-impl LabTestKey {
-    fn test(self) -> LabTest {
-        match self {
-            Self::Alt => LabTest::Alt,
-            Self::Ast => LabTest::Ast,
-            Self::Bilirubin => LabTest::Bilirubin,
-            Self::Alp => LabTest::Alp,
-            Self::Ggt => LabTest::Ggt,
-            Self::Creatinine => LabTest::Creatinine,
-            Self::CreatineKinase => LabTest::CreatineKinase,
-            Self::Albumin => LabTest::Albumin,
-            Self::Urea => LabTest::Urea,
-            Self::Glucose => LabTest::Glucose,
-            Self::Sodium => LabTest::Sodium,
-            Self::Potassium => LabTest::Potassium,
-            Self::Calcium => LabTest::Calcium,
-            Self::Chloride => LabTest::Chloride,
-            Self::Hemoglobin => LabTest::Hemoglobin,
-            Self::Hematocrit => LabTest::Hematocrit,
-            Self::Leukocytes => LabTest::Leukocytes,
-            Self::Neutrophils => LabTest::Neutrophils,
-            Self::Lymphocytes => LabTest::Lymphocytes,
-            Self::Platelets => LabTest::Platelets,
-            Self::Erythrocytes => LabTest::Erythrocytes,
-        }
-    }
-}
 
 /// Upper case, letters and digits only: "Total bilirubin" → "TOTALBILIRUBIN".
 fn normalise(name: &str) -> String {
@@ -139,14 +85,14 @@ impl LabTest {
         KNOWN
             .iter()
             .find(|(_, spellings)| spellings.contains(&key.as_str()))
-            .map_or(Self::Other(key), |(k, _)| k.test())
+            .map_or(Self::Other(key), |(k, _)| k.clone())
     }
 
     /// The SDTM code (ALT, BILI, …) of a known test, or the normalised name of another.
     pub fn code(&self) -> &str {
         match self {
             Self::Other(name) => name,
-            known => KNOWN.iter().find(|(k, _)| k.test() == *known).map_or("", |(_, s)| s[0]),
+            known => KNOWN.iter().find(|(k, _)| k == known).map_or("", |(_, s)| s[0]),
         }
     }
 

@@ -2,6 +2,7 @@
 //! relatedness and an onset window after a dose. Episode = the AE; level = its grade,
 //! so the same event worsening (grade 2 → 3) raises again.
 
+use super::window::{latest_dose_within, Anchor, AtLeast, Window};
 use super::Kind;
 use super::{study_day_text, Context, Finding};
 use crate::model::{AdverseEvent, Dose, Relatedness, Seriousness, SubjectHistory};
@@ -39,29 +40,7 @@ pub struct Criteria {
     pub seriousness: Vec<String>,
     /// Only unexpected (false) or expected (true) events, per the reference safety information.
     pub expected: Option<bool>,
-    pub onset_within: Option<OnsetWindow>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AtLeast {
-    pub at_least: u8,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OnsetWindow {
-    pub after: Anchor,
-    pub hours: f64,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Anchor {
-    /// The start of any dose.
-    Dose,
-    /// The start of the first dose only.
-    FirstDose,
+    pub onset_within: Option<Window<Anchor>>,
 }
 
 impl AdverseEventRule {
@@ -76,9 +55,7 @@ impl AdverseEventRule {
             }
         }
         if let Some(w) = &self.criteria.onset_within {
-            if !(w.hours > 0.0 && w.hours.is_finite()) {
-                return Err(("match.onset_within.hours".into(), "must be a positive number of hours".into()));
-            }
+            w.validate("match.onset_within")?;
         }
         if self.criteria.terms.iter().any(|t| t.trim().is_empty()) {
             return Err(("match.terms".into(), "an empty term matches nothing".into()));
@@ -125,19 +102,12 @@ impl AdverseEventRule {
             return Some(None);
         };
         let onset = ae.onset.as_ref()?;
-        let span = chrono::Duration::minutes((w.hours * 60.0).round() as i64);
+        let span = w.span();
         let candidates = match w.after {
             Anchor::Dose => doses.len(),
             Anchor::FirstDose => doses.len().min(1),
         };
-        doses[..candidates]
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, d)| {
-                onset.latest() >= d.start.earliest() && onset.earliest() <= d.start.latest() + span
-            })
-            .map(|(i, d)| Some((i, *d)))
+        latest_dose_within(onset, span, &doses[..candidates]).map(Some)
     }
 }
 
@@ -162,25 +132,8 @@ impl Kind for AdverseEventRule {
             let Some(dose) = self.dose_window(ae, &doses) else {
                 continue;
             };
-            let episode = match &ae.id {
-                Some(id) => format!("ae:{id}"),
-                None => {
-                    format!("ae:{}@{}", ae.term.to_lowercase(), ae.onset.as_ref().map_or("", |o| o.raw()))
-                }
-            };
-            let mut what = format!("Adverse event \"{}\"", ae.term);
-            what.push_str(&match ae.grade {
-                Some(g) => format!(", CTCAE grade {g}"),
-                None => ", not graded".to_string(),
-            });
-            if ae.serious {
-                let criteria: Vec<&str> = ae.seriousness.iter().map(|s| s.label()).collect();
-                what.push_str(&if criteria.is_empty() {
-                    ", serious".to_string()
-                } else {
-                    format!(", serious ({})", criteria.join(", "))
-                });
-            }
+            let episode = super::expr::ae_episode(ae);
+            let mut what = headline(ae);
             if let Some(onset) = &ae.onset {
                 what.push_str(&format!(", onset {}", study_day_text(h, onset)));
                 if let Some((i, d)) = dose {
@@ -239,6 +192,25 @@ fn elapsed(dose: &Dose, onset: &crate::model::ClinicalTime) -> String {
     } else {
         format!("{:.1} h", m as f64 / 60.0)
     }
+}
+
+/// `Adverse event "Rash", CTCAE grade 3, serious (hospitalization)`: the start of a
+/// finding's summary, shared with `expression` rules over adverse events.
+pub(super) fn headline(ae: &AdverseEvent) -> String {
+    let mut what = format!("Adverse event \"{}\"", ae.term);
+    what.push_str(&match ae.grade {
+        Some(g) => format!(", CTCAE grade {g}"),
+        None => ", not graded".to_string(),
+    });
+    if ae.serious {
+        let criteria: Vec<&str> = ae.seriousness.iter().map(|s| s.label()).collect();
+        what.push_str(&if criteria.is_empty() {
+            ", serious".to_string()
+        } else {
+            format!(", serious ({})", criteria.join(", "))
+        });
+    }
+    what
 }
 
 #[cfg(test)]

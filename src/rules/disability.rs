@@ -1,5 +1,5 @@
 //! `disability_progression`: EDSS worsening from baseline by the baseline-dependent
-//! minimum change, confirmed at a later visit (domain.md §2.2–2.3).
+//! minimum change, confirmed at a later visit (docs/clinical-reference.md §2.2–2.3).
 //!
 //! One rule gives two alerts per worsening episode: "unconfirmed" at the onset visit
 //! (level 1, `unconfirmed_severity`) and "confirmed" once a visit at least
@@ -28,7 +28,7 @@ struct Written {
     baseline: Baseline,
     /// Explicit table of minimum increases; or `threshold_variant`.
     increase: Option<Vec<ChangeStep>>,
-    /// A, B or C of domain.md §2.2 (default A).
+    /// A, B or C of docs/clinical-reference.md §2.2 (default A).
     threshold_variant: Option<String>,
     confirm_after: Span,
     #[serde(default = "seven_days")]

@@ -45,6 +45,7 @@
 //! Limit: the fields of a variable are checked when written as `ae.field`; an index
 //! such as `ae['grde']` is caught only by the sample run.
 
+use super::load::nearest;
 use super::{Finding, Severity};
 use crate::model::{AdverseEvent, ClinicalTime, Dose, Lab, Record, SubjectHistory, Vital};
 use cel::common::ast::{EntryExpr, Expr as Node};
@@ -412,7 +413,8 @@ fn check_names(
                 return Ok(());
             }
             let names: Vec<&str> = vars.iter().map(|v| v.name).collect();
-            let hint = nearest(name, &names).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+            let hint =
+                nearest(name, &names, 1).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
             Err(format!("unknown variable `{name}`{hint}; this expression can use: {}", names.join(", ")))
         }
         Node::Select(s) => {
@@ -459,7 +461,7 @@ fn check_path(var: &Var, path: &[&str]) -> Result<(), String> {
     for (i, seg) in path.iter().enumerate() {
         let Some(fd) = fields.iter().find(|fd| fd.name == *seg) else {
             let names: Vec<&str> = fields.iter().map(|fd| fd.name).collect();
-            let hint = nearest(seg, &names).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
+            let hint = nearest(seg, &names, 1).map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default();
             return Err(format!("`{at}` has no field `{seg}`{hint}; its fields: {}", names.join(", ")));
         };
         at = format!("{at}.{seg}");
@@ -480,30 +482,6 @@ fn function_exists(env: &Arc<Env>, name: &str, member: bool) -> bool {
     };
     let ctx = CelContext::with_env(Arc::clone(env));
     !matches!(Value::resolve(&ast, &ctx), Err(ExecutionError::UndeclaredReference(n)) if n.as_str() == name)
-}
-
-/// The closest name by edit distance, if close enough to be a typo.
-fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let distance = |a: &str, b: &str| {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-                prev = cur;
-            }
-        }
-        row[b.len()]
-    };
-    candidates
-        .iter()
-        .map(|c| (distance(word, c), *c))
-        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
-        .min()
-        .map(|(_, c)| c)
 }
 
 /// JSON to CEL: integers stay `int` (so `ae.grade >= 3` compares ints), other numbers
@@ -592,6 +570,24 @@ pub fn ae_value(doses: &[&Dose], ae: &AdverseEvent) -> Json {
     })
 }
 
+/// The fields a timed item (`lab`, `vital`) has besides its own: `time`, `visit`,
+/// `study_day` and `days_since_dose`.
+trait WithTiming {
+    fn with_timing(self, doses: &[&Dose], time: Option<&ClinicalTime>, visit: Option<&str>) -> Json;
+}
+
+impl WithTiming for Json {
+    fn with_timing(mut self, doses: &[&Dose], time: Option<&ClinicalTime>, visit: Option<&str>) -> Json {
+        if let Json::Object(fields) = &mut self {
+            fields.insert("time".into(), raw(time));
+            fields.insert("visit".into(), json!(visit));
+            fields.insert("study_day".into(), json!(study_day(doses, time)));
+            fields.insert("days_since_dose".into(), json!(days_since_dose(doses, time)));
+        }
+        self
+    }
+}
+
 /// `lab`, with the time and visit that `SubjectHistory::labs` pairs it with.
 pub fn lab_value(doses: &[&Dose], time: Option<&ClinicalTime>, visit: Option<&str>, lab: &Lab) -> Json {
     json!({
@@ -601,11 +597,8 @@ pub fn lab_value(doses: &[&Dose], time: Option<&ClinicalTime>, visit: Option<&st
         "low": lab.low,
         "high": lab.high,
         "x_uln": lab.high.filter(|h| *h > 0.0).map(|h| lab.value / h),
-        "time": raw(time),
-        "visit": visit,
-        "study_day": study_day(doses, time),
-        "days_since_dose": days_since_dose(doses, time),
     })
+    .with_timing(doses, time, visit)
 }
 
 /// `vital`, with the time and visit that `SubjectHistory::vitals` pairs it with.
@@ -617,11 +610,8 @@ pub fn vital_value(doses: &[&Dose], time: Option<&ClinicalTime>, visit: Option<&
         "temperature_c": v.temperature_c,
         "spo2": v.spo2,
         "respiratory_rate": v.respiratory_rate,
-        "time": raw(time),
-        "visit": visit,
-        "study_day": study_day(doses, time),
-        "days_since_dose": days_since_dose(doses, time),
     })
+    .with_timing(doses, time, visit)
 }
 
 /// `record`: one visit record, summarised (its lists are reached through the other kinds).

@@ -133,19 +133,7 @@ impl ExpressionRule {
                 for ae in h.adverse_events() {
                     let value = expr::ae_value(&doses, ae);
                     let episode = expr::ae_episode(ae);
-                    let mut what = format!("Adverse event \"{}\"", ae.term);
-                    what.push_str(&match ae.grade {
-                        Some(g) => format!(", CTCAE grade {g}"),
-                        None => ", not graded".to_string(),
-                    });
-                    if ae.serious {
-                        let criteria: Vec<&str> = ae.seriousness.iter().map(|s| s.label()).collect();
-                        what.push_str(&if criteria.is_empty() {
-                            ", serious".to_string()
-                        } else {
-                            format!(", serious ({})", criteria.join(", "))
-                        });
-                    }
+                    let mut what = super::adverse_event::headline(ae);
                     what.push_str(&match (&ae.onset, value["study_day"].as_i64()) {
                         (None, _) => ", onset unknown".to_string(),
                         (Some(_), Some(d)) => format!(", onset study day {d}"),

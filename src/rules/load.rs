@@ -195,7 +195,7 @@ fn parse_rule(
                 Some(read) => read?,
                 None => {
                     let hint =
-                        nearest(k, KINDS).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+                        nearest(k, KINDS, 2).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
                     return Err(error_at(
                         "kind",
                         format!("unknown rule kind `{k}`{hint}; kinds: {}", KINDS.join(", ")),
@@ -311,18 +311,19 @@ fn with_suggestion(msg: &str) -> String {
         msg.split("expected ").nth(1).unwrap_or("").split('`').skip(1).step_by(2).collect();
     let mut all: Vec<&str> = expected.clone();
     all.extend(COMMON_KEYS);
-    match nearest(field, &all) {
+    match nearest(field, &all, 2) {
         Some(s) => format!("{msg} (did you mean `{s}`?)"),
         None => msg.to_string(),
     }
 }
 
-/// The closest candidate by edit distance, if it is close enough to be a typo.
-fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+/// The closest candidate by edit distance, if it is close enough to be a typo: at most a
+/// third of the longer name's length, and never less than `floor` edits.
+pub(super) fn nearest<'a>(word: &str, candidates: &[&'a str], floor: usize) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (levenshtein(word, c), *c))
-        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(2))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(floor))
         .min()
         .map(|(_, c)| c)
 }
@@ -405,7 +406,7 @@ mod tests {
     #[test]
     fn edit_distance() {
         assert_eq!(levenshtein("grde", "grade"), 1);
-        assert_eq!(nearest("sevrity", &["severity", "site"]), Some("severity"));
-        assert_eq!(nearest("zzzzzz", &["grade"]), None);
+        assert_eq!(nearest("sevrity", &["severity", "site"], 2), Some("severity"));
+        assert_eq!(nearest("zzzzzz", &["grade"], 2), None);
     }
 }

@@ -13,6 +13,7 @@ pub mod expr;
 mod load;
 pub mod progression;
 pub mod testing;
+mod window;
 pub(crate) mod yamlpos;
 
 pub use duration::Span;

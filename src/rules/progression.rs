@@ -2,7 +2,7 @@
 //!
 //! [`assess`] is a pure function from one subject's EDSS visits and relapse onsets to
 //! disability events. It follows msprog's `MSprog()` scan (R package msprog, `R/MSprog.R`,
-//! development version 1.0.0.9000) and domain.md §2.2–2.3, so that its confirmed events can
+//! development version 1.0.0.9000) and docs/clinical-reference.md §2.2–2.3, so that its confirmed events can
 //! be checked against numbers published by someone else.
 //!
 //! # The scan
@@ -74,7 +74,7 @@ pub enum Baseline {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProgressionParams {
     pub baseline: Baseline,
-    /// The baseline-dependent minimum EDSS change (domain.md §2.2).
+    /// The baseline-dependent minimum EDSS change (docs/clinical-reference.md §2.2).
     pub min_change: MinimumChange,
     /// Days from onset to the confirmation target, e.g. 84 for 12 weeks.
     pub confirm_after_days: i64,

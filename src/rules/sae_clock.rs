@@ -1,4 +1,4 @@
-//! `sae_clock`: regulatory reporting clocks for serious adverse events (domain.md §4.2).
+//! `sae_clock`: regulatory reporting clocks for serious adverse events (docs/clinical-reference.md §4.2).
 //!
 //! Every serious AE starts a calendar-time clock at awareness (Day 0 = first knowledge):
 //! the report to the sponsor (24 h), and for suspected unexpected serious adverse
@@ -93,7 +93,7 @@ impl ClockName {
         }
     }
 
-    /// Defaults (within, warn_before) in minutes, from domain.md §4.2.
+    /// Defaults (within, warn_before) in minutes, from docs/clinical-reference.md §4.2.
     fn defaults(self) -> (i64, i64) {
         const H: i64 = 60;
         const D: i64 = 24 * H;

@@ -1,5 +1,5 @@
 //! `bayesian_stopping`: the beta-binomial toxicity stopping rule of small phase I trials
-//! (Geller et al. 2003; Thall–Simon style; domain.md §5.3). With a Beta(a, b) prior on
+//! (Geller et al. 2003; Thall–Simon style; docs/clinical-reference.md §5.3). With a Beta(a, b) prior on
 //! the event rate p, x of n evaluable subjects with the event give the posterior
 //! Beta(a + x, b + n − x); the rule fires when Pr(p > p0 | x, n) ≥ threshold.
 //! A subject counts in x when at least one of its adverse events matches `event`.
@@ -175,38 +175,21 @@ fn beta_continued_fraction(a: f64, b: f64, x: f64) -> f64 {
     const EPS: f64 = 1e-15;
     const TINY: f64 = 1e-300;
     let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
+    let nonzero = |v: f64| if v.abs() < TINY { TINY } else { v };
+    // One Lentz step for the coefficient `aa`: updates c and d, returns their product.
+    let step = |aa: f64, c: &mut f64, d: &mut f64| {
+        *d = 1.0 / nonzero(1.0 + aa * *d);
+        *c = nonzero(1.0 + aa / *c);
+        *d * *c
+    };
     let mut c = 1.0;
-    let mut d = 1.0 - qab * x / qap;
-    if d.abs() < TINY {
-        d = TINY;
-    }
-    d = 1.0 / d;
+    let mut d = 1.0 / nonzero(1.0 - qab * x / qap);
     let mut h = d;
     for m in 1..=MAX_ITERATIONS {
         let m = f64::from(m);
         let m2 = 2.0 * m;
-        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        h *= d * c;
-        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1.0 + aa * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + aa / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        let del = d * c;
+        h *= step(m * (b - m) * x / ((qam + m2) * (a + m2)), &mut c, &mut d);
+        let del = step(-(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)), &mut c, &mut d);
         h *= del;
         if (del - 1.0).abs() < EPS {
             break;
@@ -264,7 +247,7 @@ mod tests {
 
     #[test]
     fn the_worked_example_boundaries() {
-        // domain.md §5.3: p0 = 0.2, prior Beta(0.4, 1.6), c = 0.8 → stop at x ≥ 1 (n = 1),
+        // docs/clinical-reference.md §5.3: p0 = 0.2, prior Beta(0.4, 1.6), c = 0.8 → stop at x ≥ 1 (n = 1),
         // 2 (n = 2–4), 3 (n = 5–8), 4 (n = 9–12).
         let boundary = |n: u32| match n {
             1 => 1,

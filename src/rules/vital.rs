@@ -1,5 +1,5 @@
 //! `vital`: one vital sign against absolute limits, or temperature against the CTCAE v5
-//! fever grades (domain.md §1.2), optionally only within some hours after a dose.
+//! fever grades (docs/clinical-reference.md §1.2), optionally only within some hours after a dose.
 //!
 //! Episode = the reading (`vital:temperature_c@<time>`), level = 1 (or the fever grade), so
 //! re-evaluating the same data raises nothing and a fever that turns out to have lasted
@@ -10,6 +10,7 @@
 //! `measure: heart_rate, above: 100, inclusive: false`; fever `measure: temperature_c,
 //! ctcae_fever: {at_least: 1}`.
 
+use super::window::{latest_dose_within, AtLeast, DoseAnchor, Window};
 use super::Kind;
 use super::{study_day, study_day_text, Context, Finding};
 use crate::model::{ClinicalTime, Dose, SubjectHistory, Vital};
@@ -31,7 +32,7 @@ pub struct VitalRule {
     /// CTCAE v5 fever grade at least this (1–4), for `temperature_c` instead of limits.
     pub ctcae_fever: Option<AtLeast>,
     /// Only readings within this window; default: every reading.
-    pub within: Option<Window>,
+    pub within: Option<Window<DoseAnchor>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -89,27 +90,6 @@ impl Measure {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AtLeast {
-    pub at_least: u8,
-}
-
-/// Readings from the start of a dose to `hours` after it, both ends included.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Window {
-    pub after: Anchor,
-    pub hours: f64,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Anchor {
-    /// The start of any dose.
-    Dose,
-}
-
 /// One reading of the measure, with the time and visit the history gives it.
 struct Reading<'h> {
     time: Option<&'h ClinicalTime>,
@@ -164,9 +144,7 @@ impl VitalRule {
             }
         }
         if let Some(w) = &self.within {
-            if !(w.hours > 0.0 && w.hours.is_finite()) {
-                return Err(("within.hours".into(), "must be a positive number of hours".into()));
-            }
+            w.validate("within")?;
         }
         Ok(())
     }
@@ -315,12 +293,7 @@ fn fever_grade(readings: &[Reading], i: usize) -> Option<(u8, String)> {
 /// for safety, doubt raises the alert.
 fn dose_window<'d>(t: &ClinicalTime, hours: f64, doses: &[&'d Dose]) -> Option<(usize, &'d Dose)> {
     let span = Duration::milliseconds((hours * 3_600_000.0).round() as i64);
-    doses
-        .iter()
-        .enumerate()
-        .rev()
-        .find(|(_, d)| t.latest() >= d.start.earliest() && t.earliest() <= d.start.latest() + span)
-        .map(|(i, d)| (i, *d))
+    latest_dose_within(t, span, doses)
 }
 
 fn elapsed(dose: &Dose, t: &ClinicalTime) -> String {
@@ -530,7 +503,10 @@ mod tests {
                     _ => continue,
                 };
                 if let Ok(v) = f("VSSTRESN").parse::<f64>() {
-                    subjects.entry(f("USUBJID").to_string()).or_default().push(json!({"time": f("VSDTC"), measure: v}));
+                    subjects
+                        .entry(f("USUBJID").to_string())
+                        .or_default()
+                        .push(json!({"time": f("VSDTC"), measure: v}));
                 }
             }
             subjects

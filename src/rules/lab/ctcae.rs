@@ -1,4 +1,4 @@
-//! CTCAE v5 grading of laboratory results (domain.md §6.2; admiral's ncictcaev5 criteria):
+//! CTCAE v5 grading of laboratory results (docs/clinical-reference.md §6.2; admiral's ncictcaev5 criteria):
 //! the terms vigil grades, their bands on ULN, LLN, baseline or absolute values, and the
 //! units read for the terms graded on absolute values.
 

@@ -1,4 +1,4 @@
-//! Potential Hy's law (FDA ST&F IG 2025; domain.md §6.1): a post-baseline ALT or AST
+//! Potential Hy's law (FDA ST&F IG 2025; docs/clinical-reference.md §6.1): a post-baseline ALT or AST
 //! ≥ 3×ULN with a total bilirubin ≥ 2×ULN within 30 days after, optionally without initial
 //! cholestasis (ALP). The tests are recognised by `LabTest`, under any of their names.
 

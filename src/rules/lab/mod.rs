@@ -1,6 +1,6 @@
 //! `lab`: one laboratory test against an absolute limit, a multiple of the sample's upper
-//! limit of normal (ULN) or of the subject's baseline, or a CTCAE v5 grade (domain.md
-//! §6.2); or the liver panel against Hy's law (domain.md §6.1).
+//! limit of normal (ULN) or of the subject's baseline, or a CTCAE v5 grade (docs/clinical-reference.md
+//! §6.2); or the liver panel against Hy's law (docs/clinical-reference.md §6.1).
 //!
 //! Episode = the sample (`lab:ALT@<time>`), level = its CTCAE grade (1 for a plain
 //! threshold), so re-evaluating the same data raises nothing and a corrected, worse value
@@ -50,7 +50,7 @@ pub struct LabParams {
     /// value / baseline reaches a multiple, for results after the baseline. Baseline = the
     /// last result of the same test on or before the first dose, else the first result.
     pub times_baseline: Option<Multiple>,
-    /// The CTCAE v5 grade (domain.md §6.2) reaches a minimum.
+    /// The CTCAE v5 grade (docs/clinical-reference.md §6.2) reaches a minimum.
     pub ctcae: Option<CtcaeCriterion>,
     /// Potential Hy's law case (use without `test`).
     pub hys_law: Option<HysLaw>,
