@@ -81,6 +81,12 @@ pub struct Disposition {
 }
 
 impl Disposition {
+    /// No dosed subject has any disposition record: "completed 0" would read as nobody
+    /// having completed, when the data simply do not say.
+    pub fn none_recorded(&self) -> bool {
+        self.dosed > 0 && self.ongoing == self.dosed
+    }
+
     /// `Enrolled: {n}. Dosed: {n}.`
     pub fn sentence(&self) -> String {
         format!("Enrolled: {}. Dosed: {}.", self.enrolled, self.dosed)
@@ -142,6 +148,11 @@ pub(crate) fn disposition(members: &[Member], visits: &[String]) -> Disposition 
     }
 }
 
+/// Said instead of completion counts when no dosed subject has a disposition record.
+pub(crate) const NO_DISPOSITION: &str =
+    "No disposition recorded: whether subjects completed the study or left it early is not known \
+     from these data.";
+
 // --- the section in the report ---------------------------------------------------------
 
 /// Section "Enrollment and disposition".
@@ -161,6 +172,11 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         count("On study (no disposition yet)", |g| g.disposition.ongoing),
         count("Left the study early", |g| g.disposition.discontinued_total()),
     ];
+    let none_recorded = s.total.disposition.none_recorded();
+    if none_recorded {
+        // "Completed 0" would read as nobody completing; the data simply do not say.
+        rows.retain(|r| !r.stub.iter().any(|s| s == "Completed the study" || s == "Left the study early"));
+    }
     // Every reason seen in any group, in the total's order.
     let mut reasons: Vec<String> = Vec::new();
     for g in s.groups().into_iter().rev() {
@@ -203,9 +219,13 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
     visit_table.empty = "No visits recorded.".to_string();
     Section {
         title: "Enrollment and disposition".to_string(),
-        notes: vec!["Screened: any record up to the cut-off. Enrolled: screened and not a screen failure. \
+        notes: std::iter::once(
+            "Screened: any record up to the cut-off. Enrolled: screened and not a screen failure. \
              Disposition rows count dosed subjects by their latest disposition."
-            .to_string()],
+                .to_string(),
+        )
+        .chain(none_recorded.then(|| NO_DISPOSITION.to_string()))
+        .collect(),
         findings: Vec::new(),
         tables: vec![
             split_table(&cols, "disposition", "Enrollment and disposition", &["Subjects"], &["n (%)"], rows),
@@ -235,6 +255,24 @@ mod report_tests {
         let completed: Vec<usize> = s.total.disposition.visits.iter().map(|v| v.subjects).collect();
         assert_eq!(completed, [7, 6, 6, 6, 6, 5, 5, 1, 1]);
         assert_eq!(s.total.disposition.completed("W48"), Some(5));
+    }
+
+    #[test]
+    fn no_disposition_records_say_so_instead_of_completed_zero() {
+        // The constructed cohort carries no disposition at all.
+        let f = Fixture::new(cohort());
+        assert!(f.summary().total.disposition.none_recorded());
+        let html = f.html();
+        assert!(!html.contains("<td>Completed the study</td>"), "no 'completed 0 of N' row");
+        assert!(html.matches("No disposition recorded").count() >= 2, "said in overview and disposition");
+        // One recorded disposition brings the rows back, with their counts.
+        let mut subjects = cohort();
+        subjects[0].records.push(rec("KS-101", "W48", r#","disposition":{"status":"completed"}"#));
+        let f = Fixture::new(subjects);
+        assert!(!f.summary().total.disposition.none_recorded());
+        let html = f.html();
+        assert!(html.contains("<td>Completed the study</td>"), "{html}");
+        assert!(!html.contains("No disposition recorded"));
     }
 
     #[test]

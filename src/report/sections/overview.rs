@@ -13,7 +13,7 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
     let ae = |label: &str, f: fn(&GroupSummary) -> usize| {
         row(&cols, label, move |g| vec![Cell::count(f(g), g.n())])
     };
-    let rows = vec![
+    let mut rows = vec![
         row(&cols, "Screened", |g| vec![Cell::int(g.disposition.screened)]),
         row(&cols, "Enrolled", |g| vec![Cell::int(g.disposition.enrolled)]),
         row(&cols, "Dosed (safety population, N)", |g| vec![Cell::int(g.n())]).strong(),
@@ -51,7 +51,14 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
     } else {
         format!("Alerts raised in the period: {} ({}).", s.alerts.total, by_status.join(", "))
     };
+    let none_recorded = s.total.disposition.none_recorded();
+    if none_recorded {
+        rows.retain(|r| !r.stub.iter().any(|s| s == "Completed the study" || s == "Left the study early"));
+    }
     let mut findings = per_group(s, |g| Some(g.disposition.sentence()));
+    if none_recorded {
+        findings.push(super::enrollment::NO_DISPOSITION.to_string());
+    }
     findings.push(rules);
     findings.push(alerts);
     Section {
