@@ -29,6 +29,10 @@ pub struct BayesianStoppingParams {
     /// n: dosed subjects (default) or all subjects.
     #[serde(default)]
     pub evaluable: Evaluable,
+    /// The rule judges only from this many evaluable subjects on. Required, like the
+    /// prior: with a weak prior one event in the first subject can cross the boundary, and
+    /// whether that should stop the trial is the protocol's decision, not a default.
+    pub min_evaluable: u32,
 }
 
 /// The rule ready to run: its event condition compiled once, at load.
@@ -39,6 +43,7 @@ pub struct BayesianStoppingRule {
     pub prior: Prior,
     pub threshold: f64,
     pub evaluable: Evaluable,
+    pub min_evaluable: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -67,8 +72,18 @@ impl Kind for BayesianStoppingRule {
                 format!("a probability strictly between 0 and 1 (typically 0.8 to 0.9), not {}", p.threshold),
             ));
         }
+        if p.min_evaluable == 0 {
+            return Err(("min_evaluable".into(), "at least 1 evaluable subject".into()));
+        }
         let event = cohort::compile(&p.event).map_err(|e| ("event".to_string(), e))?;
-        Ok(Self { event, p0: p.p0, prior: p.prior, threshold: p.threshold, evaluable: p.evaluable })
+        Ok(Self {
+            event,
+            p0: p.p0,
+            prior: p.prior,
+            threshold: p.threshold,
+            evaluable: p.evaluable,
+            min_evaluable: p.min_evaluable,
+        })
     }
 
     fn contribution(&self, h: &SubjectHistory, _as_of: DateTime<Utc>) -> Option<Contribution> {
@@ -93,7 +108,7 @@ impl Kind for BayesianStoppingRule {
         let x = totals.matching_subjects;
         // Contributions make every matching subject evaluable; the max guards old totals.
         let n = totals.evaluable.max(x);
-        if n == 0 {
+        if n == 0 || n < self.min_evaluable {
             return Vec::new();
         }
         let Prior { a, b } = self.prior;
@@ -316,7 +331,7 @@ mod tests {
 
     const RULE: &str =
         "{event: \"ae.grade >= 3 && ae.related in ['possible','probable','definite']\", p0: 0.2, \
-                        prior: {a: 0.4, b: 1.6}, threshold: 0.8}";
+                        prior: {a: 0.4, b: 1.6}, threshold: 0.8, min_evaluable: 1}";
 
     fn rule(yaml: &str) -> BayesianStoppingRule {
         BayesianStoppingRule::check(serde_yaml::from_str(yaml).unwrap()).unwrap()
@@ -357,6 +372,22 @@ mod tests {
         assert_eq!(r.judge(&totals(4, 6), &ctx())[0].level, 4);
         // Nobody evaluable yet: nothing to judge.
         assert!(r.judge(&totals(0, 0), &ctx()).is_empty());
+    }
+
+    #[test]
+    fn judges_nothing_before_min_evaluable_subjects() {
+        // 1 of 1 crosses the boundary of the default rule; with min_evaluable 3 it waits.
+        assert_eq!(rule(RULE).judge(&totals(1, 1), &ctx()).len(), 1);
+        let r = rule(&RULE.replace("min_evaluable: 1", "min_evaluable: 3"));
+        assert!(r.judge(&totals(1, 1), &ctx()).is_empty());
+        assert!(r.judge(&totals(2, 2), &ctx()).is_empty());
+        assert_eq!(r.judge(&totals(2, 3), &ctx()).len(), 1, "2 of 3 is past the boundary");
+        // It must be said: no silent default.
+        let missing = RULE.replace(", min_evaluable: 1", "");
+        assert!(serde_yaml::from_str::<BayesianStoppingParams>(&missing).is_err());
+        let zero = RULE.replace("min_evaluable: 1", "min_evaluable: 0");
+        let zero = BayesianStoppingRule::check(serde_yaml::from_str(&zero).unwrap());
+        assert_eq!(zero.err().map(|e| e.0), Some("min_evaluable".to_string()));
     }
 
     #[test]
