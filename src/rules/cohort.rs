@@ -5,7 +5,7 @@
 //! the count, so each further subject (or event) alerts again.
 
 use super::expr::{self, Expr};
-use super::{Context, Contribution, Finding, Kind, Totals};
+use super::{Context, Contribution, Finding, Kind, Span, Totals};
 use crate::model::SubjectHistory;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -25,6 +25,9 @@ pub struct CohortParams {
     /// Who is in the denominator shown in the evidence.
     #[serde(default)]
     pub evaluable: Evaluable,
+    /// A dosed subject is evaluable only once this long has passed since the first dose
+    /// (the protocol's DLT window, e.g. `28d`); a subject with a matching event always is.
+    pub evaluable_after: Option<Span>,
 }
 
 /// The rule ready to run: its condition compiled once, at load.
@@ -33,7 +36,7 @@ pub struct CohortRule {
     pub count: Count,
     pub condition: Expr,
     pub at_least: u32,
-    pub evaluable: Evaluable,
+    pub denominator: Denominator,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -57,6 +60,43 @@ pub enum Evaluable {
     All,
 }
 
+/// Who counts in a cohort rule's denominator, and from when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denominator {
+    pub who: Evaluable,
+    /// Dosed subjects count once this long after their first dose (a DLT window).
+    pub after: Option<Span>,
+}
+
+impl Denominator {
+    /// Checks the rule-file keys: a waiting time counts from a dose, so it needs `dosed`.
+    pub(super) fn parse(who: Evaluable, after: Option<Span>) -> Result<Self, (String, String)> {
+        if after.is_some() && who != Evaluable::Dosed {
+            return Err(("evaluable_after".into(), "counts from the first dose: use it with `evaluable: dosed`".into()));
+        }
+        Ok(Self { who, after })
+    }
+
+    /// Whether a subject without a matching event counts at `as_of`. A partial dose date
+    /// is read at its latest: counting a subject early would lower the observed rate.
+    fn counts(&self, h: &SubjectHistory, as_of: DateTime<Utc>) -> bool {
+        match (self.who, self.after) {
+            (Evaluable::All, _) => true,
+            (Evaluable::Dosed, None) => h.first_dose().is_some(),
+            (Evaluable::Dosed, Some(window)) => {
+                h.first_dose().is_some_and(|d| d.start.latest() + window.chrono() <= as_of)
+            }
+        }
+    }
+
+    pub(super) fn noun(&self) -> String {
+        match self.after {
+            Some(w) => format!("{} (past the {w} window)", self.who.noun()),
+            None => self.who.noun().to_string(),
+        }
+    }
+}
+
 impl Evaluable {
     pub(super) fn noun(self) -> &'static str {
         match self {
@@ -76,8 +116,9 @@ pub(super) fn compile(source: &str) -> Result<Expr, String> {
 /// not hide it (and the error is reported by `evaluate` and logged).
 pub(super) fn contribute(
     rule: &Expr,
-    evaluable: Evaluable,
+    denominator: &Denominator,
     h: &SubjectHistory,
+    as_of: DateTime<Utc>,
 ) -> (Contribution, Vec<(String, String)>) {
     let doses = h.doses();
     let mut events = 0u32;
@@ -95,11 +136,7 @@ pub(super) fn contribute(
         }
     }
     let matching = events > 0;
-    let evaluable = matching
-        || match evaluable {
-            Evaluable::Dosed => !doses.is_empty(),
-            Evaluable::All => true,
-        };
+    let evaluable = matching || denominator.counts(h, as_of);
     if let Some((item, error)) = errors.first() {
         tracing::warn!(
             subject = %h.subject,
@@ -120,18 +157,24 @@ impl Kind for CohortRule {
         if p.at_least == 0 {
             return Err(("at_least".into(), "must be at least 1 (0 would fire on an empty cohort)".into()));
         }
+        let denominator = Denominator::parse(p.evaluable, p.evaluable_after)?;
         let condition = compile(&p.condition).map_err(|e| ("where".to_string(), e))?;
-        Ok(Self { count: p.count, condition, at_least: p.at_least, evaluable: p.evaluable })
+        Ok(Self { count: p.count, condition, at_least: p.at_least, denominator })
     }
 
-    fn contribution(&self, h: &SubjectHistory, _as_of: DateTime<Utc>) -> Option<Contribution> {
-        Some(contribute(&self.condition, self.evaluable, h).0)
+    fn contribution(&self, h: &SubjectHistory, as_of: DateTime<Utc>) -> Option<Contribution> {
+        Some(contribute(&self.condition, &self.denominator, h, as_of).0)
+    }
+
+    /// With a DLT window, time alone makes a subject evaluable.
+    fn is_time_driven(&self) -> bool {
+        self.denominator.after.is_some()
     }
 
     /// The subject-level "rule could not be evaluated" finding, if any: `contribution`
     /// cannot carry it.
-    fn evaluate(&self, h: &SubjectHistory, _ctx: &Context) -> Vec<Finding> {
-        let (_, errors) = contribute(&self.condition, self.evaluable, h);
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+        let (_, errors) = contribute(&self.condition, &self.denominator, h, ctx.as_of);
         if errors.is_empty() {
             return Vec::new();
         }
@@ -151,7 +194,7 @@ impl Kind for CohortRule {
             return Vec::new();
         }
         let n = totals.evaluable.max(totals.matching_subjects);
-        let of = format!("of {n} {} subject{}", self.evaluable.noun(), if n == 1 { "" } else { "s" });
+        let of = format!("of {n} {} subject{}", self.denominator.noun(), if n == 1 { "" } else { "s" });
         let subjects = totals.subjects.join(", ");
         let summary = match self.count {
             Count::Subjects => format!(
@@ -183,7 +226,7 @@ impl Kind for CohortRule {
                 "matching_subjects": totals.matching_subjects,
                 "events": totals.events,
                 "evaluable": n,
-                "evaluable_means": self.evaluable.noun(),
+                "evaluable_means": self.denominator.noun(),
                 "subjects": totals.subjects,
                 "where": self.condition.source(),
             }),
@@ -219,6 +262,28 @@ mod tests {
     const SEVERE_RELATED: &str = r#"{"subject":"{id}","adverse_events":[{"id":"A","term":"Anaphylaxis","grade":3,"related":"probable"},
         {"id":"B","term":"Rash","grade":4,"related":"definite"}]}"#;
     const SEVERE_UNRELATED: &str = r#"{"subject":"{id}","adverse_events":[{"id":"C","term":"Fracture","grade":3,"related":"not_related"}]}"#;
+
+    #[test]
+    fn evaluable_after_the_dlt_window_only() {
+        let r = rule(&DESIGN.replace("at_least: 2}", "at_least: 2, evaluable_after: 28d}"));
+        assert!(r.is_time_driven(), "time alone makes a subject evaluable: the clock pass runs it");
+        let dosed = history("KS-101", &[DOSE]);
+        let at = |day: &str| chrono::DateTime::parse_from_rfc3339(day).unwrap().to_utc();
+        // Dosed 2019-02-26 09:10 +01:00: not evaluable 27 days on, evaluable after 28 days.
+        assert!(!r.contribution(&dosed, at("2019-03-25T00:00:00Z")).unwrap().evaluable);
+        assert!(r.contribution(&dosed, at("2019-03-26T08:10:00Z")).unwrap().evaluable);
+        // A subject with a matching event inside the window is evaluable at once.
+        let toxic = history("KS-102", &[DOSE, SEVERE_RELATED]);
+        let c = r.contribution(&toxic, at("2019-02-27T00:00:00Z")).unwrap();
+        assert!(c.evaluable && c.matching);
+        // Without a window, dosed is enough.
+        assert!(rule(DESIGN).contribution(&dosed, at("2019-02-27T00:00:00Z")).unwrap().evaluable);
+        assert!(!rule(DESIGN).is_time_driven());
+        // The window counts from a dose: with `evaluable: all` it is refused.
+        let all = DESIGN.replace("at_least: 2}", "at_least: 2, evaluable: all, evaluable_after: 28d}");
+        let refused = CohortRule::check(serde_yaml::from_str(&all).unwrap());
+        assert_eq!(refused.err().map(|e| e.0), Some("evaluable_after".to_string()));
+    }
 
     fn totals(r: &CohortRule, histories: &[SubjectHistory]) -> Totals {
         let cs: Vec<(String, Contribution)> = histories

@@ -5,7 +5,7 @@
 //! A subject counts in x when at least one of its adverse events matches `event`.
 //! Episode "bayesian-stopping", level = x, so each further subject alerts again.
 
-use super::cohort::{self, Evaluable};
+use super::cohort::{self, Denominator, Evaluable};
 use super::expr::{self, Expr};
 use super::{Context, Contribution, Finding, Kind, Totals};
 use crate::model::SubjectHistory;
@@ -29,6 +29,8 @@ pub struct BayesianStoppingParams {
     /// n: dosed subjects (default) or all subjects.
     #[serde(default)]
     pub evaluable: Evaluable,
+    /// A dosed subject counts in n only this long after the first dose (the DLT window).
+    pub evaluable_after: Option<super::Span>,
     /// The rule judges only from this many evaluable subjects on. Required, like the
     /// prior: with a weak prior one event in the first subject can cross the boundary, and
     /// whether that should stop the trial is the protocol's decision, not a default.
@@ -42,7 +44,7 @@ pub struct BayesianStoppingRule {
     pub p0: f64,
     pub prior: Prior,
     pub threshold: f64,
-    pub evaluable: Evaluable,
+    pub denominator: Denominator,
     pub min_evaluable: u32,
 }
 
@@ -81,19 +83,24 @@ impl Kind for BayesianStoppingRule {
             p0: p.p0,
             prior: p.prior,
             threshold: p.threshold,
-            evaluable: p.evaluable,
+            denominator: Denominator::parse(p.evaluable, p.evaluable_after)?,
             min_evaluable: p.min_evaluable,
         })
     }
 
-    fn contribution(&self, h: &SubjectHistory, _as_of: DateTime<Utc>) -> Option<Contribution> {
-        Some(cohort::contribute(&self.event, self.evaluable, h).0)
+    fn contribution(&self, h: &SubjectHistory, as_of: DateTime<Utc>) -> Option<Contribution> {
+        Some(cohort::contribute(&self.event, &self.denominator, h, as_of).0)
+    }
+
+    /// With a DLT window, time alone makes a subject evaluable.
+    fn is_time_driven(&self) -> bool {
+        self.denominator.after.is_some()
     }
 
     /// The subject-level "rule could not be evaluated" finding, if any: `contribution`
     /// cannot carry it.
-    fn evaluate(&self, h: &SubjectHistory, _ctx: &Context) -> Vec<Finding> {
-        let (_, errors) = cohort::contribute(&self.event, self.evaluable, h);
+    fn evaluate(&self, h: &SubjectHistory, ctx: &Context) -> Vec<Finding> {
+        let (_, errors) = cohort::contribute(&self.event, &self.denominator, h, ctx.as_of);
         if errors.is_empty() {
             return Vec::new();
         }
@@ -116,7 +123,7 @@ impl Kind for BayesianStoppingRule {
         if posterior.is_nan() || posterior < self.threshold {
             return Vec::new();
         }
-        let who = self.evaluable.noun();
+        let who = self.denominator.noun();
         vec![Finding {
             episode: "bayesian-stopping".into(),
             level: i64::from(x),
