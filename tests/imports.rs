@@ -38,7 +38,8 @@ async fn the_cdisc_pilot_facts_are_reproduced_from_an_sdtm_import() {
     assert_eq!(aes.len(), 1191);
     assert_eq!(subjects.iter().filter(|h| !h.adverse_events().is_empty()).count(), 225);
     let grade = |g: u8| aes.iter().filter(|a| a.grade.map(|x| x.value()) == Some(g)).count();
-    assert_eq!((grade(1), grade(2), grade(3)), (770, 378, 43), "AESEV MILD/MODERATE/SEVERE");
+    // AESEV MILD/MODERATE/SEVERE, a fatal outcome read as grade 5 (3 of the 43 SEVERE).
+    assert_eq!((grade(1), grade(2), grade(3), grade(5)), (770, 378, 40, 3), "AESEV with AEOUT");
     assert_eq!(aes.iter().filter(|a| a.onset.as_ref().is_some_and(|o| o.is_partial())).count(), 26);
 
     // The shipped liver rules on the imported labs.

@@ -549,10 +549,10 @@ pub(crate) const CRITERIA: &[(&str, &str)] = &[
 /// export updates the same event). The record's date is AEDTC, the day it was recorded.
 ///
 /// - `grade`: AETOXGR when present; else from AESEV by the CTCAE general definitions,
-///   MILD → 1, MODERATE → 2, SEVERE → 3. A conservative mapping: each word gets the one
-///   grade its definition names, and SEVERE is never read as life-threatening (4) or
-///   fatal (5), which the seriousness criteria carry instead. So a "grade ≥ 4" rule does
-///   not fire on SDTM data without AETOXGR; rules on seriousness do.
+///   MILD → 1, MODERATE → 2, SEVERE → 3, except that an event with AEOUT = FATAL is grade
+///   5 whatever its AESEV: CTCAE defines grade 5 as death related to the event, and a
+///   fatal event read as grade 3 would pass under every "grade ≥ 4" rule. SEVERE is never
+///   read as life-threatening (4), which the seriousness criteria carry instead.
 /// - `serious`: AESER = Y, or any ICH criterion flag = Y. The model holds that one
 ///   criterion makes an event serious, so a contradicting AESER = N is imported as serious
 ///   and reported as a note rather than refused (refusing would hide a death).
@@ -580,7 +580,8 @@ fn ae(row: &Row) -> Result<Mapped, Refusal> {
             "SEVERE" => 3,
             _ => return Err(refuse("AESEV", format!("`{sev}`: expected MILD, MODERATE or SEVERE"))),
         };
-        a.set("adverse_events[0].grade", grade, "AESEV");
+        let fatal = row.text("AEOUT").is_some_and(|o| o.eq_ignore_ascii_case("FATAL"));
+        a.set("adverse_events[0].grade", if fatal { 5 } else { grade }, "AESEV");
     }
 
     let criteria: Vec<(&str, &str)> = CRITERIA.iter().copied().filter(|(v, _)| row.flag(v)).collect();
@@ -896,6 +897,7 @@ mod tests {
         assert!(death.onset.as_ref().unwrap().is_partial());
         assert_eq!(death.related, None);
         assert_eq!(death.outcome.as_deref(), Some("fatal"));
+        assert_eq!(death.grade.map(|g| g.value()), Some(5), "AESEV SEVERE with a fatal outcome is grade 5");
         assert_eq!(imp.summary.domains[0].partial_dates, 1);
         let notes: Vec<(usize, &str)> =
             imp.summary.notes.iter().map(|n| (n.line, n.variable.as_str())).collect();
@@ -1126,7 +1128,8 @@ mod tests {
         for (_, a) in &events {
             grades[a.grade.map_or(0, |g| usize::from(g.value()))] += 1;
         }
-        assert_eq!(grades, [0, 770, 378, 43, 0, 0]);
+        // AESEV MILD 770, MODERATE 378, SEVERE 43, of which 3 fatal (AEOUT = FATAL): grade 5.
+        assert_eq!(grades, [0, 770, 378, 40, 0, 3]);
 
         // Three AESER = Y, three deaths with AESER = N: the README's six. But the pilot also
         // flags AESHOSP, AESLIFE or AESDISAB on other AESER = N events; the model counts
