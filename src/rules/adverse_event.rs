@@ -1,6 +1,10 @@
 //! `adverse_event`: an AE that matches terms, a minimum CTCAE grade, seriousness,
 //! relatedness and an onset window after a dose. Episode = the AE; level = its grade,
 //! so the same event worsening (grade 2 → 3) raises again.
+//!
+//! Doubt raises the alert: an event that matches everything it can be checked against,
+//! but has no grade (when the rule needs one) or no onset (when the rule has a window),
+//! gives a finding that names what is missing instead of being dropped.
 
 use super::window::{latest_dose_within, Anchor, AtLeast, Window};
 use super::Kind;
@@ -19,7 +23,8 @@ pub struct AdverseEventRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Criteria {
-    /// AE terms (case-insensitive); empty = any term.
+    /// AE terms, matched against the reported term and the MedDRA PT, ignoring case,
+    /// spaces and punctuation; empty = any term.
     #[serde(default)]
     pub terms: Vec<String>,
     pub grade: Option<AtLeast>,
@@ -70,19 +75,18 @@ impl AdverseEventRule {
     }
 
     fn listed(list: &[String], value: Option<&str>) -> bool {
-        list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x.trim().eq_ignore_ascii_case(v.trim())))
+        list.is_empty() || value.is_some_and(|v| list.iter().any(|x| same_term(x, v)))
     }
 
+    /// Everything but the grade and the onset window, which may be unknown (see `evaluate`).
     fn matches(&self, ae: &AdverseEvent) -> bool {
         let c = &self.criteria;
-        let grade = ae.grade.map_or(0, |g| g.value());
         let at_least = c.related_at_least.as_deref().and_then(|r| Relatedness::parse(r).ok());
         let criteria: Vec<Seriousness> =
             c.seriousness.iter().filter_map(|s| Seriousness::parse(s).ok()).collect();
         self.term_matches(ae)
             && Self::listed(&c.meddra_pt, ae.meddra_pt.as_deref())
             && Self::listed(&c.meddra_soc, ae.meddra_soc.as_deref())
-            && c.grade.as_ref().is_none_or(|g| grade >= g.at_least)
             && c.serious.is_none_or(|s| s == ae.serious)
             && c.related.is_none_or(|r| r == ae.related.is_some_and(|x| x.is_related()))
             && at_least.is_none_or(|min| ae.related.is_some_and(|r| r >= min))
@@ -91,24 +95,53 @@ impl AdverseEventRule {
     }
 
     fn term_matches(&self, ae: &AdverseEvent) -> bool {
+        // Sites report CTCAE words, MedDRA-coded data carries the PT (SDTM AEDECOD): either counts.
         self.criteria.terms.is_empty()
-            || self.criteria.terms.iter().any(|t| t.trim().eq_ignore_ascii_case(ae.term.trim()))
+            || self.criteria.terms.iter().any(|t| {
+                same_term(t, &ae.term) || ae.meddra_pt.as_deref().is_some_and(|pt| same_term(t, pt))
+            })
     }
 
-    /// The dose (index, dose) whose window the onset may fall in. Partial onsets count if
-    /// any plausible instant is inside the window: for safety, doubt raises the alert.
-    fn dose_window<'h>(&self, ae: &AdverseEvent, doses: &[&'h Dose]) -> Option<Option<(usize, &'h Dose)>> {
+    /// Where the onset stands against the rule's window. Partial onsets count if any
+    /// plausible instant is inside the window: for safety, doubt raises the alert.
+    fn dose_window<'h>(&self, ae: &AdverseEvent, doses: &[&'h Dose]) -> OnsetFit<'h> {
         let Some(w) = &self.criteria.onset_within else {
-            return Some(None);
+            return OnsetFit::NoWindow;
         };
-        let onset = ae.onset.as_ref()?;
-        let span = w.span();
         let candidates = match w.after {
             Anchor::Dose => doses.len(),
             Anchor::FirstDose => doses.len().min(1),
         };
-        latest_dose_within(onset, span, &doses[..candidates]).map(Some)
+        match &ae.onset {
+            Some(onset) => match latest_dose_within(onset, w.span(), &doses[..candidates]) {
+                Some(d) => OnsetFit::Within(d),
+                None => OnsetFit::Outside,
+            },
+            // Without a dose there is no window the onset could fall in.
+            None if candidates == 0 => OnsetFit::Outside,
+            None => OnsetFit::Unknown,
+        }
     }
+}
+
+/// An event's onset against a rule's `onset_within`.
+enum OnsetFit<'h> {
+    /// The rule has no window.
+    NoWindow,
+    /// In the window of this dose (index, dose).
+    Within((usize, &'h Dose)),
+    /// Known and outside every window (or no dose yet).
+    Outside,
+    /// No onset recorded: the window cannot be excluded.
+    Unknown,
+}
+
+/// Terms compare ignoring case, whitespace and punctuation, so "Infusion-related
+/// reaction" is "Infusion related reaction".
+fn same_term(a: &str, b: &str) -> bool {
+    let key = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
+    let (a, b) = (key(a), key(b));
+    !a.is_empty() && a == b
 }
 
 impl Kind for AdverseEventRule {
@@ -125,12 +158,29 @@ impl Kind for AdverseEventRule {
         let doses = h.doses();
         let mut out = Vec::new();
         for ae in h.adverse_events() {
-            let grade = ae.grade.map_or(0, |g| g.value());
             if !self.matches(ae) {
                 continue;
             }
-            let Some(dose) = self.dose_window(ae, &doses) else {
-                continue;
+            let grade = ae.grade.map(|g| g.value());
+            let grade_missing = match (&c.grade, grade) {
+                (Some(min), Some(g)) if g < min.at_least => continue,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let (dose, onset_missing) = match self.dose_window(ae, &doses) {
+                OnsetFit::Outside => continue,
+                OnsetFit::NoWindow => (None, false),
+                OnsetFit::Within(d) => (Some(d), false),
+                OnsetFit::Unknown => (None, true),
+            };
+            // An unknown grade is alerted at the rule's threshold: "cannot exclude grade
+            // >= 3" is level 3, so the real grade 3 arriving later on the same AE (same
+            // episode) does not alert again, but a grade 4 does, and a grade below the
+            // threshold simply ends the finding.
+            let level = match (grade, &c.grade) {
+                (Some(g), _) => g,
+                (None, Some(min)) => min.at_least,
+                (None, None) => 0,
             };
             let episode = super::expr::ae_episode(ae);
             let mut what = headline(ae);
@@ -146,10 +196,16 @@ impl Kind for AdverseEventRule {
             if let Some(r) = ae.related {
                 what.push_str(&format!(", related: {}", r.label()));
             }
+            if grade_missing || onset_missing {
+                what.push_str("; ");
+                what.push_str(&doubt(c, grade_missing, onset_missing));
+            }
             what.push('.');
             let mut why = Vec::new();
-            if let Some(g) = &c.grade {
-                why.push(format!("grade {grade} >= {}", g.at_least));
+            match (&c.grade, grade) {
+                (Some(min), Some(g)) => why.push(format!("grade {g} >= {}", min.at_least)),
+                (Some(min), None) => why.push(format!("grade not recorded (rule needs >= {})", min.at_least)),
+                _ => {}
             }
             if !c.terms.is_empty() {
                 why.push(format!("term \"{}\" is in the rule's list", ae.term));
@@ -161,11 +217,17 @@ impl Kind for AdverseEventRule {
                 why.push("assessed as related".into());
             }
             if let Some(w) = &c.onset_within {
-                why.push(format!("onset within {} h of a dose", w.hours));
+                why.push(if onset_missing {
+                    format!("onset not recorded (rule needs within {} h of a dose)", w.hours)
+                } else {
+                    format!("onset within {} h of a dose", w.hours)
+                });
             }
+            let missing: Vec<&str> =
+                [(grade_missing, "grade"), (onset_missing, "onset")].into_iter().filter(|m| m.0).map(|m| m.1).collect();
             out.push(Finding {
                 episode,
-                level: i64::from(grade),
+                level: i64::from(level),
                 severity,
                 title: None,
                 summary: what,
@@ -173,6 +235,7 @@ impl Kind for AdverseEventRule {
                 evidence: json!({
                     "adverse_event": ae,
                     "dose": dose.map(|(i, d)| json!({"number": i + 1, "study_day": 1 + d.start.days_since(&doses[0].start)})),
+                    "missing": missing,
                     "threshold": {"grade_at_least": c.grade.as_ref().map(|g| g.at_least),
                                   "onset_within_hours": c.onset_within.as_ref().map(|w| w.hours)},
                 }),
@@ -180,6 +243,31 @@ impl Kind for AdverseEventRule {
         }
         out
     }
+}
+
+/// `grade missing: cannot exclude grade ≥ 3 within 24 h of a dose`
+fn doubt(c: &Criteria, grade_missing: bool, onset_missing: bool) -> String {
+    let missing = match (grade_missing, onset_missing) {
+        (true, true) => "grade and onset time missing",
+        (true, false) => "grade missing",
+        _ => "onset time missing",
+    };
+    let mut what = String::new();
+    if grade_missing {
+        if let Some(g) = &c.grade {
+            what.push_str(&format!(" grade ≥ {}", g.at_least));
+        }
+    } else if onset_missing {
+        what.push_str(" onset");
+    }
+    if let Some(w) = &c.onset_within {
+        let anchor = match w.after {
+            Anchor::Dose => "a dose",
+            Anchor::FirstDose => "the first dose",
+        };
+        what.push_str(&format!(" within {} h of {anchor}", w.hours));
+    }
+    format!("{missing}: cannot exclude{what}")
 }
 
 fn elapsed(dose: &Dose, onset: &crate::model::ClinicalTime) -> String {
@@ -331,5 +419,73 @@ mod tests {
         let f = r.evaluate(&h, &ctx(Severity::Critical));
         assert_eq!(f.len(), 1);
         assert!(f[0].summary.contains("Syncope") && f[0].summary.contains("life-threatening"));
+    }
+
+    const SEVERE: &str =
+        "match: {terms: [Infusion related reaction, Anaphylactic reaction], grade: {at_least: 3}, onset_within: {after: dose, hours: 24}}";
+
+    #[test]
+    fn a_hyphenated_term_matches() {
+        let h = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"id":"AE-1","term":"Infusion-related  Reaction","grade":3,
+                "onset":"2019-02-26T09:35:00+01:00"}]}"#,
+        ]);
+        assert_eq!(rule(SEVERE).evaluate(&h, &ctx(Severity::Critical)).len(), 1);
+    }
+
+    #[test]
+    fn a_meddra_coded_event_matches_on_its_pt() {
+        let h = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"id":"AE-1","term":"Swollen lips and wheeze","meddra_pt":"Anaphylactic reaction",
+                "grade":4,"onset":"2019-02-26T09:35:00+01:00"}]}"#,
+        ]);
+        let f = rule(SEVERE).evaluate(&h, &ctx(Severity::Critical));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].level, 4);
+    }
+
+    #[test]
+    fn an_ungraded_serious_reaction_cannot_be_excluded() {
+        let h = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"id":"AE-1","term":"Infusion related reaction","serious":true,
+                "onset":"2019-02-26T09:35:00+01:00"}]}"#,
+        ]);
+        let f = rule(SEVERE).evaluate(&h, &ctx(Severity::Critical));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].episode, "ae:AE-1");
+        // At the threshold: the real grade 3 later does not re-alert, a grade 4 does.
+        assert_eq!(f[0].level, 3);
+        assert!(f[0].summary.contains("cannot exclude grade ≥ 3 within 24 h"), "{}", f[0].summary);
+        assert!(f[0].why.contains("grade not recorded"), "{}", f[0].why);
+    }
+
+    #[test]
+    fn a_reaction_without_onset_says_the_onset_is_missing() {
+        let h = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"id":"AE-1","term":"Infusion related reaction","grade":3}]}"#,
+        ]);
+        let f = rule(SEVERE).evaluate(&h, &ctx(Severity::Critical));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].level, 3);
+        assert!(f[0].summary.contains("onset time missing"), "{}", f[0].summary);
+        assert!(f[0].summary.contains("cannot exclude onset within 24 h"), "{}", f[0].summary);
+        // No dose yet: no window the onset could fall in.
+        let undosed = history(&[r#"{"subject":"KS-101","adverse_events":[{"term":"Infusion related reaction","grade":3}]}"#]);
+        assert!(rule(SEVERE).evaluate(&undosed, &ctx(Severity::Critical)).is_empty());
+    }
+
+    #[test]
+    fn a_known_grade_below_the_threshold_stays_quiet_without_onset_too() {
+        let h = history(&[
+            DOSE,
+            r#"{"subject":"KS-101","adverse_events":[{"term":"Infusion related reaction","grade":2,"onset":"2019-02-26T10:00:00+01:00"},
+                {"term":"Infusion related reaction","grade":2},
+                {"term":"Headache","serious":true,"onset":"2019-02-26T10:00:00+01:00"}]}"#,
+        ]);
+        assert!(rule(SEVERE).evaluate(&h, &ctx(Severity::Critical)).is_empty());
     }
 }
