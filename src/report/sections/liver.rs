@@ -120,17 +120,25 @@ pub(crate) fn lab_summary(dosed: &[Member]) -> LabSummary {
     };
     for m in dosed {
         let (mut alt, mut ast, mut bili): (Option<f64>, Option<f64>, Option<f64>) = (None, None, None);
-        for (_, _, lab) in m.h.labs() {
+        // eDISH plots treatment-emergent peaks: samples drawn after the first dose only (a
+        // sample dated on the dose day without a time counts as baseline).
+        let (mut post_alt, mut post_ast, mut post_bili): (Option<f64>, Option<f64>, Option<f64>) =
+            (None, None, None);
+        let first_dose = m.h.first_dose().map(|d| d.start.earliest());
+        for (t, _, lab) in m.h.labs() {
             let (Some(kind), Some(uln)) = (liver_test(&lab.test), lab.high.filter(|h| *h > 0.0)) else {
                 continue;
             };
             let x = lab.value / uln;
-            let slot = match kind {
-                Liver::Alt => &mut alt,
-                Liver::Ast => &mut ast,
-                Liver::Bili => &mut bili,
+            let (slot, post) = match kind {
+                Liver::Alt => (&mut alt, &mut post_alt),
+                Liver::Ast => (&mut ast, &mut post_ast),
+                Liver::Bili => (&mut bili, &mut post_bili),
             };
             *slot = Some(slot.map_or(x, |p| p.max(x)));
+            if t.zip(first_dose).is_some_and(|(t, d)| t.earliest() > d) {
+                *post = Some(post.map_or(x, |p| p.max(x)));
+            }
         }
         if alt.is_none() && ast.is_none() && bili.is_none() {
             continue;
@@ -141,11 +149,11 @@ pub(crate) fn lab_summary(dosed: &[Member]) -> LabSummary {
         s.ast_above_3 += usize::from(above(ast, 3.0));
         s.alt_or_ast_above_3 += usize::from(above(alt, 3.0) || above(ast, 3.0));
         s.bili_above_2 += usize::from(above(bili, 2.0));
-        let transaminase = match (alt, ast) {
+        let transaminase = match (post_alt, post_ast) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
-        if let (Some(x), Some(y)) = (transaminase, bili) {
+        if let (Some(x), Some(y)) = (transaminase, post_bili) {
             let quadrant = Quadrant::of(x, y);
             let q = &mut s.quadrants;
             *match quadrant {
@@ -223,7 +231,8 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
              of the safety population, each \
              value divided by its own sample's upper limit of normal; every sample up to the cut-off \
              counts, screening included. Abnormality rows use > (strictly above); the eDISH quadrants \
-             use the peak of each subject and ≥, as in the FDA eDISH plot. A potential Hy's law case \
+             use each subject's peak after the first dose (post-baseline samples only) and ≥, as in the \
+             FDA eDISH plot. A potential Hy's law case \
              needs clinical review (other causes, ALP, timing)."
                 .to_string(),
         ],
@@ -287,6 +296,30 @@ mod report_tests {
         );
         let s = Fixture::new(vec![h]).summary();
         assert_eq!(s.total.labs.bili_above_2, 1, "a result named Bilirubin at 2.5×ULN counts");
+    }
+
+    #[test]
+    fn edish_plots_post_baseline_peaks_only() {
+        // High ALT and bilirubin at screening, normal after the dose: tested, not Hy's law.
+        let dose = r#","doses":[{"start":"2019-03-04T09:00:00+01:00"}]"#;
+        let h = history(
+            "E-1",
+            vec![
+                rec_on("E-1", "2019-03-01", &lab("ALT", 200.0, 40.0)),
+                rec_on("E-1", "2019-03-01", &lab("BILI", 60.0, 21.0)),
+                rec_on("E-1", "2019-03-04", dose),
+                // Dated on the dose day without a time: baseline.
+                rec_on("E-1", "2019-03-04", &lab("ALT", 180.0, 40.0)),
+                rec_on("E-1", "2019-03-11", &lab("ALT", 30.0, 40.0)),
+                rec_on("E-1", "2019-03-11", &lab("BILI", 10.0, 21.0)),
+            ],
+        );
+        let s = Fixture::new(vec![h]).summary();
+        let labs = &s.total.labs;
+        assert_eq!(labs.alt_above_3, 1, "the abnormality rows still count every sample");
+        let q = labs.quadrants;
+        assert_eq!((q.potential_hys_law, q.normal), (0, 1), "the post-dose peaks are normal");
+        assert!((labs.points[0].alt_ast_x_uln - 0.75).abs() < 1e-9, "{:?}", labs.points);
     }
 
     #[test]
