@@ -129,9 +129,15 @@ impl Transition {
         }
     }
 
-    /// Whether the alert stops escalating once the transition is done.
-    pub fn stops_escalation(self) -> bool {
-        matches!(self, Self::Acknowledge | Self::Resolve | Self::AutoResolve | Self::Silence)
+    /// The statuses this transition starts from, as an SQL list (`'open', 'silenced'`): the
+    /// store selects only rows the transition can apply to, and `apply` stays the guard.
+    pub fn from_statuses_sql(self) -> String {
+        let words: Vec<String> = AlertStatus::ALL
+            .into_iter()
+            .filter(|s| self.apply(*s).is_some())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        words.join(", ")
     }
 }
 
@@ -154,6 +160,14 @@ pub fn notify_on_reopen(notices_sent: i64) -> bool {
 mod tests {
     use super::*;
     use AlertStatus::*;
+
+    #[test]
+    fn the_sql_list_of_from_statuses_follows_apply() {
+        assert_eq!(Transition::Escalate.from_statuses_sql(), "'open'");
+        assert_eq!(Transition::Reopen.from_statuses_sql(), "'silenced'");
+        let auto = Transition::AutoResolve.from_statuses_sql();
+        assert!(auto.contains("'open'") && !auto.contains("'resolved'"), "{auto}");
+    }
 
     #[test]
     fn statuses_round_trip_through_their_text_and_unknown_text_is_an_error() {

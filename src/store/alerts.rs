@@ -2,6 +2,7 @@
 //! records what it decided — each new alert with its outbox rows, each transition with
 //! who and when — in one transaction per evaluation or transition.
 
+use super::NotificationKind;
 use super::{opt_text, to_time, Store};
 use crate::alerts::lifecycle::{self, parse_severity, AlertStatus, Transition, TransitionError};
 use crate::alerts::policy::{self, Part};
@@ -141,8 +142,8 @@ async fn event(
 }
 
 /// Where a notification goes and when.
-struct Notice<'a> {
-    kind: &'a str,
+struct Enqueue<'a> {
+    kind: NotificationKind,
     recipients: &'a [Recipient],
     at_ms: i64,
     group: Option<&'a str>,
@@ -153,7 +154,7 @@ async fn enqueue(
     tx: &mut Transaction<'_, Any>,
     now_ms: i64,
     alert_id: i64,
-    notice: Notice<'_>,
+    notice: Enqueue<'_>,
     message_domain: &str,
 ) -> anyhow::Result<()> {
     // Message-IDs: unique per notification, stable across retries of the same row.
@@ -175,7 +176,7 @@ async fn enqueue(
         .bind(format!("<vigil.alert-{alert_id}.{n}@{message_domain}>"))
         .bind(notice.at_ms)
         .bind(now_ms)
-        .bind(notice.kind)
+        .bind(notice.kind.as_str())
         .bind(notice.group.map(|g| format!("{g}|{}", r.address)))
         .execute(&mut **tx)
         .await?;
@@ -302,8 +303,8 @@ impl Store {
                     event(&mut tx, now_ms, id, "vigil", Transition::Silence.action(), Some(&why)).await?
                 }
                 None => {
-                    let notice = Notice {
-                        kind: "alert",
+                    let notice = Enqueue {
+                        kind: NotificationKind::Alert,
                         recipients: &a.recipients,
                         at_ms: a.delivery.notify_at.timestamp_millis(),
                         group: Some(&a.delivery.group),
@@ -314,9 +315,12 @@ impl Store {
             raised.push(id);
         }
         for s in &e.still_firing {
-            let rows =
-                sqlx::query("SELECT id, episode, status FROM alerts WHERE rule_id = $1 AND subject = $2")
-                    .bind(&s.rule_id)
+            // The status words come from `AlertStatus`, not from input.
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, episode, status FROM alerts WHERE rule_id = $1 AND subject = $2 AND status IN ({})",
+                Transition::AutoResolve.from_statuses_sql()
+            )))
+            .bind(&s.rule_id)
                     .bind(e.subject)
                     .fetch_all(&mut *tx)
                     .await?;
@@ -359,7 +363,12 @@ impl Store {
         .await?;
         let action = Transition::AutoResolve.action();
         event(tx, now_ms, id, "vigil", action, Some("condition no longer present")).await?;
-        let notice = Notice { kind: "resolved", recipients: &s.resolved_notice, at_ms: now_ms, group: None };
+        let notice = Enqueue {
+            kind: NotificationKind::Resolved,
+            recipients: &s.resolved_notice,
+            at_ms: now_ms,
+            group: None,
+        };
         enqueue(tx, now_ms, id, notice, message_domain).await
     }
 
@@ -406,12 +415,12 @@ impl Store {
 
     /// Alerts whose escalation time has come and whose status still lets them escalate.
     pub async fn due_escalations(&self) -> anyhow::Result<Vec<AlertRow>> {
-        let rows = sqlx::query(select_alerts!(
-            "WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= $1 ORDER BY id"
-        ))
-        .bind(self.now_ms())
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "{} WHERE next_escalation_at IS NOT NULL AND next_escalation_at <= $1 AND status IN ({}) ORDER BY id",
+            select_alerts!(""),
+            Transition::Escalate.from_statuses_sql()
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.now_ms()).fetch_all(&self.pool).await?;
         let mut due = Vec::new();
         for r in &rows {
             let a = alert_row(r)?;
@@ -454,7 +463,7 @@ impl Store {
         let roles: Vec<&str> = recipients.iter().map(|r| r.role.as_str()).collect();
         let to = format!("to {}", roles.join(", "));
         event(&mut tx, now_ms, alert.id, "vigil", Transition::Escalate.action(), Some(&to)).await?;
-        let notice = Notice { kind: "escalation", recipients, at_ms: now_ms, group: None };
+        let notice = Enqueue { kind: NotificationKind::Escalation, recipients, at_ms: now_ms, group: None };
         enqueue(&mut tx, now_ms, alert.id, notice, message_domain).await?;
         tx.commit().await?;
         Ok(true)
@@ -498,9 +507,23 @@ impl Store {
             expires_at,
             ended: false,
         };
-        let rows = sqlx::query("SELECT id, rule_id, subject, site, status FROM alerts ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await?;
+        // Only alerts the silence can apply to; `matches` and `apply` below stay the rule.
+        let mut sql = format!(
+            "SELECT id, rule_id, subject, site, status FROM alerts WHERE status IN ({})",
+            Transition::Silence.from_statuses_sql()
+        );
+        if rule_id.is_some() {
+            sql.push_str(" AND rule_id = $1");
+        }
+        if subject.is_some() {
+            sql.push_str(if rule_id.is_some() { " AND subject = $2" } else { " AND subject = $1" });
+        }
+        sql.push_str(" ORDER BY id");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in [rule_id, subject].into_iter().flatten() {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&mut *tx).await?;
         for row in rows {
             let (rule, subj, alert_site): (String, String, Option<String>) =
                 (row.try_get("rule_id")?, row.try_get("subject")?, opt_text(&row, "site"));
@@ -548,10 +571,13 @@ impl Store {
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
-            let rows = sqlx::query("SELECT id, status FROM alerts WHERE silence_id = $1 ORDER BY id")
-                .bind(s.id)
-                .fetch_all(&mut *tx)
-                .await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, status FROM alerts WHERE silence_id = $1 AND status IN ({}) ORDER BY id",
+                Transition::Reopen.from_statuses_sql()
+            )))
+            .bind(s.id)
+            .fetch_all(&mut *tx)
+            .await?;
             for row in rows {
                 let Some(to) = Transition::Reopen.apply(status_of(&row)?) else { continue };
                 let id: i64 = row.try_get("id")?;
@@ -601,7 +627,7 @@ impl Store {
             .bind(escalate_at.map(|t| t.timestamp_millis()))
             .execute(&mut *tx)
             .await?;
-        let notice = Notice { kind: "alert", recipients, at_ms: now_ms, group: None };
+        let notice = Enqueue { kind: NotificationKind::Alert, recipients, at_ms: now_ms, group: None };
         enqueue(&mut tx, now_ms, alert_id, notice, message_domain).await?;
         tx.commit().await?;
         Ok(())

@@ -120,16 +120,6 @@ pub struct NotificationRow {
     pub group_key: Option<String>,
 }
 
-impl NotificationRow {
-    /// The alert this notification is about, if it is about one.
-    pub fn alert_id(&self) -> Option<i64> {
-        match self.about {
-            Notice::Alert(id) => Some(id),
-            Notice::Report(_) => None,
-        }
-    }
-}
-
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone)]
 pub enum Delivery {
