@@ -196,27 +196,25 @@ async fn post_records(
     body: String,
 ) -> Result<Response, ApiError> {
     let who = api.caller(&headers)?;
-    let mut reader = crate::ingest::Reader::text("http", &body, crate::ingest::Format::Native);
+    // The body is in memory already, so it is stored in ONE transaction: a request is
+    // committed whole or not at all, and its answer describes all of it.
+    let batch = crate::ingest::native::parse("http", &body);
+    let outcome = api.store.store_batch(&batch.records, &batch.rejected).await?;
     // Refusals in the order of the body, then the store's (a record_id reused).
-    let (mut refused, mut conflicts) = (Vec::new(), Vec::new());
-    let ingested = crate::ingest::store_all(&api.store, &mut reader, |batch, outcome| {
-        refused.extend(batch.rejected.iter().map(line_result));
-        conflicts.extend(outcome.conflicts.iter().map(line_result));
-    })
-    .await?;
-    refused.append(&mut conflicts);
-    tracing::info!(caller = %who, stored = ingested.stored, duplicates = ingested.duplicates, rejected = refused.len(), "Records received over HTTP.");
+    let refused: Vec<Value> =
+        batch.rejected.iter().chain(outcome.conflicts.iter()).map(line_result).collect();
+    tracing::info!(caller = %who, stored = outcome.stored, duplicates = outcome.duplicates, rejected = refused.len(), "Records received over HTTP.");
     // Committed: the evaluator takes them from the pending queue (alerts and their emails
     // go through the outbox).
-    if ingested.stored > 0 {
+    if outcome.stored > 0 {
         api.evaluate.wake();
     }
-    let status = if ingested.records == 0 && !refused.is_empty() {
+    let status = if batch.records.is_empty() && !refused.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::ACCEPTED
     };
-    let body = json!({"stored": ingested.stored, "duplicates": ingested.duplicates, "rejected": refused});
+    let body = json!({"stored": outcome.stored, "duplicates": outcome.duplicates, "rejected": refused});
     Ok((status, Json(body)).into_response())
 }
 

@@ -88,11 +88,6 @@ impl Reader {
         Ok(Self { format, inner })
     }
 
-    /// Text already in memory (a request body). SDTM, a folder, reads as native here.
-    pub fn text(source: &str, text: &str, format: Format) -> Self {
-        Self { format, inner: parsed(super::parse(format, source, text)) }
-    }
-
     /// The format read (given or guessed).
     pub fn format(&self) -> Format {
         self.format
@@ -275,7 +270,10 @@ mod tests {
             text.push_str(&format!("{{\"subject\":\"S-{i}\"}},\n"));
         }
         text.push_str("{\"subject\":\"\"}\n]");
-        let batches = drain(Reader::text("http", &text, Format::Native));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("array.json");
+        std::fs::write(&path, &text).unwrap();
+        let batches = drain(Reader::open(&path, "array.json", Some(Format::Native)).unwrap());
         assert_eq!(
             batches.iter().map(|b| (b.records.len(), b.rejected.len())).collect::<Vec<_>>(),
             [(BATCH, 0), (1, 0), (0, 1)]
