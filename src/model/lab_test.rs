@@ -73,7 +73,9 @@ const KNOWN: &[(LabTest, &[&str])] = &[
 ];
 
 /// Upper case, letters and digits only: "Total bilirubin" → "TOTALBILIRUBIN".
-fn normalise(name: &str) -> String {
+/// A name compared ignoring case, whitespace and punctuation ("Infusion-related reaction"
+/// is "infusion related reaction"): lab tests here, adverse-event terms in the rules.
+pub(crate) fn normalise(name: &str) -> String {
     name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_uppercase).collect()
 }
 

@@ -9,6 +9,7 @@ mod time;
 
 pub use edss_change::{ChangeStep, MinimumChange};
 pub use history::{EdssVisit, SubjectHistory};
+pub(crate) use lab_test::normalise as name_key;
 pub use lab_test::{LabTest, LabUnit};
 pub use record::{
     AdverseEvent, Disposition, DispositionStatus, Dose, FieldError, Lab, Mri, MriReference, RawRecord,

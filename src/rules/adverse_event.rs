@@ -139,9 +139,8 @@ enum OnsetFit<'h> {
 /// Terms compare ignoring case, whitespace and punctuation, so "Infusion-related
 /// reaction" is "Infusion related reaction".
 fn same_term(a: &str, b: &str) -> bool {
-    let key = |s: &str| s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>();
-    let (a, b) = (key(a), key(b));
-    !a.is_empty() && a == b
+    let a = crate::model::name_key(a);
+    !a.is_empty() && a == crate::model::name_key(b)
 }
 
 impl Kind for AdverseEventRule {
@@ -218,9 +217,9 @@ impl Kind for AdverseEventRule {
             }
             if let Some(w) = &c.onset_within {
                 why.push(if onset_missing {
-                    format!("onset not recorded (rule needs within {} h of a dose)", w.hours)
+                    format!("onset not recorded (rule needs within {} h of {})", w.hours, w.after.noun())
                 } else {
-                    format!("onset within {} h of a dose", w.hours)
+                    format!("onset within {} h of {}", w.hours, w.after.noun())
                 });
             }
             let missing: Vec<&str> =
@@ -261,11 +260,7 @@ fn doubt(c: &Criteria, grade_missing: bool, onset_missing: bool) -> String {
         what.push_str(" onset");
     }
     if let Some(w) = &c.onset_within {
-        let anchor = match w.after {
-            Anchor::Dose => "a dose",
-            Anchor::FirstDose => "the first dose",
-        };
-        what.push_str(&format!(" within {} h of {anchor}", w.hours));
+        what.push_str(&format!(" within {} h of {}", w.hours, w.after.noun()));
     }
     format!("{missing}: cannot exclude{what}")
 }

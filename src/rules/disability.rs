@@ -76,8 +76,8 @@ fn improvement(
             c.score
         ),
         why: format!(
-            "decrease {:+.1} reaching the {:.1} required from a baseline of {}, still met at a visit >= {} days later",
-            e.onset.score.value() - e.baseline.score.value(),
+            "decrease {:.1} reaching the {:.1} required from a baseline of {}, still met at a visit >= {} days later",
+            e.baseline.score.value() - e.onset.score.value(),
             e.required_change,
             e.baseline.score,
             confirm_after_days
@@ -204,7 +204,7 @@ impl Kind for DisabilityRule {
         let mut out = Vec::new();
         for e in progression::assess(&visits, &relapses, &self.params) {
             if e.kind == EventKind::Improvement {
-                if let (true, Some(c)) = (self.report_improvement, &e.confirmation) {
+                if let Some(c) = e.confirmation.as_ref().filter(|_| self.report_improvement) {
                     out.push(improvement(&e, c, &describe, self.params.confirm_after_days));
                 }
                 continue;

@@ -74,6 +74,16 @@ impl Anchors for Anchor {
     const WINDOW: &'static str = "OnsetWindow";
 }
 
+impl Anchor {
+    /// The dose a window counts from, in a sentence ("within 24 h of the first dose").
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Dose => "a dose",
+            Self::FirstDose => "the first dose",
+        }
+    }
+}
+
 /// Any dose only (`vital`'s `within`).
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename = "Anchor", rename_all = "snake_case")]
