@@ -189,6 +189,9 @@ pub struct StudyConfig {
     /// Sites whose local times are in another zone: `{"01-701": {timezone: America/Chicago}}`.
     #[serde(default)]
     pub sites: BTreeMap<String, SiteConfig>,
+    /// `timezone` and `sites`, parsed at load.
+    #[serde(skip)]
+    pub zones: Zones,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -389,8 +392,6 @@ pub struct Config {
     pub default_roles: Vec<String>,
     pub alerting: AlertingConfig,
     pub report: ReportConfig,
-    /// `study.timezone` and `study.sites`, parsed.
-    pub zones: Zones,
 }
 
 /// One problem of a configuration file: the key, where it is, what is wrong.
@@ -530,7 +531,7 @@ impl Config {
         };
         Ok(Config {
             source: path.to_path_buf(),
-            study: raw.study,
+            study: StudyConfig { zones, ..raw.study },
             database_url,
             processed_dir: raw
                 .processed_dir
@@ -554,7 +555,6 @@ impl Config {
             default_roles: raw.default_roles,
             alerting,
             report,
-            zones,
         })
     }
 }
@@ -831,15 +831,15 @@ mod tests {
 
     #[test]
     fn time_zones_are_read_and_checked() {
-        assert_eq!(load(MINIMAL, &[]).unwrap().zones, Zones::default(), "UTC by default");
+        assert_eq!(load(MINIMAL, &[]).unwrap().study.zones, Zones::default(), "UTC by default");
         let c = load(
             "study:\n  title: T\n  timezone: Europe/Stockholm\n  sites:\n    \"01-701\": {timezone: America/Chicago}\n",
             &[],
         )
         .unwrap();
-        assert_eq!(c.zones.study, Tz::Europe__Stockholm);
-        assert_eq!(c.zones.of_site(Some("01-701")), Tz::America__Chicago);
-        assert_eq!(c.zones.of_site(Some("KS")), Tz::Europe__Stockholm);
+        assert_eq!(c.study.zones.study, Tz::Europe__Stockholm);
+        assert_eq!(c.study.zones.of_site(Some("01-701")), Tz::America__Chicago);
+        assert_eq!(c.study.zones.of_site(Some("KS")), Tz::Europe__Stockholm);
         let e = load(
             "study:\n  title: T\n  timezone: Europe/Stokholm\n  sites:\n    KS: {timezone: CEST}\n",
             &[],

@@ -92,7 +92,7 @@ impl App {
         let rules = Arc::new(load_rules(&config)?);
         let store = Store::connect_with_clock(&config.database_url, clock.clone())
             .await?
-            .with_zones(config.zones.clone());
+            .with_zones(config.study.zones.clone());
         let folder = DropFolder::new(&config.inbox, &config.processed_dir, &config.quarantine_dir)?;
         let outbox = Outbox::new(store.clone(), &config)?;
         let router = Arc::new(Router::new(&config));

@@ -157,7 +157,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 /// The store named by a configuration file.
 async fn open_store(config: &Path) -> anyhow::Result<Store> {
     let config = Config::load(config)?;
-    Ok(Store::connect(&config.database_url).await?.with_zones(config.zones))
+    Ok(Store::connect(&config.database_url).await?.with_zones(config.study.zones))
 }
 
 /// `--as-of` / `--from` / `--to`: a date means the end of that day; none means now.

@@ -64,7 +64,7 @@ pub async fn replay(
             Findings(format!("invalid rules:\n{}", lines.join("\n")))
         })?
     };
-    let store = Store::connect(&config.database_url).await?.with_zones(config.zones.clone());
+    let store = Store::connect(&config.database_url).await?.with_zones(config.study.zones.clone());
     let histories = store.all_histories().await?;
     let fired = store.alerts().await?;
     store.close().await;
