@@ -86,3 +86,37 @@ async fn times_without_offset_are_read_at_their_site_across_the_dst_change() {
     assert_eq!(start("KS-101"), "2026-03-29T00:30:00+00:00");
     assert_eq!(start("US-201"), "2026-03-29T07:30:00+00:00");
 }
+
+#[test]
+fn a_report_cut_off_date_is_the_end_of_the_studys_day() {
+    let d = stockholm();
+    let cfg = d.config.to_str().unwrap();
+    // Two visits on consecutive local days; the second starts at 22:00 UTC on the 29th.
+    let visit =
+        |day: &str| format!(r#"{{"subject":"KS-101","site":"KS","visit":"D{day}","date":"2026-03-{day}"}}"#);
+    let input = d.path("visits.ndjson");
+    std::fs::write(&input, format!("{}\n{}\n", visit("29"), visit("30"))).unwrap();
+    let out = d.vigil(&["ingest", "--config", cfg, input.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reports = d.path("reports");
+    let out = d.vigil(&[
+        "report",
+        "dsmb",
+        "--config",
+        cfg,
+        "--out",
+        reports.to_str().unwrap(),
+        "--as-of",
+        "2026-03-29",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(
+        html.contains("Data cut-off: <strong>2026-03-29 23:59 CEST (Europe&#x2f;Stockholm)</strong>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>Records dated after the data cut-off (left out)</td><td class=\"num\">1</td>"),
+        "the visit of the 30th is after the cut-off: {html}"
+    );
+}

@@ -29,6 +29,9 @@ impl SubjectHistory {
     /// The history with every record placed at its site, so local times and dates are
     /// read in the site's zone (a record naming no site is at the subject's site).
     pub fn placed(self, zones: &Zones) -> Self {
+        if *zones == Zones::default() {
+            return self; // every time was read in UTC already
+        }
         let site = self.site().map(str::to_string);
         let records = self.records.into_iter().map(|r| r.placed(zones, site.as_deref())).collect();
         Self { subject: self.subject, records }
