@@ -5,7 +5,7 @@
 //! latest instant it can stand for, so rules can decide conservatively.
 //!
 //! A time without an offset (SDTM, CSV, most native records) is local to the record's
-//! site: `parse` reads it as UTC and `in_zone` re-reads it in the site's zone (see
+//! site: `parse` reads it as UTC and `placed` re-reads it in the site's zone (see
 //! `Zones`). Around a daylight-saving change a local time can be ambiguous (it happens
 //! twice) or nonexistent (the clocks jumped over it); both become the interval between
 //! the two readings, like a partial date, so nothing is refused and rules stay conservative.
@@ -102,7 +102,7 @@ pub struct ClinicalTime {
     earliest: DateTime<Utc>,
     latest: DateTime<Utc>,
     precision: Precision,
-    /// No offset in the text: a local time or date, re-read by `in_zone`.
+    /// No offset in the text: a local time or date, re-read by `placed`.
     local: bool,
     /// The zone its calendar day is counted in (the site's, once placed).
     zone: Tz,
@@ -118,7 +118,7 @@ pub struct TimeParseError {
 }
 
 impl ClinicalTime {
-    /// Reads a time; one without an offset is read as UTC until `in_zone` places it.
+    /// Reads a time; one without an offset is read as UTC until `placed` puts it at its site.
     pub fn parse(text: &str) -> Result<Self, TimeParseError> {
         Self::parse_in(text, Tz::UTC)
     }
@@ -143,28 +143,26 @@ impl ClinicalTime {
                     study_zone: zone,
                 });
             }
-            {
-                // SDTM date-times carry no offset; they are local to the zone.
-                let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
-                    .iter()
-                    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-                    .or_else(|| {
-                        NaiveDateTime::parse_from_str(&format!("{s}:00"), "%Y-%m-%dT%H:%M")
-                            .ok()
-                            .filter(|_| s.len() == 13)
-                    })
-                    .ok_or_else(|| err("impossible or malformed date-time"))?;
-                let (earliest, latest) = local_readings(zone, naive);
-                return Ok(Self {
-                    raw: s.to_string(),
-                    earliest,
-                    latest,
-                    precision: Precision::Time,
-                    local: true,
-                    zone,
-                    study_zone: zone,
-                });
-            }
+            // SDTM date-times carry no offset; they are local to the zone.
+            let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+                .or_else(|| {
+                    NaiveDateTime::parse_from_str(&format!("{s}:00"), "%Y-%m-%dT%H:%M")
+                        .ok()
+                        .filter(|_| s.len() == 13)
+                })
+                .ok_or_else(|| err("impossible or malformed date-time"))?;
+            let (earliest, latest) = local_readings(zone, naive);
+            return Ok(Self {
+                raw: s.to_string(),
+                earliest,
+                latest,
+                precision: Precision::Time,
+                local: true,
+                zone,
+                study_zone: zone,
+            });
         }
         let parts: Vec<&str> = s.split('-').collect();
         let num = |p: &str, len: usize| -> Result<u32, TimeParseError> {
