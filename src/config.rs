@@ -14,9 +14,11 @@ mod smtp;
 
 pub use smtp::{SmtpSettings, SmtpUrlError, TlsMode};
 
+use crate::model::Zones;
 use crate::rules::yamlpos::Positions;
 use anyhow::Context;
 use chrono::NaiveTime;
+use chrono_tz::Tz;
 use lettre::message::Mailbox;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -180,6 +182,22 @@ pub struct StudyConfig {
     /// The schedule of assessments, for overdue-visit rules.
     #[serde(default)]
     pub schedule: Vec<crate::rules::ScheduledVisit>,
+    /// The study's IANA time zone (default UTC): SAE deadlines count its calendar days,
+    /// and local times of sites without an override are read in it.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Sites whose local times are in another zone: `{"01-701": {timezone: America/Chicago}}`.
+    #[serde(default)]
+    pub sites: BTreeMap<String, SiteConfig>,
+    /// `timezone` and `sites`, parsed at load.
+    #[serde(skip)]
+    pub zones: Zones,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub timezone: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -502,6 +520,7 @@ impl Config {
         check_recipients(&raw, &mut issues);
         let alerting = alerting(&raw, &mut issues);
         check_schedule(&raw.study, &mut issues);
+        let zones = zones(&raw.study, &mut issues);
         let rescan = raw.rescan_interval_secs.unwrap_or(5);
         if rescan == 0 {
             issues.add("rescan_interval_secs", "must be at least 1");
@@ -512,7 +531,7 @@ impl Config {
         };
         Ok(Config {
             source: path.to_path_buf(),
-            study: raw.study,
+            study: StudyConfig { zones, ..raw.study },
             database_url,
             processed_dir: raw
                 .processed_dir
@@ -699,6 +718,25 @@ fn check_schedule(study: &StudyConfig, issues: &mut Issues) {
     }
 }
 
+/// The study's zone and the sites' overrides, each name checked against the IANA database.
+fn zones(study: &StudyConfig, issues: &mut Issues) -> Zones {
+    let mut parse = |key: &str, name: &str| match name.trim().parse::<Tz>() {
+        Ok(tz) => tz,
+        Err(_) => {
+            let message = format!("`{name}` is not an IANA time zone name such as Europe/Stockholm or UTC");
+            issues.add(key, message);
+            Tz::UTC
+        }
+    };
+    let study_zone = study.timezone.as_deref().map_or(Tz::UTC, |n| parse("study.timezone", n));
+    let sites = study
+        .sites
+        .iter()
+        .map(|(site, s)| (site.clone(), parse(&format!("study.sites.{site}.timezone"), &s.timezone)))
+        .collect();
+    Zones { study: study_zone, sites }
+}
+
 fn report(
     raw: &FileConfig,
     resolve: &impl Fn(&Path) -> PathBuf,
@@ -789,6 +827,30 @@ mod tests {
         assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("127.0.0.1", 2525, TlsMode::None));
         assert_eq!(c.inbox, PathBuf::from("/data/in"));
         assert_eq!(c.http_addr.unwrap().port(), 9000);
+    }
+
+    #[test]
+    fn time_zones_are_read_and_checked() {
+        assert_eq!(load(MINIMAL, &[]).unwrap().study.zones, Zones::default(), "UTC by default");
+        let c = load(
+            "study:\n  title: T\n  timezone: Europe/Stockholm\n  sites:\n    \"01-701\": {timezone: America/Chicago}\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.study.zones.study, Tz::Europe__Stockholm);
+        assert_eq!(c.study.zones.of_site(Some("01-701")), Tz::America__Chicago);
+        assert_eq!(c.study.zones.of_site(Some("KS")), Tz::Europe__Stockholm);
+        let e = load(
+            "study:\n  title: T\n  timezone: Europe/Stokholm\n  sites:\n    KS: {timezone: CEST}\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/etc/vigil/vigil.yaml:3:13: `study.timezone`: `Europe/Stokholm` is not an IANA"),
+            "{e}"
+        );
+        assert!(e.contains("`study.sites.KS.timezone`: `CEST`"), "{e}");
     }
 
     #[test]

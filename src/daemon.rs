@@ -90,7 +90,9 @@ impl App {
     /// The app on `clock` (a manual clock in tests), shared by the store and every stage.
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let rules = Arc::new(load_rules(&config)?);
-        let store = Store::connect_with_clock(&config.database_url, clock.clone()).await?;
+        let store = Store::connect_with_clock(&config.database_url, clock.clone())
+            .await?
+            .with_zones(config.study.zones.clone());
         let folder = DropFolder::new(&config.inbox, &config.processed_dir, &config.quarantine_dir)?;
         let outbox = Outbox::new(store.clone(), &config)?;
         let router = Arc::new(Router::new(&config));

@@ -123,6 +123,7 @@ impl<'a> Publisher<'a> {
             snapshot_hash: &snapshot,
             closed: kind == Kind::Closed,
             overdue_visits: &overdue_visits,
+            timezone: self.study.zones.study,
         };
         let summary = crate::report::summarize(&input);
         let html = crate::report::try_render_html(&input, &summary)?;

@@ -157,15 +157,17 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 /// The store named by a configuration file.
 async fn open_store(config: &Path) -> anyhow::Result<Store> {
     let config = Config::load(config)?;
-    Store::connect(&config.database_url).await
+    Ok(Store::connect(&config.database_url).await?.with_zones(config.study.zones))
 }
 
-/// `--as-of` / `--from` / `--to`: a date means the end of that day; none means now.
-fn parse_as_of(s: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+/// `--as-of` / `--from` / `--to`: a date means the end of that day in the study's zone
+/// (as are the records' dates); none means now.
+fn parse_as_of(s: Option<&str>, zone: chrono_tz::Tz) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     match s {
         None => Ok(chrono::Utc::now()),
         Some(s) => {
-            let t = vigil::model::ClinicalTime::parse(s).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?;
+            let t =
+                vigil::model::ClinicalTime::parse_in(s, zone).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?;
             Ok(t.latest())
         }
     }

@@ -71,7 +71,7 @@ async fn dsmb(
     email: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let as_of = parse_as_of(as_of)?;
+    let as_of = parse_as_of(as_of, config.study.zones.study)?;
     let app = vigil::daemon::App::build(config).await?;
     let kind = if closed { vigil::publish::Kind::Closed } else { vigil::publish::Kind::Open };
     let request = vigil::publish::ReportRequest { kind, as_of, reason: "manual".into(), out, email };

@@ -54,8 +54,8 @@ pub async fn replay(
     output: Output,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
-    let to = parse_as_of(to)?;
-    let from = from.map(|f| parse_as_of(Some(f))).transpose()?;
+    let to = parse_as_of(to, config.study.zones.study)?;
+    let from = from.map(|f| parse_as_of(Some(f), config.study.zones.study)).transpose()?;
     let ruleset = if rules.is_empty() {
         vigil::daemon::load_rules(&config)?
     } else {
@@ -64,7 +64,7 @@ pub async fn replay(
             Findings(format!("invalid rules:\n{}", lines.join("\n")))
         })?
     };
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(&config.database_url).await?.with_zones(config.study.zones.clone());
     let histories = store.all_histories().await?;
     let fired = store.alerts().await?;
     store.close().await;

@@ -2,7 +2,7 @@
 
 use super::record::{AdverseEvent, Disposition, Dose, Lab, Mri, Record, Submission, Vital};
 use super::scales::{Edss, SubjectId};
-use super::time::ClinicalTime;
+use super::time::{ClinicalTime, Zones};
 use chrono::NaiveDate;
 use std::collections::HashMap;
 
@@ -24,6 +24,17 @@ pub struct EdssVisit {
 impl SubjectHistory {
     pub fn new(subject: SubjectId, records: Vec<Record>) -> Self {
         Self { subject, records }
+    }
+
+    /// The history with every record placed at its site, so local times and dates are
+    /// read in the site's zone (a record naming no site is at the subject's site).
+    pub fn placed(self, zones: &Zones) -> Self {
+        if *zones == Zones::default() {
+            return self; // every time was read in UTC already
+        }
+        let site = self.site().map(str::to_string);
+        let records = self.records.into_iter().map(|r| r.placed(zones, site.as_deref())).collect();
+        Self { subject: self.subject, records }
     }
 
     /// The site of the most recent record that names one.

@@ -16,4 +16,4 @@ pub use record::{
     Record, ReportKind, Score, Submission, Vital,
 };
 pub use scales::{CtcaeGrade, Edss, Relatedness, Seriousness, SubjectId};
-pub use time::{ClinicalTime, Precision, TimeParseError};
+pub use time::{local_day, local_day_start, local_text, ClinicalTime, Precision, TimeParseError, Zones};

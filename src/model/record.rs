@@ -4,7 +4,7 @@
 //! names the field of every refusal (`adverse_events[0].grade: …`).
 
 use super::scales::{CtcaeGrade, Edss, Relatedness, Seriousness, SubjectId};
-use super::time::ClinicalTime;
+use super::time::{ClinicalTime, Zones};
 use serde::{Deserialize, Serialize};
 
 /// A refusal, with the path of the field that caused it.
@@ -597,6 +597,27 @@ impl Record {
                 .chain(self.mri.iter().map(|m| &m.date))
                 .min_by_key(|t| t.earliest())
         })
+    }
+
+    /// The record placed at its site (`site`, else the subject's): times without an offset
+    /// are read in the site's zone (`ClinicalTime::placed`).
+    pub fn placed(mut self, zones: &Zones, subject_site: Option<&str>) -> Self {
+        let site = self.site.clone();
+        let site = site.as_deref().or(subject_site);
+        let place = |t: &mut ClinicalTime| *t = t.placed(zones, site);
+        self.date.iter_mut().chain(self.relapse.iter_mut()).for_each(place);
+        for d in &mut self.doses {
+            std::iter::once(&mut d.start).chain(d.end.iter_mut()).for_each(place);
+        }
+        for a in &mut self.adverse_events {
+            a.onset.iter_mut().chain(a.end.iter_mut()).chain(a.awareness.iter_mut()).for_each(place);
+        }
+        self.vitals.iter_mut().filter_map(|v| v.time.as_mut()).for_each(place);
+        self.labs.iter_mut().filter_map(|l| l.time.as_mut()).for_each(place);
+        self.mri.iter_mut().map(|m| &mut m.date).for_each(place);
+        self.submissions.iter_mut().map(|s| &mut s.submitted).for_each(place);
+        self.disposition.iter_mut().filter_map(|d| d.date.as_mut()).for_each(place);
+        self
     }
 
     pub fn edss(&self) -> Option<Edss> {

@@ -53,6 +53,8 @@ pub fn alert_context(alert: &AlertRow, blinded: bool, arm: Option<&str>) -> Aler
 
 pub struct Templates {
     env: Environment<'static>,
+    /// The study's time zone, named in every email (`timezone` in the templates).
+    timezone: chrono_tz::Tz,
 }
 
 /// A rendered email.
@@ -79,7 +81,12 @@ impl Templates {
             env.add_template_owned(name.to_string(), source)
                 .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
         }
-        Ok(Self { env })
+        Ok(Self { env, timezone: chrono_tz::Tz::UTC })
+    }
+
+    /// The templates for a study in `timezone` (config `study.timezone`; UTC by default).
+    pub fn in_zone(self, timezone: chrono_tz::Tz) -> Self {
+        Self { timezone, ..self }
     }
 
     /// Renders one email about one or more alerts for one recipient.
@@ -97,6 +104,7 @@ impl Templates {
             alerts => Value::from(minijinja::value::Serde(alerts)),
             recipient => context! { role => role },
             study => study,
+            timezone => self.timezone.name(),
         };
         let get = |name: &str| -> anyhow::Result<String> {
             self.env.get_template(name)?.render(&ctx).map_err(|e| anyhow::anyhow!("template {name}: {e}"))
@@ -171,6 +179,22 @@ mod tests {
         assert!(r.subject.contains("2 alerts"), "{}", r.subject);
         let r = t.render("escalation", false, &one, "medical-monitor", "Study").unwrap();
         assert!(r.subject.contains("[ESCALATED]") && r.text.starts_with("ESCALATED"));
+    }
+
+    #[test]
+    fn emails_name_the_studys_time_zone() {
+        let one = [alert_context(&alert(), true, None)];
+        let t = Templates::load(None).unwrap().in_zone(chrono_tz::Tz::Europe__Stockholm);
+        let r = t.render("alert", false, &one, "safety-officer", "Study").unwrap();
+        assert!(
+            r.text.contains("local calendar days of the site; study time zone Europe/Stockholm"),
+            "{}",
+            r.text
+        );
+        assert!(r.html.contains("study time zone Europe&#x2f;Stockholm"), "{}", r.html);
+        let r =
+            Templates::load(None).unwrap().render("alert", false, &one, "safety-officer", "Study").unwrap();
+        assert!(r.text.contains("study time zone UTC"), "{}", r.text);
     }
 
     #[test]

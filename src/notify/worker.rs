@@ -34,7 +34,8 @@ impl Outbox {
         Ok(Self {
             store,
             mailer: super::mailer(&config.email)?,
-            templates: Templates::load(config.email.templates_dir.as_deref())?,
+            templates: Templates::load(config.email.templates_dir.as_deref())?
+                .in_zone(config.study.zones.study),
             from: config.email.from.clone(),
             study_title: config.study.title.clone(),
             retry: config.email.retry,

@@ -169,6 +169,7 @@ fn closed_input<'a>(pilot: &'a Pilot, rule: &'a crate::model::MinimumChange) -> 
         snapshot_hash: "pilot",
         closed: true,
         overdue_visits: &[],
+        timezone: chrono_tz::Tz::UTC,
     }
 }
 

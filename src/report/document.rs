@@ -186,7 +186,10 @@ pub(crate) struct Document {
     pub marking: String,
     /// What the marking means for the reader.
     pub blinding_note: String,
+    /// The cut-off instant in the study's zone, naming it ("2026-03-29 23:59 CEST
+    /// (Europe/Stockholm)", or "… UTC"); clinical dates in tables are the sites' own.
     pub cutoff: String,
+    /// The cut-off's calendar date in the study's zone.
     pub cutoff_date: NaiveDate,
     pub snapshot_hash: String,
     pub sections: Vec<Section>,
@@ -350,6 +353,25 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cutoff_is_printed_in_the_studys_zone_and_names_it() {
+        use crate::report::tests::{cohort, Fixture};
+        use chrono::TimeZone;
+        let f = Fixture::new(cohort());
+        // 22:30 UTC on 2020-03-29 is already 00:30 on the 30th in Stockholm (CEST).
+        let as_of = chrono::Utc.with_ymd_and_hms(2020, 3, 29, 22, 30, 0).unwrap();
+        let input =
+            crate::report::DsmbInput { as_of, timezone: chrono_tz::Tz::Europe__Stockholm, ..f.input() };
+        let html = crate::report::try_render_html(&input, &crate::report::summarize(&input)).unwrap();
+        assert!(
+            html.contains("Data cut-off: <strong>2020-03-30 00:30 CEST (Europe&#x2f;Stockholm)</strong>"),
+            "{html}"
+        );
+        let utc = crate::report::DsmbInput { as_of, ..f.input() };
+        let html = crate::report::try_render_html(&utc, &crate::report::summarize(&utc)).unwrap();
+        assert!(html.contains("Data cut-off: <strong>2020-03-29 22:30 UTC</strong>"));
+    }
 
     #[test]
     fn cells_format_counts_with_their_percentage() {

@@ -107,4 +107,6 @@ pub struct DsmbInput<'a> {
     pub closed: bool,
     /// Scheduled visits overdue at the cut-off (data quality).
     pub overdue_visits: &'a [OverdueVisit],
+    /// The study's time zone: the cut-off is printed in it, naming it.
+    pub timezone: chrono_tz::Tz,
 }

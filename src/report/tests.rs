@@ -204,6 +204,7 @@ impl Fixture {
             snapshot_hash: HASH,
             closed: self.closed,
             overdue_visits: &self.overdue,
+            timezone: chrono_tz::Tz::UTC,
         }
     }
 

@@ -7,11 +7,24 @@
 //! by a submission of the right kind for the AE id; until then it warns (level 1) from
 //! `warn_before` ahead of the deadline and is overdue (level 2) after it. Episode =
 //! `sae-clock:<ae>:<clock>`, so an overdue clock re-alerts once above its warning.
+//!
+//! Clocks given in whole days (the expedited and follow-up reports) count calendar days
+//! in the study's time zone: day 0 is the local date of awareness, and the report is due
+//! by the end of day N, local midnight starting day N+1, whatever daylight saving does in
+//! between. The sponsor's 24 h clock counts hours from the instant of awareness.
+//!
+//! A serious, suspected event whose expectedness is not recorded is treated as a SUSAR
+//! provisionally (team decision: doubt starts the clock). The finding says so; a later
+//! `expected: true` removes the finding (the alert resolves itself) and `expected: false`
+//! confirms it under the same episode.
 
 use super::Kind;
 use super::{study_day_text, Context, Finding, Span};
-use crate::model::{AdverseEvent, ClinicalTime, ReportKind, Seriousness, SubjectHistory, Submission};
+use crate::model::{
+    local_day, local_day_start, AdverseEvent, ClinicalTime, ReportKind, Seriousness, SubjectHistory, Submission,
+};
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -59,6 +72,10 @@ pub struct ClockParams {
     pub warn_before: Option<Span>,
     /// `false` when the protocol or the jurisdiction does not require this report.
     pub enabled: Option<bool>,
+    /// Count `within` as calendar days in the study's zone (due by the end of the last
+    /// day, local time) rather than as elapsed time. Default: true for the expedited and
+    /// follow-up reports, false for the sponsor's 24 h report.
+    pub calendar_days: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -105,6 +122,11 @@ impl ClockName {
         }
     }
 
+    /// The regulations count the expedited reports in calendar days (ICH E2A: "day 0").
+    fn counts_calendar_days(self) -> bool {
+        !matches!(self, Self::Sponsor)
+    }
+
     fn closed_by(self) -> ReportKind {
         match self {
             Self::Sponsor => ReportKind::Sponsor,
@@ -137,6 +159,7 @@ struct Clock {
     within: i64,
     warn_before: i64,
     enabled: bool,
+    calendar_days: bool,
 }
 
 /// Where a clock's start came from (named in the summary and the evidence).
@@ -182,9 +205,11 @@ struct Class {
     fatal_or_life_threatening: bool,
     /// Related possible or stronger ("reasonable possibility").
     suspected: bool,
-    /// Unexpected for the clock chosen: explicit `expected: false`, or unknown for a fatal
-    /// or life-threatening event (fatal reactions are normally treated as unexpected).
+    /// Unexpected for the clock chosen: explicit `expected: false`, or not recorded
+    /// (then provisionally: doubt starts the clock until the event is assessed).
     unexpected: bool,
+    /// Expectedness is not recorded: the expedited clock runs provisionally.
+    provisional: bool,
 }
 
 impl Class {
@@ -193,15 +218,12 @@ impl Class {
         let grade5 = ae.grade.is_some_and(|g| g.value() == 5);
         let fatal_or_life_threatening = grade5
             || ae.seriousness.iter().any(|s| matches!(s, Seriousness::Death | Seriousness::LifeThreatening));
-        let unexpected = match ae.expected {
-            Some(e) => !e,
-            None => fatal_or_life_threatening,
-        };
         Self {
             serious: ae.serious || grade5,
             fatal_or_life_threatening,
             suspected: ae.related.is_some_and(|r| r.is_related()),
-            unexpected,
+            unexpected: ae.expected != Some(true),
+            provisional: ae.expected.is_none(),
         }
     }
 
@@ -233,7 +255,21 @@ impl Clocks {
             within: p.within.map_or(within, Span::minutes),
             warn_before: p.warn_before.map_or(warn_before, Span::minutes),
             enabled: p.enabled.unwrap_or(true),
+            calendar_days: p.calendar_days.unwrap_or(name.counts_calendar_days()),
         }
+    }
+}
+
+impl Clock {
+    /// The deadline of a clock started at `start`: elapsed time, or the end of the last
+    /// calendar day in `zone` (day 0 = the local date of `start`); on time up to and
+    /// including this instant.
+    fn deadline(self, start: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
+        if !self.calendar_days {
+            return start + Duration::minutes(self.within);
+        }
+        let last_day = local_day(zone, start) + Duration::days(self.within / (24 * 60));
+        local_day_start(zone, last_day + Duration::days(1)) - Duration::milliseconds(1)
     }
 }
 
@@ -250,6 +286,15 @@ impl SaeClockRule {
             let path = format!("clocks.{}", name.key());
             if c.within <= 0 {
                 return Err((format!("{path}.within"), "a reporting clock needs a positive duration".into()));
+            }
+            if c.calendar_days && c.within % (24 * 60) != 0 {
+                return Err((
+                    format!("{path}.within"),
+                    format!(
+                        "{} is not a whole number of days: give days (e.g. 15d) or set calendar_days: false",
+                        amount(c.within)
+                    ),
+                ));
             }
             if c.warn_before > c.within {
                 return Err((
@@ -315,20 +360,30 @@ impl SaeClockRule {
     ) -> Option<Finding> {
         let Sae { ae, key, class } = *sae;
         let clock = self.clock(name);
-        let deadline = start.at + Duration::minutes(clock.within);
+        let zone = start.time.study_zone();
+        let deadline = clock.deadline(start.at, zone);
         let warn_from = deadline - Duration::minutes(clock.warn_before);
         if ctx.as_of < warn_from {
             return None;
         }
         let overdue = ctx.as_of > deadline;
         let report = name.report();
-        let deadline_text = format!(
-            "{} after {} ({}, {} UTC)",
-            amount(clock.within),
-            name.counted_from(),
-            study_day_text(h, &ClinicalTime::at(deadline)),
-            deadline.format("%H:%M")
-        );
+        // Study days and a local time only: emails carry no calendar dates of the subject.
+        let local = deadline.with_timezone(&zone);
+        let clock_time = match zone {
+            Tz::UTC => local.format("%H:%M UTC").to_string(),
+            _ => format!("{} {}", local.format("%H:%M %Z"), zone.name()),
+        };
+        let study_day = study_day_text(h, &ClinicalTime::at_in(deadline, zone));
+        let deadline_text = if clock.calendar_days {
+            format!(
+                "by the end of calendar day {} after {} ({study_day}, {clock_time})",
+                clock.within / (24 * 60),
+                name.counted_from()
+            )
+        } else {
+            format!("{} after {} ({study_day}, {clock_time})", amount(clock.within), name.counted_from())
+        };
         let mut summary = format!("{}: {report} due {deadline_text}", describe(h, ae));
         if overdue {
             summary.push_str(&format!(
@@ -354,6 +409,14 @@ impl SaeClockRule {
         if ae.id.is_none() {
             summary.push_str(" The event has no id, so no submission can close this clock.");
         }
+        let provisional = class.provisional && name != ClockName::Sponsor;
+        if provisional {
+            summary.push_str(
+                " Provisional: expectedness is not recorded, so the event is treated as unexpected \
+                 (a SUSAR) until it is assessed against the reference safety information; \
+                 `expected: true` closes this clock, `expected: false` confirms it.",
+            );
+        }
         let mut why = vec![reason(ae, class, name)];
         why.push(format!(
             "no {} submission for this event as of the evaluation",
@@ -368,7 +431,11 @@ impl SaeClockRule {
             episode: format!("sae-clock:{key}:{}", name.key()),
             level: if overdue { 2 } else { 1 },
             severity: ctx.severity,
-            title: Some(format!("{report} {}", if overdue { "overdue" } else { "due soon" })),
+            title: Some(format!(
+                "{report} {}{}",
+                if overdue { "overdue" } else { "due soon" },
+                if provisional { " (provisional)" } else { "" }
+            )),
             summary,
             why: why.join("; "),
             evidence: json!({
@@ -377,13 +444,16 @@ impl SaeClockRule {
                 "closed_by": name.closed_by(),
                 "start": {"source": start.source.key(), "recorded": start.time, "at": start.at.to_rfc3339()},
                 "within_minutes": clock.within,
+                "calendar_days": clock.calendar_days,
+                "timezone": zone.name(),
                 "warn_before_minutes": clock.warn_before,
                 "warn_from": warn_from.to_rfc3339(),
                 "deadline": deadline.to_rfc3339(),
                 "evaluated_at": ctx.as_of.to_rfc3339(),
                 "classification": {"serious": class.serious,
                                    "fatal_or_life_threatening": class.fatal_or_life_threatening,
-                                   "suspected": class.suspected, "unexpected": class.unexpected},
+                                   "suspected": class.suspected, "unexpected": class.unexpected,
+                                   "provisional": provisional},
             }),
         })
     }
@@ -526,7 +596,11 @@ fn reason(ae: &AdverseEvent, class: Class, name: ClockName) -> String {
     r.push_str(match ae.expected {
         Some(false) => ", unexpected (expected: false)",
         Some(true) => ", expected",
-        None => ", expectedness not recorded: treated as unexpected because the event is fatal or life-threatening",
+        None if class.fatal_or_life_threatening => {
+            ", expectedness not recorded: treated as unexpected (provisionally; fatal and life-threatening \
+             reactions are normally unexpected)"
+        }
+        None => ", expectedness not recorded: treated as unexpected provisionally, until assessed",
     });
     if class.fatal_or_life_threatening {
         r.push_str(", fatal or life-threatening");
@@ -653,18 +727,23 @@ mod tests {
     fn a_fatal_unexpected_related_sae_gets_the_7_day_clock() {
         let r = rule("{}");
         let h = history(&[DOSE, &sae(r#","seriousness":["death"],"related":"probable","expected":false"#)]);
-        // 7 days after awareness = 2019-03-05 10:00; warning from 48 h before.
-        assert_eq!(episodes(&eval(&r, &h, "2019-03-03T09:59:00Z")), [("sae-clock:AE-1:sponsor", 2)]);
-        let f = eval(&r, &h, "2019-03-03T10:00:00Z");
+        // Aware 2019-02-26 (day 0): due by the end of 2019-03-05 (day 7); warning from 48 h before.
+        assert_eq!(episodes(&eval(&r, &h, "2019-03-03T23:59:00Z")), [("sae-clock:AE-1:sponsor", 2)]);
+        let f = eval(&r, &h, "2019-03-04T00:00:00Z");
         assert_eq!(episodes(&f), [("sae-clock:AE-1:sponsor", 2), ("sae-clock:AE-1:expedited_fatal", 1)]);
         assert!(
-            f[1].summary.contains("7-day expedited SUSAR report due 7 days after awareness"),
+            f[1].summary.contains(
+                "7-day expedited SUSAR report due by the end of calendar day 7 after awareness \
+                 (study day 9, 23:59 UTC)"
+            ),
             "{}",
             f[1].summary
         );
-        assert!(f[1].summary.contains("2 days left"), "{}", f[1].summary);
+        assert!(f[1].summary.contains("47 h 59 min left"), "{}", f[1].summary);
         assert!(f[1].why.contains("unexpected (expected: false)"), "{}", f[1].why);
-        let late = eval(&r, &h, "2019-03-05T10:01:00Z");
+        assert!(!f[1].summary.contains("Provisional"), "{}", f[1].summary);
+        assert_eq!(episodes(&eval(&r, &h, "2019-03-05T23:59:00Z"))[1], ("sae-clock:AE-1:expedited_fatal", 1));
+        let late = eval(&r, &h, "2019-03-06T00:00:00Z");
         assert_eq!(late[1].episode, "sae-clock:AE-1:expedited_fatal");
         assert_eq!(late[1].level, 2);
         // Unknown expectedness counts as unexpected for a fatal or life-threatening event.
@@ -681,14 +760,18 @@ mod tests {
             DOSE,
             &sae(r#","seriousness":["hospitalization"],"related":"possible","expected":false"#),
         ]);
-        // 15 days after awareness = 2019-03-13 10:00.
-        assert_eq!(episodes(&eval(&r, &h, "2019-03-11T09:59:00Z")), [("sae-clock:AE-1:sponsor", 2)]);
+        // Day 0 = 2019-02-26: due by the end of 2019-03-13 (day 15).
+        assert_eq!(episodes(&eval(&r, &h, "2019-03-11T23:59:00Z")), [("sae-clock:AE-1:sponsor", 2)]);
         assert_eq!(
-            episodes(&eval(&r, &h, "2019-03-11T10:00:00Z")),
+            episodes(&eval(&r, &h, "2019-03-12T00:00:00Z")),
             [("sae-clock:AE-1:sponsor", 2), ("sae-clock:AE-1:expedited_other", 1)]
         );
         assert_eq!(
-            episodes(&eval(&r, &h, "2019-03-13T10:01:00Z")),
+            episodes(&eval(&r, &h, "2019-03-13T23:59:59Z")),
+            [("sae-clock:AE-1:sponsor", 2), ("sae-clock:AE-1:expedited_other", 1)]
+        );
+        assert_eq!(
+            episodes(&eval(&r, &h, "2019-03-14T00:00:00Z")),
             [("sae-clock:AE-1:sponsor", 2), ("sae-clock:AE-1:expedited_other", 2)]
         );
         // The expedited report closes it; the sponsor report closes the other.
@@ -714,13 +797,13 @@ mod tests {
     }
 
     #[test]
-    fn expected_unrelated_or_unknown_expectedness_non_fatal_saes_get_only_the_sponsor_clock() {
+    fn expected_or_unrelated_saes_get_only_the_sponsor_clock() {
         let r = rule("{}");
         for extra in [
             r#","seriousness":["death"],"related":"definite","expected":true"#,
             r#","seriousness":["death"],"related":"unlikely","expected":false"#,
             r#","seriousness":["death"],"expected":false"#,
-            r#","seriousness":["hospitalization"],"related":"probable""#,
+            r#","seriousness":["hospitalization"],"related":"probable","expected":true"#,
         ] {
             let h = history(&[DOSE, &sae(extra)]);
             assert_eq!(
@@ -787,12 +870,16 @@ mod tests {
             {"ae_id":"AE-1","report":"sponsor","submitted":"2019-02-26T12:00:00Z"},
             {"ae_id":"AE-1","report":"expedited","submitted":"2019-03-01T08:00:00Z"}]}"#;
         let h = history(&[DOSE, &ae, sent]);
-        // Due 2019-03-09 08:00; warning from 2019-03-07 08:00.
-        assert!(eval(&r, &h, "2019-03-07T07:59:00Z").is_empty());
-        let f = eval(&r, &h, "2019-03-07T08:00:00Z");
+        // Day 0 = 2019-03-01: due by the end of 2019-03-09; warning from 48 h before.
+        assert!(eval(&r, &h, "2019-03-07T23:59:00Z").is_empty());
+        let f = eval(&r, &h, "2019-03-08T00:00:00Z");
         assert_eq!(episodes(&f), [("sae-clock:AE-1:follow_up", 1)]);
-        assert!(f[0].summary.contains("due 8 days after the 7-day report"), "{}", f[0].summary);
-        assert_eq!(episodes(&eval(&r, &h, "2019-03-09T08:01:00Z")), [("sae-clock:AE-1:follow_up", 2)]);
+        assert!(
+            f[0].summary.contains("due by the end of calendar day 8 after the 7-day report"),
+            "{}",
+            f[0].summary
+        );
+        assert_eq!(episodes(&eval(&r, &h, "2019-03-10T00:00:00Z")), [("sae-clock:AE-1:follow_up", 2)]);
         let done = r#"{"subject":"KS-101","submissions":[
             {"ae_id":"AE-1","report":"follow_up","submitted":"2019-03-08T08:00:00Z"}]}"#;
         let h = history(&[DOSE, &ae, sent, done]);
@@ -810,6 +897,97 @@ mod tests {
         let a = eval(&r, &h, "2019-03-04T00:00:00Z");
         assert_eq!(a.len(), 2);
         assert_eq!(a, eval(&r, &h, "2019-03-04T00:00:00Z"));
+    }
+
+    #[test]
+    fn unknown_expectedness_starts_the_15_day_clock_provisionally() {
+        let r = rule("{}");
+        let ae = |extra: &str| sae(&format!(r#","seriousness":["hospitalization"],"related":"probable"{extra}"#));
+        let h = history(&[DOSE, &ae("")]);
+        let f = eval(&r, &h, "2019-03-12T00:00:00Z");
+        assert_eq!(episodes(&f), [("sae-clock:AE-1:sponsor", 2), ("sae-clock:AE-1:expedited_other", 1)]);
+        assert_eq!(f[1].title.as_deref(), Some("15-day expedited SUSAR report due soon (provisional)"));
+        assert!(f[1].summary.contains("Provisional: expectedness is not recorded"), "{}", f[1].summary);
+        assert!(f[1].why.contains("treated as unexpected provisionally"), "{}", f[1].why);
+        assert_eq!(f[1].evidence["classification"]["provisional"], true);
+        // The sponsor clock does not depend on expectedness: never provisional.
+        assert!(!f[0].summary.contains("Provisional"), "{}", f[0].summary);
+        // A later version assessed as expected closes the clock: the finding is gone.
+        let assessed = |expected: bool| {
+            format!(
+                r#"{{"subject":"KS-101","adverse_events":[{{"id":"AE-1","term":"Pneumonia","grade":3,
+                    "seriousness":["hospitalization"],"related":"probable","expected":{expected}}}]}}"#
+            )
+        };
+        let h = history(&[DOSE, &ae(""), &assessed(true)]);
+        assert_eq!(episodes(&eval(&r, &h, "2019-03-12T00:00:00Z")), [("sae-clock:AE-1:sponsor", 2)]);
+        // Assessed as unexpected: the same episode and level (no new alert), now confirmed.
+        let h = history(&[DOSE, &ae(""), &assessed(false)]);
+        let f = eval(&r, &h, "2019-03-12T00:00:00Z");
+        assert_eq!(episodes(&f), [("sae-clock:AE-1:sponsor", 2), ("sae-clock:AE-1:expedited_other", 1)]);
+        assert_eq!(f[1].title.as_deref(), Some("15-day expedited SUSAR report due soon"));
+        assert!(!f[1].summary.contains("Provisional"), "{}", f[1].summary);
+        assert_eq!(f[1].evidence["classification"]["provisional"], false);
+    }
+
+    fn stockholm() -> crate::model::Zones {
+        let mut zones = crate::model::Zones { study: Tz::Europe__Stockholm, ..Default::default() };
+        zones.sites.insert("01-701".into(), Tz::America__Chicago);
+        zones
+    }
+
+    /// An SUSAR whose awareness is a local time without offset at `site`.
+    fn local_susar(site: &str, awareness: &str, seriousness: &str) -> SubjectHistory {
+        let ae = format!(
+            r#"{{"subject":"KS-101","site":"{site}","adverse_events":[{{"id":"AE-1","term":"Pneumonia",
+                "seriousness":["{seriousness}"],"related":"probable","expected":false,"awareness":"{awareness}"}}]}}"#
+        );
+        history(&[DOSE, &ae]).placed(&stockholm())
+    }
+
+    #[test]
+    fn calendar_days_end_at_local_midnight_across_a_dst_change() {
+        let r = rule("{}");
+        // Aware 2026-03-20 10:00 in Stockholm (CET); day 15 is 2026-04-04, after the change
+        // to CEST on 2026-03-29: due by local midnight, 22:00 UTC, not 15 × 24 h (09:00 UTC).
+        let h = local_susar("KS", "2026-03-20T10:00", "hospitalization");
+        let f = eval(&r, &h, "2026-04-04T21:59:00Z");
+        assert_eq!(f[1].episode, "sae-clock:AE-1:expedited_other");
+        assert_eq!(f[1].level, 1, "still on time at 23:59 local");
+        assert_eq!(f[1].evidence["deadline"], "2026-04-04T21:59:59.999+00:00");
+        assert_eq!(f[1].evidence["start"]["at"], "2026-03-20T09:00:00+00:00");
+        assert!(f[1].summary.contains("23:59 CEST Europe/Stockholm"), "{}", f[1].summary);
+        assert_eq!(eval(&r, &h, "2026-04-04T22:00:00Z")[1].level, 2, "overdue from local midnight");
+        // The other way in autumn: aware 2026-10-20 (CEST), day 7 is 2026-10-27 in CET.
+        let h = local_susar("KS", "2026-10-20T23:30", "death");
+        let f = eval(&r, &h, "2026-10-27T22:59:00Z");
+        assert_eq!(f[1].episode, "sae-clock:AE-1:expedited_fatal");
+        assert_eq!(f[1].level, 1);
+        assert_eq!(f[1].evidence["deadline"], "2026-10-27T22:59:59.999+00:00");
+        assert_eq!(eval(&r, &h, "2026-10-27T23:00:00Z")[1].level, 2);
+    }
+
+    #[test]
+    fn a_site_in_another_zone_counts_days_in_the_study_zone() {
+        let r = rule("{}");
+        // 20:00 in Chicago (CDT) on 2026-03-20 is 02:00 on 2026-03-21 in Stockholm: day 0
+        // is the study's date, so day 15 ends at Stockholm midnight of 2026-04-05.
+        let h = local_susar("01-701", "2026-03-20T20:00", "hospitalization");
+        let f = eval(&r, &h, "2026-04-05T00:00:00Z");
+        assert_eq!(f[1].evidence["start"]["at"], "2026-03-21T01:00:00+00:00");
+        assert_eq!(f[1].evidence["deadline"], "2026-04-05T21:59:59.999+00:00");
+        assert_eq!(f[1].evidence["timezone"], "Europe/Stockholm");
+    }
+
+    #[test]
+    fn calendar_days_need_whole_days_and_can_be_turned_off() {
+        let bad = SaeClockRule::check(serde_yaml::from_str("clocks: {expedited_other: {within: 36h}}").unwrap());
+        assert_eq!(bad.unwrap_err().0, "clocks.expedited_other.within");
+        let r = rule("clocks: {expedited_other: {within: 36h, warn_before: 1h, calendar_days: false}}");
+        let h = local_susar("KS", "2026-03-20T10:00", "hospitalization");
+        let f = eval(&r, &h, "2026-03-21T21:00:00Z");
+        assert_eq!(f[1].evidence["deadline"], "2026-03-21T21:00:00+00:00");
+        assert!(f[1].summary.contains("due 36 h after awareness"), "{}", f[1].summary);
     }
 
     #[test]

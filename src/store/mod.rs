@@ -36,6 +36,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     clock: Clock,
+    /// The study's and sites' time zones: stored records are placed in them when read.
+    zones: crate::model::Zones,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -94,7 +96,7 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.context("cannot apply database migrations")?;
-        Ok(Self { pool, backend, clock })
+        Ok(Self { pool, backend, clock, zones: Default::default() })
     }
 
     /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE):
@@ -110,6 +112,12 @@ impl Store {
 
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Reads local times of stored records in these zones (config `study.timezone`, `study.sites`).
+    pub fn with_zones(mut self, zones: crate::model::Zones) -> Self {
+        self.zones = zones;
+        self
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -181,7 +181,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         let id = SubjectId::parse(subject).map_err(anyhow::Error::msg)?;
-        Ok(SubjectHistory::new(id, decode(&rows)?))
+        Ok(SubjectHistory::new(id, decode(&rows)?).placed(&self.zones))
     }
 
     /// Every subject's history (for reports and cohort views).
@@ -192,7 +192,7 @@ impl Store {
         let mut out: Vec<SubjectHistory> = Vec::new();
         for (subject, group) in group_by_subject(&rows)? {
             let id = SubjectId::parse(&subject).map_err(anyhow::Error::msg)?;
-            out.push(SubjectHistory::new(id, decode(&group)?));
+            out.push(SubjectHistory::new(id, decode(&group)?).placed(&self.zones));
         }
         Ok(out)
     }

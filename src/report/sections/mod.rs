@@ -55,8 +55,8 @@ pub(crate) fn document(input: &DsmbInput, s: &DsmbSummary) -> Document {
         closed: s.closed,
         marking: marking.to_string(),
         blinding_note: blinding_note.to_string(),
-        cutoff: input.as_of.format("%Y-%m-%d %H:%M UTC").to_string(),
-        cutoff_date: input.as_of.date_naive(),
+        cutoff: crate::model::local_text(input.timezone, input.as_of),
+        cutoff_date: crate::model::local_day(input.timezone, input.as_of),
         snapshot_hash: input.snapshot_hash.to_string(),
         sections,
     }
