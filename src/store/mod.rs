@@ -146,8 +146,33 @@ pub(crate) fn opt_text(row: &AnyRow, col: &str) -> Option<String> {
     row.try_get::<Option<String>, _>(col).ok().flatten()
 }
 
+/// `$1, $2, …, $n`: a list of `n` placeholders for `IN (…)`. Both backends accept `$N`;
+/// sqlx's `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL refuses.
+pub(crate) fn list_sql(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `($1, $2), ($3, $4), …`: the VALUES rows of a multi-row INSERT of `rows` × `columns`.
+pub(crate) fn rows_sql(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            format!(
+                "({})",
+                (1..=columns).map(|c| format!("${}", r * columns + c)).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn placeholders_number_every_bind_once() {
+        assert_eq!(super::list_sql(3), "$1, $2, $3");
+        assert_eq!(super::rows_sql(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(crate::config::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");

@@ -1,10 +1,12 @@
 //! Records, adverse-event versions, quarantine and the evaluation queue.
 
 use super::Store;
+use super::{list_sql, rows_sql};
 use crate::model::{Record, SubjectHistory, SubjectId};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{Any, AssertSqlSafe, Row};
+use std::collections::HashMap;
 
 /// A record that parsed, with the JSON text it came from.
 #[derive(Debug, Clone)]
@@ -37,6 +39,19 @@ pub struct BatchOutcome {
     pub subjects: Vec<String>,
 }
 
+/// Keys per `IN (…)` lookup and rows per multi-row INSERT: well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound parameters (8 per row at most).
+const KEYS_PER_LOOKUP: usize = 1_000;
+const RECORDS_PER_INSERT: usize = 500;
+
+/// A new record with its canonical text, content hash and idempotency key.
+struct Keyed<'a> {
+    r: &'a NewRecord,
+    body: String,
+    hash: String,
+    key: String,
+}
+
 fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
@@ -45,6 +60,9 @@ impl Store {
     /// Stores a batch in one transaction: new records, new adverse-event versions, the
     /// quarantined lines, and the subjects to evaluate. Delivering the same record again
     /// (same record_id, else same content) changes nothing.
+    ///
+    /// The statements are per batch, not per record (a lookup of the keys already stored,
+    /// multi-row inserts): the cost of a record is its share of a few round trips.
     pub async fn store_batch(
         &self,
         records: &[NewRecord],
@@ -52,98 +70,108 @@ impl Store {
     ) -> anyhow::Result<BatchOutcome> {
         let mut out = BatchOutcome::default();
         let now = self.now_ms();
-        let mut tx = self.begin_write().await?;
-        for r in records {
-            // serde_json's map is ordered by key, so this text is canonical.
-            let body = r.body.to_string();
-            let hash = sha256(&body);
-            let key = match &r.record.record_id {
-                Some(id) => format!("id:{id}"),
-                None => format!("sha256:{hash}"),
-            };
-            let existing = sqlx::query("SELECT content_hash FROM records WHERE record_key = $1")
-                .bind(&key)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(row) = existing {
-                let stored: String = row.try_get("content_hash")?;
-                if stored == hash {
-                    out.duplicates += 1;
-                } else {
-                    out.conflicts.push(Rejected {
-                        source: r.source.clone(),
-                        line: r.line,
-                        field: "record_id".into(),
-                        reason: format!(
-                            "record_id `{}` was already stored with different content; \
-                             send a correction under a new record_id (adverse events: same AE id)",
-                            r.record.record_id.as_deref().unwrap_or_default()
-                        ),
-                        raw: body,
-                    });
-                }
-                continue;
-            }
-            let subject = r.record.subject.as_str();
-            let seq: i64 = sqlx::query(
-                "INSERT INTO records (record_key, content_hash, subject, source, received_at, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-            )
-            .bind(&key)
-            .bind(&hash)
-            .bind(subject)
-            .bind(format!("{}:{}", r.source, r.line))
-            .bind(now)
-            .bind(&body)
-            .fetch_one(&mut *tx)
-            .await
-            .context("cannot store a record")?
-            .try_get("seq")?;
-            for ae in &r.record.adverse_events {
-                let Some(ae_id) = &ae.id else { continue };
-                let ae_hash = sha256(&serde_json::to_string(ae)?);
-                let latest = sqlx::query(
-                    "SELECT version, content_hash FROM adverse_event_versions \
-                     WHERE subject = $1 AND ae_id = $2 ORDER BY version DESC LIMIT 1",
-                )
-                .bind(subject)
-                .bind(ae_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let version = match latest {
-                    Some(row) if row.try_get::<String, _>("content_hash")? == ae_hash => continue,
-                    Some(row) => row.try_get::<i64, _>("version")? + 1,
-                    None => 1,
+        // serde_json's map is ordered by key, so this text is canonical.
+        let keyed: Vec<Keyed> = records
+            .iter()
+            .map(|r| {
+                let body = r.body.to_string();
+                let hash = sha256(&body);
+                let key = match &r.record.record_id {
+                    Some(id) => format!("id:{id}"),
+                    None => format!("sha256:{hash}"),
                 };
-                sqlx::query(
-                    "INSERT INTO adverse_event_versions \
-                     (subject, ae_id, version, record_seq, content_hash, grade, serious, received_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(subject)
-                .bind(ae_id)
-                .bind(version)
-                .bind(seq)
-                .bind(&ae_hash)
-                .bind(ae.grade.map(|g| i64::from(g.value())))
-                .bind(i64::from(ae.serious))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                Keyed { r, body, hash, key }
+            })
+            .collect();
+        let mut tx = self.begin_write().await?;
+        let mut known: HashMap<String, String> = HashMap::new();
+        for chunk in keyed.chunks(KEYS_PER_LOOKUP) {
+            let sql = format!(
+                "SELECT record_key, content_hash FROM records WHERE record_key IN ({})",
+                list_sql(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(k.key.clone());
             }
-            sqlx::query(
-                "INSERT INTO pending_evaluation (subject, up_to_seq) VALUES ($1, $2) \
-                 ON CONFLICT (subject) DO UPDATE SET up_to_seq = excluded.up_to_seq",
-            )
-            .bind(subject)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-            out.stored += 1;
-            if !out.subjects.iter().any(|s| s == subject) {
-                out.subjects.push(subject.to_string());
+            for row in q.fetch_all(&mut *tx).await? {
+                known.insert(row.try_get("record_key")?, row.try_get("content_hash")?);
             }
         }
+        // Sort out duplicates and conflicts, against the store and within the batch.
+        let mut fresh: Vec<&Keyed> = Vec::new();
+        for k in &keyed {
+            match known.get(&k.key) {
+                Some(stored) if *stored == k.hash => out.duplicates += 1,
+                Some(_) => out.conflicts.push(Rejected {
+                    source: k.r.source.clone(),
+                    line: k.r.line,
+                    field: "record_id".into(),
+                    reason: format!(
+                        "record_id `{}` was already stored with different content; \
+                         send a correction under a new record_id (adverse events: same AE id)",
+                        k.r.record.record_id.as_deref().unwrap_or_default()
+                    ),
+                    raw: k.body.clone(),
+                }),
+                None => {
+                    known.insert(k.key.clone(), k.hash.clone());
+                    fresh.push(k);
+                }
+            }
+        }
+        let mut seqs: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+        for chunk in fresh.chunks(RECORDS_PER_INSERT) {
+            // RETURNING gives no promise of order: map the seqs back by key.
+            let sql = format!(
+                "INSERT INTO records (record_key, content_hash, subject, source, received_at, body) VALUES {} \
+                 RETURNING seq, record_key",
+                rows_sql(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for k in chunk {
+                q = q
+                    .bind(k.key.clone())
+                    .bind(k.hash.clone())
+                    .bind(k.r.record.subject.as_str().to_string())
+                    .bind(format!("{}:{}", k.r.source, k.r.line))
+                    .bind(now)
+                    .bind(k.body.clone());
+            }
+            for row in q.fetch_all(&mut *tx).await.context("cannot store a record")? {
+                seqs.insert(row.try_get("record_key")?, row.try_get("seq")?);
+            }
+        }
+        let seq_of = |k: &Keyed| seqs.get(&k.key).copied().context("a stored record returned no seq");
+        self.store_adverse_event_versions(&mut tx, &fresh, &seq_of, now).await?;
+        // The newest seq of each subject marks what its next evaluation must see.
+        let mut pending: Vec<(String, i64)> = Vec::new();
+        let mut slot: HashMap<&str, usize> = HashMap::new();
+        for k in &fresh {
+            let subject = k.r.record.subject.as_str();
+            let seq = seq_of(k)?;
+            match slot.get(subject) {
+                Some(&i) => pending[i].1 = pending[i].1.max(seq),
+                None => {
+                    slot.insert(subject, pending.len());
+                    pending.push((subject.to_string(), seq));
+                }
+            }
+        }
+        for chunk in pending.chunks(RECORDS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO pending_evaluation (subject, up_to_seq) VALUES {} \
+                 ON CONFLICT (subject) DO UPDATE SET up_to_seq = excluded.up_to_seq",
+                rows_sql(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (subject, seq) in chunk {
+                q = q.bind(subject.clone()).bind(*seq);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        out.stored = fresh.len();
+        out.subjects = pending.into_iter().map(|(s, _)| s).collect();
         for q in rejected.iter().chain(out.conflicts.iter()) {
             let entry_key = sha256(&format!("{}\n{}\n{}", q.source, q.line, q.raw));
             let done = sqlx::query(
@@ -163,6 +191,89 @@ impl Store {
         }
         tx.commit().await.context("cannot commit the batch")?;
         Ok(out)
+    }
+
+    /// A new version of each adverse event whose content changed since its latest stored
+    /// version (every version kept; the same content again is no version).
+    async fn store_adverse_event_versions(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Any>,
+        fresh: &[&Keyed<'_>],
+        seq_of: &impl Fn(&Keyed) -> anyhow::Result<i64>,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        let mut subjects: Vec<&str> = fresh
+            .iter()
+            .filter(|k| k.r.record.adverse_events.iter().any(|ae| ae.id.is_some()))
+            .map(|k| k.r.record.subject.as_str())
+            .collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        // The latest version and content of every event of these subjects.
+        let mut latest: HashMap<(String, String), (i64, String)> = HashMap::new();
+        for chunk in subjects.chunks(KEYS_PER_LOOKUP) {
+            let sql = format!(
+                "SELECT subject, ae_id, version, content_hash FROM adverse_event_versions WHERE subject IN ({})",
+                list_sql(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(s.to_string());
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let version: i64 = row.try_get("version")?;
+                let key = (row.try_get("subject")?, row.try_get("ae_id")?);
+                if latest.get(&key).is_none_or(|(v, _)| *v < version) {
+                    latest.insert(key, (version, row.try_get("content_hash")?));
+                }
+            }
+        }
+        let mut versions = Vec::new();
+        for k in fresh {
+            let subject = k.r.record.subject.as_str();
+            for ae in &k.r.record.adverse_events {
+                let Some(ae_id) = &ae.id else { continue };
+                let ae_hash = sha256(&serde_json::to_string(ae)?);
+                let key = (subject.to_string(), ae_id.clone());
+                let version = match latest.get(&key) {
+                    Some((_, hash)) if *hash == ae_hash => continue,
+                    Some((v, _)) => v + 1,
+                    None => 1,
+                };
+                let grade = ae.grade.map(|g| i64::from(g.value()));
+                versions.push((
+                    key.0.clone(),
+                    key.1.clone(),
+                    version,
+                    seq_of(k)?,
+                    ae_hash.clone(),
+                    grade,
+                    ae.serious,
+                ));
+                latest.insert(key, (version, ae_hash));
+            }
+        }
+        for chunk in versions.chunks(RECORDS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO adverse_event_versions \
+                 (subject, ae_id, version, record_seq, content_hash, grade, serious, received_at) VALUES {}",
+                rows_sql(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (subject, ae_id, version, seq, hash, grade, serious) in chunk {
+                q = q
+                    .bind(subject.clone())
+                    .bind(ae_id.clone())
+                    .bind(*version)
+                    .bind(*seq)
+                    .bind(hash.clone())
+                    .bind(*grade)
+                    .bind(i64::from(*serious))
+                    .bind(now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Subjects whose history changed since their last evaluation, with the newest
@@ -243,4 +354,62 @@ fn decode(rows: &[sqlx::any::AnyRow]) -> anyhow::Result<Vec<Record>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::native;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn a_batch_sorts_out_repeats_and_conflicts_within_itself_and_across_chunks() {
+        let (_dir, store) = store().await;
+        // More records than one lookup or one INSERT takes, so the chunks meet.
+        let mut lines: Vec<String> = (0..2_500)
+            .map(|i| format!(r#"{{"subject":"S-{}","record_id":"r{i}","date":"2020-01-01"}}"#, i % 700))
+            .collect();
+        lines.push(r#"{"subject":"S-5","record_id":"r5","date":"2020-01-01"}"#.into()); // r5 again
+        lines.push(r#"{"subject":"S-1","record_id":"r6","date":"2021-01-01"}"#.into()); // r6, other content
+        lines.push(r#"{"subject":"S-9","date":"2020-02-02"}"#.into()); // no id: keyed by content
+        lines.push(r#"{"date":"2020-02-02","subject":"S-9"}"#.into()); // same content
+        let parsed = native::parse("batch.ndjson", &lines.join("\n"));
+        let out = store.store_batch(&parsed.records, &parsed.rejected).await.unwrap();
+        assert_eq!((out.stored, out.duplicates, out.conflicts.len()), (2_501, 2, 1), "{:?}", out.conflicts);
+        assert_eq!(out.conflicts[0].line, 2_502);
+        assert_eq!(out.subjects.len(), 700);
+        assert_eq!(store.record_count().await.unwrap(), 2_501);
+        assert_eq!(store.quarantine_count().await.unwrap(), 1);
+        // Each subject's pending marker is its newest record.
+        let pending = store.pending_subjects().await.unwrap();
+        assert_eq!(pending.len(), 700);
+        let newest: i64 = pending.iter().find(|(s, _)| s == "S-9").map(|(_, seq)| *seq).unwrap();
+        assert_eq!(newest, 2_501);
+        // A second delivery of everything changes nothing.
+        let again = store.store_batch(&parsed.records, &parsed.rejected).await.unwrap();
+        assert_eq!((again.stored, again.duplicates, again.conflicts.len()), (0, 2_503, 1));
+        assert_eq!(store.record_count().await.unwrap(), 2_501);
+    }
+
+    #[tokio::test]
+    async fn adverse_event_versions_count_changes_within_a_batch_and_across_batches() {
+        let (_dir, store) = store().await;
+        let ae = |rid: &str, grade: u8| {
+            format!(
+                r#"{{"subject":"S-1","record_id":"{rid}","adverse_events":[{{"id":"AE-1","term":"Rash","grade":{grade}}}]}}"#
+            )
+        };
+        let first = native::parse("a", &[ae("a", 1), ae("b", 1), ae("c", 2)].join("\n"));
+        store.store_batch(&first.records, &first.rejected).await.unwrap();
+        assert_eq!(store.adverse_event_versions("S-1", "AE-1").await.unwrap(), 2);
+        let second = native::parse("b", &[ae("d", 2), ae("e", 3)].join("\n"));
+        store.store_batch(&second.records, &second.rejected).await.unwrap();
+        assert_eq!(store.adverse_event_versions("S-1", "AE-1").await.unwrap(), 3);
+        assert_eq!(store.history("S-1").await.unwrap().adverse_events()[0].grade.unwrap().value(), 3);
+    }
 }
