@@ -12,6 +12,10 @@ use crate::store::{AlertRow, CohortContribution, Evaluation, Store};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
+/// Subjects evaluated and committed together: one history query and one transaction
+/// for all of them, small enough that a burst of new records is not held back long.
+const SUBJECTS_PER_COMMIT: usize = 500;
+
 /// Everything the stage needs; cheap to clone (the store is a pool handle, the rest
 /// shared), so the daemon's loops and the HTTP wake handle can each hold one.
 #[derive(Clone)]
@@ -30,10 +34,12 @@ impl Evaluator {
     /// Returns the ids of the alerts raised.
     pub async fn evaluate_pending(&self) -> anyhow::Result<Vec<i64>> {
         let as_of = self.clock.now();
-        let mut raised = Vec::new();
         let pending = self.store.pending_subjects().await?;
-        for (subject, up_to_seq) in &pending {
-            raised.extend(self.evaluate_subject(subject, Some(*up_to_seq), as_of, |_| true).await?);
+        let mut raised = Vec::new();
+        for chunk in pending.chunks(SUBJECTS_PER_COMMIT) {
+            let subjects: Vec<(&str, Option<i64>)> =
+                chunk.iter().map(|(s, seq)| (s.as_str(), Some(*seq))).collect();
+            raised.extend(self.evaluate_subjects(&subjects, as_of, |_| true).await?);
         }
         if !pending.is_empty() {
             raised.extend(self.judge_cohort(as_of).await?);
@@ -47,9 +53,10 @@ impl Evaluator {
         let as_of = self.clock.now();
         let mut raised = Vec::new();
         if self.rules.rules.iter().any(|r| r.kind.is_time_driven()) {
-            for subject in self.store.subjects().await? {
-                raised
-                    .extend(self.evaluate_subject(&subject, None, as_of, |r| r.kind.is_time_driven()).await?);
+            let all = self.store.subjects().await?;
+            for chunk in all.chunks(SUBJECTS_PER_COMMIT) {
+                let subjects: Vec<(&str, Option<i64>)> = chunk.iter().map(|s| (s.as_str(), None)).collect();
+                raised.extend(self.evaluate_subjects(&subjects, as_of, |r| r.kind.is_time_driven()).await?);
             }
         }
         raised.extend(self.judge_cohort(as_of).await?);
@@ -58,40 +65,49 @@ impl Evaluator {
         Ok(raised)
     }
 
-    async fn evaluate_subject(
+    /// Evaluates these subjects (with the newest record seq each evaluation covers, if it
+    /// clears a pending mark) and commits the outcome in one transaction.
+    async fn evaluate_subjects(
         &self,
-        subject: &str,
-        up_to_seq: Option<i64>,
+        subjects: &[(&str, Option<i64>)],
         as_of: DateTime<Utc>,
         wanted: impl Fn(&Rule) -> bool,
     ) -> anyhow::Result<Vec<i64>> {
-        let history = self.store.history(subject).await?;
-        let outcome = eval::subject(&self.rules, &history, as_of, &self.schedule, wanted);
+        let names: Vec<&str> = subjects.iter().map(|(s, _)| *s).collect();
+        let histories = self.store.histories(&names).await?;
         let now = self.clock.now();
-        let mut e = Evaluation { pending: up_to_seq.map(|s| (subject, s)), subject, ..Default::default() };
-        for eval::RuleFindings { rule, findings } in outcome.findings {
-            e.still_firing.push(alerts::StillFiring {
-                rule_id: rule.id.clone(),
-                episodes: findings.iter().map(|f| f.episode.clone()).collect(),
-                resolved_notice: alerts::resolved_notice(&self.router, rule, history.site()),
-            });
-            e.alerts.extend(
-                findings.into_iter().map(|f| alerts::new_alert(rule, Some(&history), f, &self.router, now)),
-            );
+        let mut evaluations = Vec::with_capacity(subjects.len());
+        for (&(subject, up_to_seq), history) in subjects.iter().zip(&histories) {
+            let outcome = eval::subject(&self.rules, history, as_of, &self.schedule, &wanted);
+            let mut e =
+                Evaluation { pending: up_to_seq.map(|s| (subject, s)), subject, ..Default::default() };
+            for eval::RuleFindings { rule, findings } in outcome.findings {
+                e.still_firing.push(alerts::StillFiring {
+                    rule_id: rule.id.clone(),
+                    episodes: findings.iter().map(|f| f.episode.clone()).collect(),
+                    resolved_notice: alerts::resolved_notice(&self.router, rule, history.site()),
+                });
+                e.alerts.extend(
+                    findings
+                        .into_iter()
+                        .map(|f| alerts::new_alert(rule, Some(history), f, &self.router, now)),
+                );
+            }
+            e.contributions = outcome
+                .contributions
+                .into_iter()
+                .map(|(rule, c)| CohortContribution {
+                    rule_id: rule.id.clone(),
+                    evaluable: c.evaluable,
+                    matching: c.matching,
+                    events: i64::from(c.events),
+                })
+                .collect();
+            evaluations.push(e);
         }
-        e.contributions = outcome
-            .contributions
-            .into_iter()
-            .map(|(rule, c)| CohortContribution {
-                rule_id: rule.id.clone(),
-                evaluable: c.evaluable,
-                matching: c.matching,
-                events: i64::from(c.events),
-            })
-            .collect();
-        let ids = self.store.commit_evaluation(e, &self.message_domain).await?;
+        let ids = self.store.commit_evaluations(evaluations, &self.message_domain).await?;
         for id in &ids {
-            tracing::info!(alert_id = id, subject = %subject, "Alert raised.");
+            tracing::info!(alert_id = id, "Alert raised.");
         }
         Ok(ids)
     }

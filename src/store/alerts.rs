@@ -3,7 +3,7 @@
 //! who and when — in one transaction per evaluation or transition.
 
 use super::NotificationKind;
-use super::{opt_text, to_time, Store};
+use super::{list_sql, opt_text, rows_sql, to_time, Backend, Store};
 use crate::alerts::lifecycle::{self, parse_severity, AlertStatus, Transition, TransitionError};
 use crate::alerts::policy::{self, Part};
 use crate::alerts::silence::{self, Silence};
@@ -13,7 +13,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use std::collections::HashMap;
 
 /// A subject's part in a cohort rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,82 +196,62 @@ async fn unended_silences(tx: &mut Transaction<'_, Any>) -> anyhow::Result<Vec<S
     rows.iter().map(silence_row).collect()
 }
 
+/// Keys per `IN (…)` lookup, and binds per statement in the multi-row ones.
+const KEYS_PER_STATEMENT: usize = 1_000;
+
+/// What is already recorded about the alerts of the subjects being committed.
+#[derive(Default)]
+struct KnownAlerts {
+    /// (rule, subject, episode) → the highest level raised.
+    highest: HashMap<(String, String, String), i64>,
+    /// (rule, subject) → the alerts (id, episode) still in force.
+    in_force: HashMap<(String, String), Vec<(i64, String)>>,
+}
+
 fn status_of(r: &AnyRow) -> anyhow::Result<AlertStatus> {
     Ok(r.try_get::<String, _>("status")?.parse()?)
 }
 
 impl Store {
-    /// Records one evaluation in a single transaction: cohort contributions, the alerts
-    /// not raised before (silenced ones stay quiet), their outbox rows, the resolution of
-    /// alerts whose condition is gone, and the end of the subject's pending evaluation.
-    /// Returns the ids of the new alerts.
+    /// Records one evaluation in a single transaction (see `commit_evaluations`).
     pub async fn commit_evaluation(
         &self,
         e: Evaluation<'_>,
         message_domain: &str,
     ) -> anyhow::Result<Vec<i64>> {
+        self.commit_evaluations(vec![e], message_domain).await
+    }
+
+    /// Records evaluations in a single transaction: cohort contributions, the alerts not
+    /// raised before (silenced ones stay quiet), their outbox rows, the resolution of
+    /// alerts whose condition is gone, and the end of each subject's pending evaluation.
+    /// Returns the ids of the new alerts.
+    ///
+    /// What the decisions need is read once for all the subjects (their contributions and
+    /// alerts), so a subject that changes nothing costs its share of a few statements.
+    pub async fn commit_evaluations(
+        &self,
+        evaluations: Vec<Evaluation<'_>>,
+        message_domain: &str,
+    ) -> anyhow::Result<Vec<i64>> {
         let now = self.now();
         let now_ms = now.timestamp_millis();
+        let mut subjects: Vec<&str> = evaluations.iter().map(|e| e.subject).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
         let mut tx = self.begin_write().await?;
-        for c in &e.contributions {
-            let before = sqlx::query(
-                "SELECT evaluable, matching, events FROM cohort_contributions WHERE rule_id = $1 AND subject = $2",
-            )
-            .bind(&c.rule_id)
-            .bind(e.subject)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let before = match before {
-                Some(r) => Some(Part {
-                    evaluable: r.try_get::<i64, _>("evaluable")? != 0,
-                    matching: r.try_get::<i64, _>("matching")? != 0,
-                    events: r.try_get("events")?,
-                }),
-                None => None,
-            };
-            let part = Part { evaluable: c.evaluable, matching: c.matching, events: c.events };
-            let Some((d_evaluable, d_matching, d_events)) = policy::totals_delta(before, part) else {
-                continue;
-            };
-            sqlx::query(
-                "INSERT INTO cohort_contributions (rule_id, subject, evaluable, matching, events) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_id, subject) DO UPDATE SET \
-                 evaluable = excluded.evaluable, matching = excluded.matching, events = excluded.events",
-            )
-            .bind(&c.rule_id)
-            .bind(e.subject)
-            .bind(i64::from(c.evaluable))
-            .bind(i64::from(c.matching))
-            .bind(c.events)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO cohort_totals (rule_id, evaluable, matching, events) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (rule_id) DO UPDATE SET evaluable = cohort_totals.evaluable + excluded.evaluable, \
-                 matching = cohort_totals.matching + excluded.matching, events = cohort_totals.events + excluded.events",
-            )
-            .bind(&c.rule_id)
-            .bind(d_evaluable)
-            .bind(d_matching)
-            .bind(d_events)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let silences = if e.alerts.is_empty() { Vec::new() } else { unended_silences(&mut tx).await? };
+        let known = self.known_alerts(&mut tx, &subjects).await?;
+        let mut highest = known.highest;
+        self.record_contributions(&mut tx, &evaluations, &subjects).await?;
+        let any_alert = evaluations.iter().any(|e| !e.alerts.is_empty());
+        let silences = if any_alert { unended_silences(&mut tx).await? } else { Vec::new() };
         let mut raised = Vec::new();
-        for a in &e.alerts {
-            let highest: Option<i64> = sqlx::query(
-                "SELECT MAX(level) AS m FROM alerts WHERE rule_id = $1 AND subject = $2 AND episode = $3",
-            )
-            .bind(&a.rule_id)
-            .bind(&a.subject)
-            .bind(&a.episode)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("m")?;
-            if !policy::raises_alert(a.level, highest) {
+        for a in evaluations.iter().flat_map(|e| &e.alerts) {
+            let key = (a.rule_id.clone(), a.subject.clone(), a.episode.clone());
+            if !policy::raises_alert(a.level, highest.get(&key).copied()) {
                 continue;
             }
+            highest.insert(key, a.level);
             let silence = silence::matching(&silences, a.target(), now).map(|s| s.id);
             let status = lifecycle::raised(silence.is_some());
             let id: i64 = sqlx::query(
@@ -314,35 +295,148 @@ impl Store {
             }
             raised.push(id);
         }
-        for s in &e.still_firing {
-            // The status words come from `AlertStatus`, not from input.
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT id, episode, status FROM alerts WHERE rule_id = $1 AND subject = $2 AND status IN ({})",
-                Transition::AutoResolve.from_statuses_sql()
-            )))
-            .bind(&s.rule_id)
-                    .bind(e.subject)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let mut in_force = Vec::new();
-            for row in &rows {
-                if Transition::AutoResolve.apply(status_of(row)?).is_some() {
-                    in_force.push((row.try_get::<i64, _>("id")?, row.try_get::<String, _>("episode")?));
+        for e in &evaluations {
+            for s in &e.still_firing {
+                let key = (s.rule_id.clone(), e.subject.to_string());
+                let Some(in_force) = known.in_force.get(&key) else { continue };
+                for id in policy::gone(in_force, &s.episodes) {
+                    self.auto_resolve(&mut tx, now_ms, id, s, message_domain).await?;
                 }
             }
-            for id in policy::gone(&in_force, &s.episodes) {
-                self.auto_resolve(&mut tx, now_ms, id, s, message_domain).await?;
-            }
         }
-        if let Some((subject, up_to_seq)) = e.pending {
-            sqlx::query("DELETE FROM pending_evaluation WHERE subject = $1 AND up_to_seq <= $2")
-                .bind(subject)
-                .bind(up_to_seq)
-                .execute(&mut *tx)
-                .await?;
+        let done: Vec<(&str, i64)> = evaluations.iter().filter_map(|e| e.pending).collect();
+        for chunk in done.chunks(KEYS_PER_STATEMENT / 2) {
+            // Only up to what the evaluation saw: a record stored meanwhile stays pending.
+            let clauses: Vec<String> = (0..chunk.len())
+                .map(|i| match self.backend {
+                    Backend::Sqlite => "(subject = ? AND up_to_seq <= ?)".to_string(),
+                    Backend::Postgres => {
+                        format!("(subject = ${} AND up_to_seq <= ${})", 2 * i + 1, 2 * i + 2)
+                    }
+                })
+                .collect();
+            let sql = format!("DELETE FROM pending_evaluation WHERE {}", clauses.join(" OR "));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (subject, up_to_seq) in chunk {
+                q = q.bind(subject.to_string()).bind(*up_to_seq);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await.context("cannot commit the evaluation")?;
         Ok(raised)
+    }
+
+    /// The alerts already raised for these subjects: the highest level of each episode
+    /// (a finding raises an alert only above it), and per rule and subject the alerts a
+    /// vanished finding resolves.
+    async fn known_alerts(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        subjects: &[&str],
+    ) -> anyhow::Result<KnownAlerts> {
+        let mut known = KnownAlerts::default();
+        for chunk in subjects.chunks(KEYS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, rule_id, subject, episode, level, status FROM alerts WHERE subject IN ({}) ORDER BY id",
+                list_sql(self.backend, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(s.to_string());
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let (rule_id, subject, episode): (String, String, String) =
+                    (row.try_get("rule_id")?, row.try_get("subject")?, row.try_get("episode")?);
+                let level: i64 = row.try_get("level")?;
+                let top =
+                    known.highest.entry((rule_id.clone(), subject.clone(), episode.clone())).or_insert(level);
+                *top = (*top).max(level);
+                if Transition::AutoResolve.apply(status_of(&row)?).is_some() {
+                    known.in_force.entry((rule_id, subject)).or_default().push((row.try_get("id")?, episode));
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    /// Each subject's part in the cohort rules, and the running totals moved by what
+    /// changed (a single UPDATE … + delta per rule).
+    async fn record_contributions(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        evaluations: &[Evaluation<'_>],
+        subjects: &[&str],
+    ) -> anyhow::Result<()> {
+        if evaluations.iter().all(|e| e.contributions.is_empty()) {
+            return Ok(());
+        }
+        let mut before: HashMap<(String, String), Part> = HashMap::new();
+        for chunk in subjects.chunks(KEYS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT rule_id, subject, evaluable, matching, events FROM cohort_contributions WHERE subject IN ({})",
+                list_sql(self.backend, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(s.to_string());
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                let part = Part {
+                    evaluable: r.try_get::<i64, _>("evaluable")? != 0,
+                    matching: r.try_get::<i64, _>("matching")? != 0,
+                    events: r.try_get("events")?,
+                };
+                before.insert((r.try_get("rule_id")?, r.try_get("subject")?), part);
+            }
+        }
+        let mut changed: Vec<(&str, &CohortContribution)> = Vec::new();
+        let mut totals: Vec<(&str, (i64, i64, i64))> = Vec::new();
+        for e in evaluations {
+            for c in &e.contributions {
+                let part = Part { evaluable: c.evaluable, matching: c.matching, events: c.events };
+                let was = before.get(&(c.rule_id.clone(), e.subject.to_string())).copied();
+                let Some((d_evaluable, d_matching, d_events)) = policy::totals_delta(was, part) else {
+                    continue;
+                };
+                changed.push((e.subject, c));
+                match totals.iter_mut().find(|(rule, _)| *rule == c.rule_id) {
+                    Some((_, t)) => *t = (t.0 + d_evaluable, t.1 + d_matching, t.2 + d_events),
+                    None => totals.push((&c.rule_id, (d_evaluable, d_matching, d_events))),
+                }
+            }
+        }
+        for chunk in changed.chunks(KEYS_PER_STATEMENT / 5) {
+            let sql = format!(
+                "INSERT INTO cohort_contributions (rule_id, subject, evaluable, matching, events) VALUES {} \
+                 ON CONFLICT (rule_id, subject) DO UPDATE SET \
+                 evaluable = excluded.evaluable, matching = excluded.matching, events = excluded.events",
+                rows_sql(self.backend, chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (subject, c) in chunk {
+                q = q
+                    .bind(c.rule_id.clone())
+                    .bind(subject.to_string())
+                    .bind(i64::from(c.evaluable))
+                    .bind(i64::from(c.matching))
+                    .bind(c.events);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        for (rule_id, (d_evaluable, d_matching, d_events)) in totals {
+            sqlx::query(
+                "INSERT INTO cohort_totals (rule_id, evaluable, matching, events) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (rule_id) DO UPDATE SET evaluable = cohort_totals.evaluable + excluded.evaluable, \
+                 matching = cohort_totals.matching + excluded.matching, events = cohort_totals.events + excluded.events",
+            )
+            .bind(rule_id)
+            .bind(d_evaluable)
+            .bind(d_matching)
+            .bind(d_events)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
     }
 
     async fn auto_resolve(

@@ -146,31 +146,41 @@ pub(crate) fn opt_text(row: &AnyRow, col: &str) -> Option<String> {
     row.try_get::<Option<String>, _>(col).ok().flatten()
 }
 
-/// `$1, $2, …, $n`: a list of `n` placeholders for `IN (…)`. Both backends accept `$N`;
-/// sqlx's `QueryBuilder` writes `?` for the `Any` driver, which PostgreSQL refuses.
-pub(crate) fn list_sql(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+/// `$1, $2, …, $n` (PostgreSQL) or `?, ?, …` (SQLite): a list of `n` placeholders for
+/// `IN (…)`. SQLite looks a `$N` name up by a linear scan for every bind, quadratic in a
+/// multi-row statement, so it gets anonymous `?`. (sqlx's `QueryBuilder` writes `?` for the
+/// `Any` driver whatever the backend, which PostgreSQL refuses.)
+pub(crate) fn list_sql(backend: Backend, n: usize) -> String {
+    rows_sql(backend, 1, n).trim_start_matches('(').trim_end_matches(')').to_string()
 }
 
 /// `($1, $2), ($3, $4), …`: the VALUES rows of a multi-row INSERT of `rows` × `columns`.
-pub(crate) fn rows_sql(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            format!(
-                "({})",
-                (1..=columns).map(|c| format!("${}", r * columns + c)).collect::<Vec<_>>().join(", ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+pub(crate) fn rows_sql(backend: Backend, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=columns {
+            if c > 1 {
+                sql.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => sql.push_str(&format!("${}", r * columns + c)),
+            }
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn placeholders_number_every_bind_once() {
-        assert_eq!(super::list_sql(3), "$1, $2, $3");
-        assert_eq!(super::rows_sql(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        use super::Backend::{Postgres, Sqlite};
+        assert_eq!(super::list_sql(Postgres, 3), "$1, $2, $3");
+        assert_eq!(super::rows_sql(Postgres, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::rows_sql(Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl Store {
         for chunk in keyed.chunks(KEYS_PER_LOOKUP) {
             let sql = format!(
                 "SELECT record_key, content_hash FROM records WHERE record_key IN ({})",
-                list_sql(chunk.len())
+                list_sql(self.backend, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for k in chunk {
@@ -126,7 +126,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO records (record_key, content_hash, subject, source, received_at, body) VALUES {} \
                  RETURNING seq, record_key",
-                rows_sql(chunk.len(), 6)
+                rows_sql(self.backend, chunk.len(), 6)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for k in chunk {
@@ -162,7 +162,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO pending_evaluation (subject, up_to_seq) VALUES {} \
                  ON CONFLICT (subject) DO UPDATE SET up_to_seq = excluded.up_to_seq",
-                rows_sql(chunk.len(), 2)
+                rows_sql(self.backend, chunk.len(), 2)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (subject, seq) in chunk {
@@ -214,7 +214,7 @@ impl Store {
         for chunk in subjects.chunks(KEYS_PER_LOOKUP) {
             let sql = format!(
                 "SELECT subject, ae_id, version, content_hash FROM adverse_event_versions WHERE subject IN ({})",
-                list_sql(chunk.len())
+                list_sql(self.backend, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for s in chunk {
@@ -257,7 +257,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO adverse_event_versions \
                  (subject, ae_id, version, record_seq, content_hash, grade, serious, received_at) VALUES {}",
-                rows_sql(chunk.len(), 8)
+                rows_sql(self.backend, chunk.len(), 8)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (subject, ae_id, version, seq, hash, grade, serious) in chunk {
@@ -293,6 +293,33 @@ impl Store {
             .await?;
         let id = SubjectId::parse(subject).map_err(anyhow::Error::msg)?;
         Ok(SubjectHistory::new(id, decode(&rows)?).placed(&self.zones))
+    }
+
+    /// The histories of these subjects, in one query; a subject without records has an
+    /// empty history.
+    pub async fn histories(&self, subjects: &[&str]) -> anyhow::Result<Vec<SubjectHistory>> {
+        let mut found: HashMap<String, Vec<Record>> = HashMap::new();
+        for chunk in subjects.chunks(KEYS_PER_LOOKUP) {
+            let sql = format!(
+                "SELECT seq, subject, body FROM records WHERE subject IN ({}) ORDER BY subject, seq",
+                list_sql(self.backend, chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(s.to_string());
+            }
+            let rows = q.fetch_all(&self.pool).await?;
+            for (subject, group) in group_by_subject(&rows)? {
+                found.insert(subject, decode(&group)?);
+            }
+        }
+        subjects
+            .iter()
+            .map(|s| {
+                let id = SubjectId::parse(s).map_err(anyhow::Error::msg)?;
+                Ok(SubjectHistory::new(id, found.remove(*s).unwrap_or_default()))
+            })
+            .collect()
     }
 
     /// Every subject's history (for reports and cohort views).
