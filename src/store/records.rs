@@ -317,7 +317,7 @@ impl Store {
             .iter()
             .map(|s| {
                 let id = SubjectId::parse(s).map_err(anyhow::Error::msg)?;
-                Ok(SubjectHistory::new(id, found.remove(*s).unwrap_or_default()))
+                Ok(SubjectHistory::new(id, found.remove(*s).unwrap_or_default()).placed(&self.zones))
             })
             .collect()
     }
