@@ -39,7 +39,7 @@ impl Evaluator {
         for chunk in pending.chunks(SUBJECTS_PER_COMMIT) {
             let subjects: Vec<(&str, Option<i64>)> =
                 chunk.iter().map(|(s, seq)| (s.as_str(), Some(*seq))).collect();
-            raised.extend(self.evaluate_subjects(&subjects, as_of, |_| true).await?);
+            raised.extend(self.evaluate_subjects(&subjects, as_of, Pass::NewRecords).await?);
         }
         if !pending.is_empty() {
             raised.extend(self.judge_cohort(as_of).await?);
@@ -56,7 +56,7 @@ impl Evaluator {
             let all = self.store.subjects().await?;
             for chunk in all.chunks(SUBJECTS_PER_COMMIT) {
                 let subjects: Vec<(&str, Option<i64>)> = chunk.iter().map(|s| (s.as_str(), None)).collect();
-                raised.extend(self.evaluate_subjects(&subjects, as_of, |r| r.kind.is_time_driven()).await?);
+                raised.extend(self.evaluate_subjects(&subjects, as_of, Pass::Clock).await?);
             }
         }
         raised.extend(self.judge_cohort(as_of).await?);
@@ -71,40 +71,48 @@ impl Evaluator {
         &self,
         subjects: &[(&str, Option<i64>)],
         as_of: DateTime<Utc>,
-        wanted: impl Fn(&Rule) -> bool,
+        pass: Pass,
     ) -> anyhow::Result<Vec<i64>> {
         let names: Vec<&str> = subjects.iter().map(|(s, _)| *s).collect();
         let histories = self.store.histories(&names).await?;
+        let (rules, router, schedule) =
+            (Arc::clone(&self.rules), Arc::clone(&self.router), Arc::clone(&self.schedule));
         let now = self.clock.now();
-        let mut evaluations = Vec::with_capacity(subjects.len());
-        for (&(subject, up_to_seq), history) in subjects.iter().zip(&histories) {
-            let outcome = eval::subject(&self.rules, history, as_of, &self.schedule, &wanted);
-            let mut e =
-                Evaluation { pending: up_to_seq.map(|s| (subject, s)), subject, ..Default::default() };
-            for eval::RuleFindings { rule, findings } in outcome.findings {
-                e.still_firing.push(alerts::StillFiring {
-                    rule_id: rule.id.clone(),
-                    episodes: findings.iter().map(|f| f.episode.clone()).collect(),
-                    resolved_notice: alerts::resolved_notice(&self.router, rule, history.site()),
-                });
-                e.alerts.extend(
-                    findings
-                        .into_iter()
-                        .map(|f| alerts::new_alert(rule, Some(history), f, &self.router, now)),
-                );
-            }
-            e.contributions = outcome
-                .contributions
-                .into_iter()
-                .map(|(rule, c)| CohortContribution {
-                    rule_id: rule.id.clone(),
-                    evaluable: c.evaluable,
-                    matching: c.matching,
-                    events: i64::from(c.events),
-                })
-                .collect();
-            evaluations.push(e);
-        }
+        // The rules are pure CPU work: off the async threads, spread over the cores.
+        let judged = tokio::task::spawn_blocking(move || {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let per_thread = histories.len().div_ceil(threads).max(1);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = histories
+                    .chunks(per_thread)
+                    .map(|part| {
+                        let (rules, router, schedule) = (&rules, &router, &schedule);
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|h| judge(rules, router, schedule, h, as_of, now, pass))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                let mut all = Vec::new();
+                for part in parts {
+                    all.extend(part.join().map_err(|_| anyhow::anyhow!("a rule evaluation panicked"))?);
+                }
+                anyhow::Ok(all)
+            })
+        })
+        .await??;
+        let evaluations: Vec<Evaluation> = subjects
+            .iter()
+            .zip(judged)
+            .map(|(&(subject, up_to_seq), j)| Evaluation {
+                pending: up_to_seq.map(|s| (subject, s)),
+                subject,
+                alerts: j.alerts,
+                contributions: j.contributions,
+                still_firing: j.still_firing,
+            })
+            .collect();
         let ids = self.store.commit_evaluations(evaluations, &self.message_domain).await?;
         for id in &ids {
             tracing::info!(alert_id = id, "Alert raised.");
@@ -184,6 +192,63 @@ impl Evaluator {
         }
         Ok(reopened.len())
     }
+}
+
+/// Which rules a pass evaluates.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    /// New records: every rule.
+    NewRecords,
+    /// Time alone: the rules whose findings change with the clock.
+    Clock,
+}
+
+impl Pass {
+    fn wants(self, rule: &Rule) -> bool {
+        match self {
+            Pass::NewRecords => true,
+            Pass::Clock => rule.kind.is_time_driven(),
+        }
+    }
+}
+
+/// What the rules make of one subject, before the store compares it with what it has.
+struct Judged {
+    alerts: Vec<alerts::NewAlert>,
+    contributions: Vec<CohortContribution>,
+    still_firing: Vec<alerts::StillFiring>,
+}
+
+fn judge(
+    rules: &RuleSet,
+    router: &Router,
+    schedule: &[ScheduledVisit],
+    history: &crate::model::SubjectHistory,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+    pass: Pass,
+) -> Judged {
+    let outcome = eval::subject(rules, history, as_of, schedule, |r| pass.wants(r));
+    let mut j = Judged { alerts: Vec::new(), contributions: Vec::new(), still_firing: Vec::new() };
+    for eval::RuleFindings { rule, findings } in outcome.findings {
+        j.still_firing.push(alerts::StillFiring {
+            rule_id: rule.id.clone(),
+            episodes: findings.iter().map(|f| f.episode.clone()).collect(),
+            resolved_notice: alerts::resolved_notice(router, rule, history.site()),
+        });
+        j.alerts.extend(findings.into_iter().map(|f| alerts::new_alert(rule, Some(history), f, router, now)));
+    }
+    j.contributions = outcome
+        .contributions
+        .into_iter()
+        .map(|(rule, c)| CohortContribution {
+            rule_id: rule.id.clone(),
+            evaluable: c.evaluable,
+            matching: c.matching,
+            events: i64::from(c.events),
+        })
+        .collect();
+    j
 }
 
 /// Wakes the evaluate stage: whoever stores records (the HTTP handler, an import) rings
