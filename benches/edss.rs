@@ -18,6 +18,9 @@ use vigil::store::Store;
 
 const VISITS: u64 = 8;
 
+/// (subject, onset date) of each first confirmed worsening.
+type Events = BTreeSet<(String, String)>;
+
 /// msprog's defaults for EDSS, as in the pymsprog comparison of `rules/disability.rs`.
 const RULE: &str = "rules:\n  - id: edss\n    title: EDSS worsening\n    kind: disability_progression\n    \
     score: EDSS\n    baseline: fixed\n    threshold_variant: A\n    confirm_after: 84d\n    \
@@ -76,7 +79,7 @@ fn write_cohort(dir: &Path, subjects: u64) -> anyhow::Result<()> {
 }
 
 /// vigil: ingest and evaluate; the subjects with a confirmed worsening and its onset.
-async fn vigil(dir: &Path) -> anyhow::Result<(f64, BTreeSet<(String, String)>)> {
+async fn vigil(dir: &Path) -> anyhow::Result<(f64, Events)> {
     let rules_dir = dir.join("rules");
     std::fs::create_dir_all(&rules_dir)?;
     std::fs::write(rules_dir.join("edss.yaml"), RULE)?;
@@ -107,7 +110,7 @@ async fn vigil(dir: &Path) -> anyhow::Result<(f64, BTreeSet<(String, String)>)> 
 }
 
 /// pymsprog on the same visits, if installed: its own timing of MSprog(), and its events.
-fn pymsprog(dir: &Path) -> anyhow::Result<Option<(f64, BTreeSet<(String, String)>)>> {
+fn pymsprog(dir: &Path) -> anyhow::Result<Option<(f64, Events)>> {
     let out = dir.join("pymsprog.csv");
     let run = std::process::Command::new("python3")
         .arg("-c")
