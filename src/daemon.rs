@@ -121,11 +121,13 @@ impl App {
 
     /// Evaluates every subject with new records and wakes the outbox if anything was raised.
     pub async fn evaluate(&self) -> anyhow::Result<Vec<i64>> {
-        let raised = self.evaluator.evaluate_pending().await?;
-        if !raised.is_empty() {
-            self.outbox_wake.notify_one();
-        }
-        Ok(raised)
+        self.evaluator
+            .evaluate_pending_then(|ids| {
+                if !ids.is_empty() {
+                    self.outbox_wake.notify_one();
+                }
+            })
+            .await
     }
 
     /// The evaluate stage (a cheap clone-able handle).
@@ -184,13 +186,14 @@ impl App {
             email = if app.config.email.smtp.is_some() { "smtp" } else { "files" },
             "vigil started."
         );
-        // Whatever a crash left pending.
+        // The outbox first: mail queued before a crash goes out while the backlog that the
+        // crash left pending is evaluated, and each evaluated chunk's alerts follow at once.
+        let outbox = tokio::spawn(outbox_loop(app.clone()));
         app.evaluate().await?;
 
         app.clock_pass().await?;
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
-        let outbox = tokio::spawn(outbox_loop(app.clone()));
         let http = match app.config.http_addr {
             Some(addr) => {
                 let state =

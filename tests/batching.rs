@@ -1,4 +1,5 @@
-//! The fast path changes how much work is grouped, never what is found: the same records
+//! The fast path changes how much work is grouped, never what is found (and critical mail
+//! is not held back by a backlog): the same records
 //! stored and evaluated in one batch, or one at a time with an evaluation after each (as a
 //! slow drop folder delivers them), leave the same alerts in force and the same cohort
 //! totals, on SQLite and on PostgreSQL's code path alike (the statements are shared).
@@ -109,4 +110,63 @@ async fn one_batch_and_one_record_at_a_time_leave_the_same_alerts_and_totals() {
     assert!(batch_totals.iter().any(|(_, evaluable, _, _)| *evaluable > 0), "{batch_totals:?}");
     assert_eq!(batch_alerts, single_alerts);
     assert_eq!(batch_totals, single_totals);
+}
+
+#[tokio::test]
+async fn a_critical_alert_is_mailed_before_a_backlog_of_older_routine_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}/outbox.db", dir.path().display())).await.unwrap();
+    let so = vigil::store::Recipient {
+        role: "safety-officer".into(),
+        address: "so@trial.test".into(),
+        blinded: true,
+    };
+    // 30 routine alerts, due from the epoch on; then one critical, due a minute later.
+    let mut alerts = Vec::new();
+    for i in 0..30 {
+        let mut a = common_alert(&so, vigil::rules::Severity::Warning, i);
+        a.delivery.notify_at = chrono::DateTime::UNIX_EPOCH + chrono::Duration::seconds(i);
+        alerts.push(a);
+    }
+    let mut critical = common_alert(&so, vigil::rules::Severity::Critical, 99);
+    critical.delivery.notify_at = chrono::DateTime::UNIX_EPOCH + chrono::Duration::minutes(1);
+    alerts.push(critical);
+    let e = vigil::store::Evaluation { subject: "KS-101", alerts, ..Default::default() };
+    assert_eq!(store.commit_evaluation(e, "test").await.unwrap().len(), 31);
+    let first = store.due_notifications(5).await.unwrap();
+    let about: Vec<i64> = first
+        .iter()
+        .filter_map(|n| match n.about {
+            vigil::store::Notice::Alert(id) => Some(id),
+            vigil::store::Notice::Report(_) => None,
+        })
+        .collect();
+    let critical_id =
+        store.alerts().await.unwrap().iter().find(|a| a.episode == "ae:99").map(|a| a.id).unwrap();
+    assert_eq!(about[0], critical_id, "{about:?}");
+}
+
+fn common_alert(
+    to: &vigil::store::Recipient,
+    severity: vigil::rules::Severity,
+    n: i64,
+) -> vigil::store::NewAlert {
+    vigil::store::NewAlert {
+        rule_id: format!("rule-{n}"),
+        rule_version: "v1".into(),
+        subject: "KS-101".into(),
+        site: None,
+        episode: format!("ae:{n}"),
+        level: 1,
+        severity,
+        title: "AE".into(),
+        summary: "AE".into(),
+        evidence: serde_json::json!({}),
+        recipients: vec![to.clone()],
+        delivery: vigil::store::FirstNotice {
+            notify_at: chrono::DateTime::UNIX_EPOCH,
+            group: format!("rule:{n}"),
+            escalate_at: None,
+        },
+    }
 }

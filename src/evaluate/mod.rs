@@ -33,16 +33,26 @@ impl Evaluator {
     /// Evaluates every subject whose history changed (all rules), then the cohort rules.
     /// Returns the ids of the alerts raised.
     pub async fn evaluate_pending(&self) -> anyhow::Result<Vec<i64>> {
+        self.evaluate_pending_then(|_| {}).await
+    }
+
+    /// `evaluate_pending`, calling `committed` with the alerts of each chunk as soon as it
+    /// is committed: the outbox can send them while a backlog is still being evaluated.
+    pub async fn evaluate_pending_then(&self, mut committed: impl FnMut(&[i64])) -> anyhow::Result<Vec<i64>> {
         let as_of = self.clock.now();
         let pending = self.store.pending_subjects().await?;
         let mut raised = Vec::new();
         for chunk in pending.chunks(SUBJECTS_PER_COMMIT) {
             let subjects: Vec<(&str, Option<i64>)> =
                 chunk.iter().map(|(s, seq)| (s.as_str(), Some(*seq))).collect();
-            raised.extend(self.evaluate_subjects(&subjects, as_of, Pass::NewRecords).await?);
+            let ids = self.evaluate_subjects(&subjects, as_of, Pass::NewRecords).await?;
+            committed(&ids);
+            raised.extend(ids);
         }
         if !pending.is_empty() {
-            raised.extend(self.judge_cohort(as_of).await?);
+            let ids = self.judge_cohort(as_of).await?;
+            committed(&ids);
+            raised.extend(ids);
         }
         Ok(raised)
     }

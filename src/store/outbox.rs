@@ -185,8 +185,9 @@ macro_rules! select_notifications {
 }
 
 impl Store {
-    /// Pending notifications whose next attempt is due at `now_ms`, oldest first; only
-    /// those of `kind` if given.
+    /// Pending notifications whose next attempt is due at `now_ms`, critical alerts first
+    /// (a backlog of routine mail never holds one back), then oldest first; only those of
+    /// `kind` if given.
     pub async fn due_notifications_at(
         &self,
         now_ms: i64,
@@ -195,7 +196,8 @@ impl Store {
     ) -> anyhow::Result<Vec<NotificationRow>> {
         let rows = sqlx::query(select_notifications!(
             "WHERE status = 'pending' AND next_attempt_at <= $1 AND ($2 = '' OR kind = $2) \
-             ORDER BY next_attempt_at, id LIMIT $3"
+             ORDER BY COALESCE((SELECT CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END \
+             FROM alerts a WHERE a.id = notifications.alert_id), 1), next_attempt_at, id LIMIT $3"
         ))
         .bind(now_ms)
         .bind(kind.map_or("", NotificationKind::as_str))
