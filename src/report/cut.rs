@@ -49,34 +49,71 @@ pub(crate) fn data_cut(subjects: &[SubjectHistory], as_of: DateTime<Utc>) -> (Ve
     (cut, after)
 }
 
-/// Protocol visits in their given order, then every other label by first date (undated
-/// last), ties by label.
+/// Protocol visits in their given order; every other label goes where its typical study
+/// day puts it (the median over dosed subjects' records, day 1 = first dose), before the
+/// first listed visit that is typically later: an unlisted screening visit comes first,
+/// not after W48. Labels with no study day (seen only in undosed subjects) go before the
+/// first listed visit first seen later; undated labels last; ties by label.
 pub(crate) fn order_visits(listed: &[String], subjects: &[SubjectHistory]) -> Vec<String> {
+    let mut days: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut first: BTreeMap<&str, Option<DateTime<Utc>>> = BTreeMap::new();
+    for h in subjects {
+        let dose = h.first_dose().map(|d| d.start.clone());
+        for r in &h.records {
+            let Some(v) = r.visit.as_deref() else {
+                continue;
+            };
+            let t = r.when();
+            if let Some((t, dose)) = t.zip(dose.as_ref()) {
+                days.entry(v).or_default().push(t.study_day(dose));
+            }
+            let t = t.map(ClinicalTime::earliest);
+            let slot = first.entry(v).or_insert(t);
+            *slot = match (*slot, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    let typical = |v: &str| {
+        days.get(v).map(|d| {
+            let mut d = d.clone();
+            d.sort_unstable();
+            d[d.len() / 2]
+        })
+    };
     let mut out: Vec<String> = Vec::new();
     for v in listed {
         if !out.contains(v) {
             out.push(v.clone());
         }
     }
-    let mut first: BTreeMap<&str, Option<DateTime<Utc>>> = BTreeMap::new();
-    for r in subjects.iter().flat_map(|h| &h.records) {
-        let Some(v) = r.visit.as_deref() else {
-            continue;
-        };
-        if listed.iter().any(|l| l == v) {
-            continue;
-        }
-        let t = r.when().map(ClinicalTime::earliest);
-        let slot = first.entry(v).or_insert(t);
-        *slot = match (*slot, t) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    let unlisted: Vec<&str> = first.keys().copied().filter(|v| !listed.iter().any(|l| l == v)).collect();
+    let mut by_day: Vec<(i64, &str)> = unlisted.iter().filter_map(|v| typical(v).map(|d| (d, *v))).collect();
+    by_day.sort();
+    for (day, v) in by_day {
+        // Before the first listed visit that is typically later; listed visits without
+        // a study day keep their place.
+        let at = out
+            .iter()
+            .position(|o| listed.contains(o) && typical(o).is_some_and(|d| d > day))
+            .unwrap_or(out.len());
+        out.insert(at, v.to_string());
     }
-    let mut rest: Vec<(bool, Option<DateTime<Utc>>, &str)> =
-        first.into_iter().map(|(v, t)| (t.is_none(), t, v)).collect();
+    // Seen only in undosed subjects (e.g. screen failures): by calendar date instead.
+    let mut rest: Vec<(bool, Option<DateTime<Utc>>, &str)> = unlisted
+        .iter()
+        .filter(|v| typical(v).is_none())
+        .map(|v| (first[v].is_none(), first[v], *v))
+        .collect();
     rest.sort();
-    out.extend(rest.into_iter().map(|(_, _, v)| v.to_string()));
+    for (_, t, v) in rest {
+        let later = |o: &String| {
+            listed.contains(o) && t.zip(first.get(o.as_str()).copied().flatten()).is_some_and(|(t, o)| o > t)
+        };
+        let at = out.iter().position(later).unwrap_or(out.len());
+        out.insert(at, v.to_string());
+    }
     out
 }
 
@@ -126,6 +163,17 @@ mod report_tests {
         // W4 ×6, W12 ×6, W24 ×5, W48 ×5, the W4 headache, KS-106's W12 infection, KS-102's UNS.
         assert_eq!(s.data_quality.records_after_cutoff, 6 + 6 + 5 + 5 + 3);
         assert_eq!(s.total.disposition.screened, 7);
+    }
+
+    #[test]
+    fn unlisted_visits_go_by_their_typical_study_day() {
+        // SCR (not listed) is 12 days before the first dose; UNS falls between W12 and W24.
+        let mut subjects = cohort();
+        for (i, h) in subjects.iter_mut().enumerate().take(6) {
+            h.records.push(rec(&format!("KS-10{}", i + 1), "SCR", ""));
+        }
+        let s = Fixture::new(subjects).summary();
+        assert_eq!(s.visits, ["SCR", "BL", "H2", "D7", "W4", "W12", "UNS", "W24", "W48"]);
     }
 
     #[test]

@@ -63,12 +63,25 @@ struct SeenAtVisit {
     gd_any: bool,
 }
 
-/// Scans without a visit label are left out (counted in the data quality section).
-pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVisit> {
+/// A subject's baseline scan: the first one, when it is on or before the first dose (or
+/// the subject has no dose). It is the reference of later counts, not activity.
+fn is_baseline(m: &Member, scan: &crate::model::Mri, first: bool) -> bool {
+    first && m.h.first_dose().is_none_or(|d| scan.date.day() <= d.start.day())
+}
+
+/// Per visit, the scans after each subject's baseline scan; also returns how many baseline
+/// scans there were. Scans without a visit label are left out (counted in the data
+/// quality section).
+pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> (Vec<MriAtVisit>, usize) {
     let mut acc: BTreeMap<String, MriAcc> = BTreeMap::new();
+    let mut baselines = 0;
     for m in members {
         let mut seen: BTreeMap<&str, SeenAtVisit> = BTreeMap::new();
-        for (visit, scan) in m.h.mri() {
+        for (i, (visit, scan)) in m.h.mri().into_iter().enumerate() {
+            if is_baseline(m, &scan, i == 0) {
+                baselines += 1;
+                continue;
+            }
             let Some(v) = visit else {
                 continue;
             };
@@ -102,7 +115,7 @@ pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVis
             }
         }
     }
-    visits
+    let rows = visits
         .iter()
         .filter_map(|v| {
             let e = acc.get(v).filter(|e| e.scans > 0)?;
@@ -120,7 +133,8 @@ pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVis
                 against_baseline: e.against_baseline,
             })
         })
-        .collect()
+        .collect();
+    (rows, baselines)
 }
 
 // --- the section in the report ---------------------------------------------------------
@@ -184,6 +198,11 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
              with a scan that carries a new/enlarging T2 count; Gd+ percentages are of the subjects \
              with a Gd+ count."
                 .to_string(),
+            format!(
+                "Baseline scans (each subject's first scan, on or before the first dose): {}. They are \
+                 the reference of later counts, not activity, and have no row.",
+                s.total.mri_baseline_scans
+            ),
         ],
         findings,
         tables: vec![table],
@@ -222,6 +241,20 @@ mod report_tests {
         assert_eq!(rows, [("W12", 6, 6, 1, 1), ("W48", 5, 5, 4, 3)]);
         assert_eq!(s.total.mri[1].sentence(), "New or enlarging T2 lesions at W48: 3 of 5");
         assert_eq!(s.total.mri[1].against_previous, 5);
+    }
+
+    #[test]
+    fn the_baseline_scan_is_the_reference_not_a_row() {
+        let mut subjects = cohort();
+        for (i, h) in subjects.iter_mut().enumerate().take(6) {
+            h.records.push(rec(&format!("KS-10{}", i + 1), "SCR", r#","mri":{"t2_new_or_enlarging":0}"#));
+        }
+        let f = Fixture::new(subjects);
+        let s = f.summary();
+        let visits: Vec<&str> = s.total.mri.iter().map(|m| m.visit.as_str()).collect();
+        assert_eq!(visits, ["W12", "W48"], "no row for the screening (baseline) scans");
+        assert_eq!(s.total.mri_baseline_scans, 6);
+        assert!(!f.html().contains("New or enlarging T2 lesions at SCR"));
     }
 
     #[test]
