@@ -97,6 +97,7 @@ impl SubjectHistory {
                     *visit = r.visit.as_deref().or(*visit);
                     s.t2_new_or_enlarging = m.t2_new_or_enlarging.or(s.t2_new_or_enlarging);
                     s.gd_enhancing = m.gd_enhancing.or(s.gd_enhancing);
+                    s.combined_active = m.combined_active.or(s.combined_active);
                     s.t2_total = m.t2_total.or(s.t2_total);
                     s.reference = m.reference;
                 }

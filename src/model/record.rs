@@ -143,6 +143,8 @@ pub struct RawMri {
     pub date: Option<String>,
     pub t2_new_or_enlarging: Option<f64>,
     pub gd_enhancing: Option<f64>,
+    /// Combined unique active lesions (a lesion both new T2 and enhancing counted once).
+    pub combined_active: Option<f64>,
     pub t2_total: Option<f64>,
     /// The scan that "new" is counted against: `previous` (default) or `baseline`.
     pub reference: Option<String>,
@@ -272,6 +274,8 @@ pub struct Mri {
     pub date: ClinicalTime,
     pub t2_new_or_enlarging: Option<u32>,
     pub gd_enhancing: Option<u32>,
+    /// Combined unique active lesions, when the reader reported it.
+    pub combined_active: Option<u32>,
     pub t2_total: Option<u32>,
     pub reference: MriReference,
 }
@@ -493,13 +497,30 @@ impl Record {
                         return Err(refuse("mri.reference", format!("`{other}`: use previous or baseline")))
                     }
                 };
-                Ok(Mri {
+                let scan = Mri {
                     date,
                     t2_new_or_enlarging: count("mri.t2_new_or_enlarging", m.t2_new_or_enlarging)?,
                     gd_enhancing: count("mri.gd_enhancing", m.gd_enhancing)?,
+                    combined_active: count("mri.combined_active", m.combined_active)?,
                     t2_total: count("mri.t2_total", m.t2_total)?,
                     reference,
-                })
+                };
+                // Unique lesions: at least the larger count, at most both together.
+                if let (Some(c), Some(t2), Some(gd)) =
+                    (scan.combined_active, scan.t2_new_or_enlarging, scan.gd_enhancing)
+                {
+                    if c < t2.max(gd) || c > t2 + gd {
+                        return Err(refuse(
+                            "mri.combined_active",
+                            format!(
+                                "{c} is impossible with {t2} new T2 and {gd} Gd+ lesions (between {} and {})",
+                                t2.max(gd),
+                                t2 + gd
+                            ),
+                        ));
+                    }
+                }
+                Ok(scan)
             })
             .transpose()?;
 

@@ -4,7 +4,7 @@
 //! escaping, determinism, the page, the charts and the PDF.
 
 use super::*;
-use crate::model::{MinimumChange, Record, SubjectHistory, SubjectId};
+use crate::model::{Record, SubjectHistory, SubjectId};
 use crate::store::AlertRow;
 use chrono::TimeZone;
 
@@ -163,7 +163,7 @@ pub(super) fn irr_terms() -> Vec<String> {
 
 pub(super) struct Fixture {
     pub(super) subjects: Vec<SubjectHistory>,
-    pub(super) rule: MinimumChange,
+    pub(super) rule: crate::rules::EdssRule,
     pub(super) visits: Vec<String>,
     pub(super) terms: Vec<String>,
     pub(super) title: String,
@@ -178,7 +178,7 @@ impl Fixture {
     pub(super) fn new(subjects: Vec<SubjectHistory>) -> Self {
         Self {
             subjects,
-            rule: MinimumChange::variant_a(),
+            rule: crate::rules::EdssRule::default(),
             visits: visit_order(),
             terms: irr_terms(),
             title: "Autologous MSC in progressive MS (phase I)".to_string(),
@@ -195,7 +195,7 @@ impl Fixture {
             study_title: &self.title,
             as_of: self.as_of,
             subjects: &self.subjects,
-            edss_change: &self.rule,
+            edss_rule: &self.rule,
             visit_order: &self.visits,
             infusion_reaction_terms: &self.terms,
             quarantined_records: 2,

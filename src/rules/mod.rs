@@ -19,6 +19,7 @@ pub(crate) mod yamlpos;
 pub use duration::Span;
 pub use kind::Kind;
 pub use load::{load_rules, parse_rules, RuleError};
+pub use mri::combined_active;
 pub use overdue::ScheduledVisit;
 
 use crate::model::SubjectHistory;
@@ -174,6 +175,14 @@ impl Rule {
     }
 }
 
+/// A confirmed-disability-worsening definition and the rule it comes from (None: the
+/// defaults), for the report and NEDA-3, which must use the whole definition they cite.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EdssRule {
+    pub id: Option<String>,
+    pub params: progression::ProgressionParams,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
@@ -184,12 +193,15 @@ impl RuleSet {
         self.rules.iter().find(|r| r.id == id)
     }
 
-    /// The EDSS thresholds of the first disability rule (for reports), else variant A.
-    pub fn edss_change(&self) -> crate::model::MinimumChange {
+    /// The trial's disability rule (the first `disability_progression` rule), whole: the
+    /// report cites it. Without one, the defaults of `ProgressionParams`.
+    pub fn edss_rule(&self) -> EdssRule {
         self.rules
             .iter()
             .find_map(|r| match &r.kind {
-                RuleKind::DisabilityProgression(d) => Some(d.params.min_change.clone()),
+                RuleKind::DisabilityProgression(d) => {
+                    Some(EdssRule { id: Some(r.id.clone()), params: d.params.clone() })
+                }
                 _ => None,
             })
             .unwrap_or_default()
