@@ -162,6 +162,7 @@ impl Kind for MriRule {
             let what: Vec<&str> = lost.iter().map(|(_, w)| w.as_str()).collect();
             return vec![Finding {
                 episode: "neda3".into(),
+                clinical_time: lost.first().map(|(d, _)| super::day_start(*d)),
                 level: 1,
                 severity,
                 title: None,
@@ -214,6 +215,7 @@ impl Kind for MriRule {
             };
             out.push(Finding {
                 episode: format!("mri:{}", scan.date.raw()),
+                clinical_time: Some(scan.date.earliest()),
                 // The firm count: a reported unique count at or above it raises a new alert.
                 level: i64::from(count),
                 severity,
