@@ -146,6 +146,51 @@ fn a_back_filled_trial_reports_the_alerts_whose_finding_falls_before_the_cutoff(
     assert!(!listing.contains("mri-new-t2"), "{listing}");
 }
 
+/// SDTM: the closed report splits by the treatment actually received (DM ACTARM), not the
+/// planned arm (ARM): a subject randomised to the high dose who received the low dose is
+/// counted in the low-dose column.
+#[test]
+fn the_closed_report_splits_an_sdtm_export_by_actual_treatment() {
+    let d = Deployment::with(None, "");
+    let cfg = d.config.to_str().unwrap().to_string();
+    let dir = d.path("sdtm");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("dm.csv"),
+        "STUDYID,DOMAIN,USUBJID,SITEID,ARM,ACTARM,RFXSTDTC\n\
+         S,DM,S-1,01,High,High,2020-01-06\n\
+         S,DM,S-2,01,High,Low,2020-01-07\n\
+         S,DM,S-3,01,Low,Low,2020-01-08\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ex.csv"),
+        "STUDYID,DOMAIN,USUBJID,EXSEQ,EXTRT,EXSTDTC\n\
+         S,EX,S-1,1,DRUG,2020-01-06\n\
+         S,EX,S-2,1,DRUG,2020-01-07\n\
+         S,EX,S-3,1,DRUG,2020-01-08\n",
+    )
+    .unwrap();
+    let o = d.vigil(&["ingest", "--config", &cfg, "--format", "sdtm", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.path("closed");
+    let o = d.vigil(&[
+        "report",
+        "dsmb",
+        "--config",
+        &cfg,
+        "--as-of",
+        "2021-01-01",
+        "--closed",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert!(html.contains("High (N=1)"), "S-2 did not receive the high dose");
+    assert!(html.contains("Low (N=2)"), "S-2 received the low dose");
+}
+
 /// One outbox, one worker: a pass sends alert and report emails alike, and a closed
 /// report that somehow was queued for a blinded role is refused, never sent.
 #[tokio::test]

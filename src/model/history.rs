@@ -36,6 +36,12 @@ impl SubjectHistory {
         self.records.iter().rev().find_map(|r| r.arm.as_deref())
     }
 
+    /// The treatment actually received (blinded information): `actual_arm`, else the
+    /// planned arm. Safety is analysed by what a subject received.
+    pub fn actual_arm(&self) -> Option<&str> {
+        self.records.iter().rev().find_map(|r| r.actual_arm.as_deref()).or_else(|| self.arm())
+    }
+
     /// Every dose, earliest first, without repeats from re-sent records.
     pub fn doses(&self) -> Vec<&Dose> {
         let mut doses: Vec<&Dose> = self.records.iter().flat_map(|r| &r.doses).collect();

@@ -25,6 +25,7 @@ pub struct RawRecord {
     pub subject: Option<String>,
     pub site: Option<String>,
     pub arm: Option<String>,
+    pub actual_arm: Option<String>,
     pub visit: Option<String>,
     pub date: Option<String>,
     pub record_id: Option<String>,
@@ -158,6 +159,10 @@ pub struct Record {
     /// Treatment arm: blinded information. Stored; never rendered for a blinded reader.
     #[serde(skip)]
     pub arm: Option<String>,
+    /// The treatment actually received (SDTM ACTARM), when it differs from or adds to the
+    /// planned `arm`: blinded information, like the arm.
+    #[serde(skip)]
+    pub actual_arm: Option<String>,
     pub visit: Option<String>,
     pub date: Option<ClinicalTime>,
     pub record_id: Option<String>,
@@ -577,6 +582,7 @@ impl Record {
             subject,
             site: text(&raw.site),
             arm: text(&raw.arm),
+            actual_arm: text(&raw.actual_arm),
             visit: text(&raw.visit),
             date,
             record_id: text(&raw.record_id),

@@ -20,9 +20,11 @@ pub(crate) struct Member<'a> {
     pub dosed: bool,
 }
 
-/// The only place the report reads the treatment arm: never for the open report.
+/// The only place the report reads the treatment arm: never for the open report. The
+/// closed report splits by the treatment actually received (SDTM ACTARM, the native
+/// `actual_arm`), else the planned arm: a safety analysis counts what a subject received.
 pub(crate) fn arm_label(h: &SubjectHistory, closed: bool) -> Option<&str> {
-    closed.then(|| h.arm().unwrap_or(NO_ARM))
+    closed.then(|| h.actual_arm().unwrap_or(NO_ARM))
 }
 
 /// One history per subject id, ordered by id, without the records dated after `as_of`
@@ -187,5 +189,23 @@ mod report_tests {
         let s = f.summary();
         assert_eq!(s.arm(NO_ARM).map(|g| g.n()), Some(1));
         assert_eq!(s.data_quality.subjects_without_arm, 1);
+    }
+
+    #[test]
+    fn the_closed_report_splits_by_the_treatment_actually_received() {
+        let mut subjects = cohort();
+        // KS-104 was randomised to the high dose but received the low dose.
+        subjects[3].records.push(
+            Record::from_json(&format!(r#"{{"subject":"KS-104","arm":"{ARM}","actual_arm":"{LOW}"}}"#))
+                .unwrap(),
+        );
+        let mut f = Fixture::new(subjects);
+        f.closed = true;
+        let s = f.summary();
+        assert_eq!(s.arm(LOW).map(|g| g.n()), Some(1), "KS-104 counts in the arm it received");
+        assert_eq!(s.arm(ARM).map(|g| g.n()), Some(5));
+        // Never in the open report.
+        f.closed = false;
+        assert!(!f.html().contains(LOW));
     }
 }
