@@ -81,6 +81,7 @@ fn message(title: &str, text: &str) -> String {
 enum Marker {
     Line,
     Dot,
+    Bar,
 }
 
 const LEGEND_PER_ROW: usize = 4;
@@ -104,6 +105,7 @@ fn legend_strip(area: &Area, entries: &[(String, RGBColor)], marker: Marker) -> 
         match marker {
             Marker::Line => area.draw(&line_key(*c)((x, y)))?,
             Marker::Dot => area.draw(&Circle::new((x + 9, y), 4, c.filled()))?,
+            Marker::Bar => area.draw(&bar_key(*c)((x + 3, y)))?,
         }
         area.draw(&Text::new(
             label.clone(),
@@ -279,8 +281,12 @@ pub(super) fn ae_by_grade(data: &ChartData) -> String {
     let bins = usize::try_from(hi - lo + 1).unwrap_or(1);
     let every = i64::try_from(bins.div_ceil(13)).unwrap_or(1).max(1);
     let bin_label = |b: i64| if b < 0 { "before".to_string() } else { format!("{}–{}", 4 * b, 4 * b + 3) };
+    let legend: Vec<(String, RGBColor)> =
+        present.iter().map(|&slot| (NAMES[slot].to_string(), GRADE_COLOURS[slot])).collect();
     draw(TITLE, |root| {
-        let mut chart = chart_on(root, TITLE, 56)
+        // The legend under the plot: a box in a corner would cover the bars of a busy period.
+        let (plot, strip) = with_legend_strip(root, legend.len());
+        let mut chart = chart_on(&plot, TITLE, 56)
             .build_cartesian_2d(lo as f64 - 0.5..hi as f64 + 0.5, 0..axis_max(max))?;
         // Bin names are written under each bin below, not as numeric ticks.
         mesh(&mut chart, "Study weeks of onset (4-week bins; week 0 = first dose)", "Adverse events (n)")
@@ -304,7 +310,7 @@ pub(super) fn ae_by_grade(data: &ChartData) -> String {
                 let (y0, y1) = (as_coord(below), as_coord(below + v[slot]));
                 Rectangle::new([(x0, y0), (x1, y1)], c.filled())
             });
-            chart.draw_series(bars)?.label(NAMES[slot]).legend(bar_key(c));
+            chart.draw_series(bars)?;
         }
         // The total on top of each bar.
         chart.draw_series(counts.iter().map(|(b, v)| {
@@ -315,7 +321,7 @@ pub(super) fn ae_by_grade(data: &ChartData) -> String {
                 tick_style().pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))?;
-        series_legend(&mut chart, SeriesLabelPosition::UpperRight)
+        legend_strip(&strip, &legend, Marker::Bar)
     })
 }
 
