@@ -106,7 +106,7 @@ impl<'a> Publisher<'a> {
         let subjects = self.store.all_histories().await?;
         let snapshot = snapshot_hash(&subjects, as_of);
         let quarantined = self.store.quarantine_count().await?;
-        let edss_change = self.rules.edss_change();
+        let edss_rule = self.rules.edss_rule();
         let alerts = self.store.alerts().await?;
         let (stopping_rules, overdue_visits) =
             rule_status(self.rules, &self.study.schedule, &subjects, as_of);
@@ -114,7 +114,7 @@ impl<'a> Publisher<'a> {
             study_title: &self.study.title,
             as_of,
             subjects: &subjects,
-            edss_change: &edss_change,
+            edss_rule: &edss_rule,
             visit_order: &self.study.visits,
             infusion_reaction_terms: &self.report.infusion_reaction_terms,
             quarantined_records: quarantined.max(0) as u64,

@@ -112,6 +112,85 @@ fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
     assert!(std::fs::read_dir(&csv_dir).unwrap().count() > 5, "{csv_dir}");
 }
 
+/// A back-filled trial: every alert is raised today for findings of 2013. The report's
+/// cut-off goes by each alert's clinical time (the scan, the visit), not by when it was raised.
+#[test]
+fn a_back_filled_trial_reports_the_alerts_whose_finding_falls_before_the_cutoff() {
+    let (_smtp, d, cfg) = ingested();
+    let report = |as_of: &str| {
+        let out = d.path(&format!("cut-{as_of}"));
+        let o =
+            d.vigil(&["report", "dsmb", "--config", &cfg, "--as-of", as_of, "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let html = std::fs::read_to_string(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+        let csv_dir = out.read_dir().unwrap().flatten().find(|e| e.path().is_dir()).unwrap().path();
+        let listing = std::fs::read_dir(&csv_dir)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with("_alerts_listing.csv"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .unwrap();
+        (html, listing)
+    };
+    // MSC-02's W12 scan (2013-05-22, study day 82) has a new T2 lesion.
+    let (html, listing) = report("2014-01-01");
+    let mri: Vec<&str> = listing.lines().filter(|l| l.contains("mri-new-t2")).collect();
+    assert_eq!(mri.len(), 1, "{listing}");
+    assert!(mri[0].contains("MSC-02") && mri[0].contains("study day 82"), "{}", mri[0]);
+    assert!(
+        !html.contains("No alerts were raised in the period."),
+        "the back-filled alerts are in the report"
+    );
+    // Before the scan, its alert is not in the report.
+    let (_, listing) = report("2013-04-01");
+    assert!(!listing.contains("mri-new-t2"), "{listing}");
+}
+
+/// SDTM: the closed report splits by the treatment actually received (DM ACTARM), not the
+/// planned arm (ARM): a subject randomised to the high dose who received the low dose is
+/// counted in the low-dose column.
+#[test]
+fn the_closed_report_splits_an_sdtm_export_by_actual_treatment() {
+    let d = Deployment::with(None, "");
+    let cfg = d.config.to_str().unwrap().to_string();
+    let dir = d.path("sdtm");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("dm.csv"),
+        "STUDYID,DOMAIN,USUBJID,SITEID,ARM,ACTARM,RFXSTDTC\n\
+         S,DM,S-1,01,High,High,2020-01-06\n\
+         S,DM,S-2,01,High,Low,2020-01-07\n\
+         S,DM,S-3,01,Low,Low,2020-01-08\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ex.csv"),
+        "STUDYID,DOMAIN,USUBJID,EXSEQ,EXTRT,EXSTDTC\n\
+         S,EX,S-1,1,DRUG,2020-01-06\n\
+         S,EX,S-2,1,DRUG,2020-01-07\n\
+         S,EX,S-3,1,DRUG,2020-01-08\n",
+    )
+    .unwrap();
+    let o = d.vigil(&["ingest", "--config", &cfg, "--format", "sdtm", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = d.path("closed");
+    let o = d.vigil(&[
+        "report",
+        "dsmb",
+        "--config",
+        &cfg,
+        "--as-of",
+        "2021-01-01",
+        "--closed",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert!(html.contains("High (N=1)"), "S-2 did not receive the high dose");
+    assert!(html.contains("Low (N=2)"), "S-2 received the low dose");
+}
+
 /// One outbox, one worker: a pass sends alert and report emails alike, and a closed
 /// report that somehow was queued for a blinded role is refused, never sent.
 #[tokio::test]

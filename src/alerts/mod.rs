@@ -55,6 +55,9 @@ pub struct NewAlert {
     pub title: String,
     pub summary: String,
     pub evidence: serde_json::Value,
+    /// When the finding happened clinically (`Finding::clinical_time`); a report's data
+    /// cut-off goes by it. None: the raising time stands for it.
+    pub clinical_time: Option<DateTime<Utc>>,
     pub recipients: Vec<Recipient>,
     pub delivery: FirstNotice,
 }
@@ -85,7 +88,11 @@ pub fn new_alert(
     now: DateTime<Utc>,
 ) -> NewAlert {
     let site = history.and_then(|h| h.site()).map(str::to_string);
+    // A finding without a time of its own happened no later than the newest record it read.
+    let latest_record =
+        || history.and_then(|h| h.records.iter().filter_map(|r| r.when()).map(|t| t.earliest()).max());
     NewAlert {
+        clinical_time: finding.clinical_time.or_else(latest_record),
         rule_id: rule.id.clone(),
         rule_version: rule.version.clone(),
         // Cohort findings belong to no subject.

@@ -499,6 +499,7 @@ fn dm(row: &Row) -> Result<Mapped, Refusal> {
     let mut b = Built::new(row, "DM", &[])?;
     b.set_text("site", row, "SITEID");
     b.set_text("arm", row, "ARM");
+    b.set_text("actual_arm", row, "ACTARM");
     if let Some(d) = row.text("RFXSTDTC") {
         b.set("date", d, "RFXSTDTC");
     } else if let Some(d) = row.text("RFSTDTC") {

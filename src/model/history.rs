@@ -47,6 +47,12 @@ impl SubjectHistory {
         self.records.iter().rev().find_map(|r| r.arm.as_deref())
     }
 
+    /// The treatment actually received (blinded information): `actual_arm`, else the
+    /// planned arm. Safety is analysed by what a subject received.
+    pub fn actual_arm(&self) -> Option<&str> {
+        self.records.iter().rev().find_map(|r| r.actual_arm.as_deref()).or_else(|| self.arm())
+    }
+
     /// Every dose, earliest first, without repeats from re-sent records.
     pub fn doses(&self) -> Vec<&Dose> {
         let mut doses: Vec<&Dose> = self.records.iter().flat_map(|r| &r.doses).collect();
@@ -108,6 +114,7 @@ impl SubjectHistory {
                     *visit = r.visit.as_deref().or(*visit);
                     s.t2_new_or_enlarging = m.t2_new_or_enlarging.or(s.t2_new_or_enlarging);
                     s.gd_enhancing = m.gd_enhancing.or(s.gd_enhancing);
+                    s.combined_active = m.combined_active.or(s.combined_active);
                     s.t2_total = m.t2_total.or(s.t2_total);
                     s.reference = m.reference;
                 }

@@ -25,6 +25,7 @@ pub struct RawRecord {
     pub subject: Option<String>,
     pub site: Option<String>,
     pub arm: Option<String>,
+    pub actual_arm: Option<String>,
     pub visit: Option<String>,
     pub date: Option<String>,
     pub record_id: Option<String>,
@@ -143,6 +144,8 @@ pub struct RawMri {
     pub date: Option<String>,
     pub t2_new_or_enlarging: Option<f64>,
     pub gd_enhancing: Option<f64>,
+    /// Combined unique active lesions (a lesion both new T2 and enhancing counted once).
+    pub combined_active: Option<f64>,
     pub t2_total: Option<f64>,
     /// The scan that "new" is counted against: `previous` (default) or `baseline`.
     pub reference: Option<String>,
@@ -156,6 +159,10 @@ pub struct Record {
     /// Treatment arm: blinded information. Stored; never rendered for a blinded reader.
     #[serde(skip)]
     pub arm: Option<String>,
+    /// The treatment actually received (SDTM ACTARM), when it differs from or adds to the
+    /// planned `arm`: blinded information, like the arm.
+    #[serde(skip)]
+    pub actual_arm: Option<String>,
     pub visit: Option<String>,
     pub date: Option<ClinicalTime>,
     pub record_id: Option<String>,
@@ -272,6 +279,8 @@ pub struct Mri {
     pub date: ClinicalTime,
     pub t2_new_or_enlarging: Option<u32>,
     pub gd_enhancing: Option<u32>,
+    /// Combined unique active lesions, when the reader reported it.
+    pub combined_active: Option<u32>,
     pub t2_total: Option<u32>,
     pub reference: MriReference,
 }
@@ -493,13 +502,30 @@ impl Record {
                         return Err(refuse("mri.reference", format!("`{other}`: use previous or baseline")))
                     }
                 };
-                Ok(Mri {
+                let scan = Mri {
                     date,
                     t2_new_or_enlarging: count("mri.t2_new_or_enlarging", m.t2_new_or_enlarging)?,
                     gd_enhancing: count("mri.gd_enhancing", m.gd_enhancing)?,
+                    combined_active: count("mri.combined_active", m.combined_active)?,
                     t2_total: count("mri.t2_total", m.t2_total)?,
                     reference,
-                })
+                };
+                // Unique lesions: at least the larger count, at most both together.
+                if let (Some(c), Some(t2), Some(gd)) =
+                    (scan.combined_active, scan.t2_new_or_enlarging, scan.gd_enhancing)
+                {
+                    if c < t2.max(gd) || c > t2 + gd {
+                        return Err(refuse(
+                            "mri.combined_active",
+                            format!(
+                                "{c} is impossible with {t2} new T2 and {gd} Gd+ lesions (between {} and {})",
+                                t2.max(gd),
+                                t2 + gd
+                            ),
+                        ));
+                    }
+                }
+                Ok(scan)
             })
             .transpose()?;
 
@@ -556,6 +582,7 @@ impl Record {
             subject,
             site: text(&raw.site),
             arm: text(&raw.arm),
+            actual_arm: text(&raw.actual_arm),
             visit: text(&raw.visit),
             date,
             record_id: text(&raw.record_id),

@@ -137,6 +137,7 @@ mod tests {
             evidence: serde_json::json!({"why": "grade 3 >= 3"}),
             status: crate::alerts::AlertStatus::Open,
             raised_at: chrono::Utc::now(),
+            clinical_time: None,
             escalation_step: 0,
             next_escalation_at: None,
         }

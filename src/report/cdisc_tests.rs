@@ -155,12 +155,12 @@ fn direct_counts(ae: &[BTreeMap<String, String>], col: &str) -> BTreeMap<String,
 }
 
 /// The closed report's input: after every date in the data.
-fn closed_input<'a>(pilot: &'a Pilot, rule: &'a crate::model::MinimumChange) -> DsmbInput<'a> {
+fn closed_input<'a>(pilot: &'a Pilot, rule: &'a crate::rules::EdssRule) -> DsmbInput<'a> {
     DsmbInput {
         study_title: "CDISCPILOT01 — xanomeline in Alzheimer's disease",
         as_of: chrono::Utc.with_ymd_and_hms(2016, 1, 1, 0, 0, 0).unwrap(),
         subjects: &pilot.subjects,
-        edss_change: rule,
+        edss_rule: rule,
         visit_order: &pilot.visits,
         infusion_reaction_terms: &[],
         quarantined_records: 0,
@@ -177,7 +177,7 @@ fn closed_input<'a>(pilot: &'a Pilot, rule: &'a crate::model::MinimumChange) -> 
 fn the_cdisc_pilot_reproduces_the_readme_facts() {
     let started = Instant::now();
     let pilot = load();
-    let rule = crate::model::MinimumChange::variant_a();
+    let rule = crate::rules::EdssRule::default();
     let input = closed_input(&pilot, &rule);
     let s = summarize(&input);
 
@@ -346,7 +346,7 @@ fn the_cdisc_pilot_reproduces_the_readme_facts() {
 #[test]
 fn the_cdisc_pilot_pdf_converts_to_pages() {
     let pilot = load();
-    let rule = crate::model::MinimumChange::variant_a();
+    let rule = crate::rules::EdssRule::default();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     for closed in [false, true] {
         let input = DsmbInput { closed, ..closed_input(&pilot, &rule) };

@@ -81,6 +81,7 @@ fn message(title: &str, text: &str) -> String {
 enum Marker {
     Line,
     Dot,
+    Bar,
 }
 
 const LEGEND_PER_ROW: usize = 4;
@@ -104,6 +105,7 @@ fn legend_strip(area: &Area, entries: &[(String, RGBColor)], marker: Marker) -> 
         match marker {
             Marker::Line => area.draw(&line_key(*c)((x, y)))?,
             Marker::Dot => area.draw(&Circle::new((x + 9, y), 4, c.filled()))?,
+            Marker::Bar => area.draw(&bar_key(*c)((x + 3, y)))?,
         }
         area.draw(&Text::new(
             label.clone(),
@@ -267,40 +269,59 @@ pub(super) fn ae_by_grade(data: &ChartData) -> String {
         counts.entry(bucket(*day)).or_default()[slot] += 1;
     }
     let (lo, hi) = match (counts.keys().next(), counts.keys().next_back()) {
-        (Some(lo), Some(hi)) => (*lo, *hi),
+        // The axis starts at the first dose (or before, for pre-dose onsets) and shows at
+        // least six bins, so that one bin is one bar, never the whole width.
+        (Some(lo), Some(hi)) => ((*lo).min(0), (*hi).max((*lo).min(0) + 5)),
         _ => return message(TITLE, "No adverse event with an onset date."),
     };
     let max = counts.values().map(|c| c.iter().sum::<usize>()).max().unwrap_or(0);
     let present: Vec<usize> = (0..6).filter(|slot| counts.values().any(|c| c[*slot] > 0)).collect();
     const NAMES: [&str; 6] = ["Grade 1", "Grade 2", "Grade 3", "Grade 4", "Grade 5", "Not graded"];
+    // One tick per bin, named by its weeks; every k-th when there are too many to read.
+    let bins = usize::try_from(hi - lo + 1).unwrap_or(1);
+    let every = i64::try_from(bins.div_ceil(13)).unwrap_or(1).max(1);
+    let bin_label = |b: i64| if b < 0 { "before".to_string() } else { format!("{}–{}", 4 * b, 4 * b + 3) };
+    let legend: Vec<(String, RGBColor)> =
+        present.iter().map(|&slot| (NAMES[slot].to_string(), GRADE_COLOURS[slot])).collect();
     draw(TITLE, |root| {
-        let mut chart = chart_on(root, TITLE, 56)
-            .build_cartesian_2d((lo * 4) as f64 - 0.5..(hi * 4 + 4) as f64 + 0.5, 0..axis_max(max))?;
-        mesh(&mut chart, "Study week of onset (4-week buckets; week 0 = first dose)", "Adverse events (n)")
-            .x_label_formatter(&|w: &f64| format!("{w:.0}"))
+        // The legend under the plot: a box in a corner would cover the bars of a busy period.
+        let (plot, strip) = with_legend_strip(root, legend.len());
+        let mut chart = chart_on(&plot, TITLE, 56)
+            .build_cartesian_2d(lo as f64 - 0.5..hi as f64 + 0.5, 0..axis_max(max))?;
+        // Bin names are written under each bin below, not as numeric ticks.
+        mesh(&mut chart, "Study weeks of onset (4-week bins; week 0 = first dose)", "Adverse events (n)")
+            .x_labels(0)
             .disable_x_mesh()
             .draw()?;
-        // One stacked bar per bucket: grade 1 at the bottom, not graded on top.
+        for b in (lo..=hi).filter(|b| (b - lo) % every == 0) {
+            let (px, py) = chart.backend_coord(&(b as f64, 0));
+            root.draw(&Text::new(
+                bin_label(b),
+                (px, py + 6),
+                tick_style().pos(Pos::new(HPos::Center, VPos::Top)),
+            ))?;
+        }
+        // One stacked bar per bin: grade 1 at the bottom, not graded on top.
         for &slot in &present {
             let c = GRADE_COLOURS[slot];
             let bars = counts.iter().filter(|(_, v)| v[slot] > 0).map(|(b, v)| {
                 let below: usize = v[..slot].iter().sum();
-                let (x0, x1) = ((b * 4) as f64 + 0.3, (b * 4 + 4) as f64 - 0.3);
+                let (x0, x1) = (*b as f64 - 0.38, *b as f64 + 0.38);
                 let (y0, y1) = (as_coord(below), as_coord(below + v[slot]));
                 Rectangle::new([(x0, y0), (x1, y1)], c.filled())
             });
-            chart.draw_series(bars)?.label(NAMES[slot]).legend(bar_key(c));
+            chart.draw_series(bars)?;
         }
         // The total on top of each bar.
         chart.draw_series(counts.iter().map(|(b, v)| {
             let total: usize = v.iter().sum();
             Text::new(
                 total.to_string(),
-                ((b * 4 + 2) as f64, as_coord(total)),
+                (*b as f64, as_coord(total)),
                 tick_style().pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))?;
-        series_legend(&mut chart, SeriesLabelPosition::UpperRight)
+        legend_strip(&strip, &legend, Marker::Bar)
     })
 }
 
@@ -506,5 +527,38 @@ mod tests {
         let svg = mri(&[]);
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("No MRI scan recorded."));
+    }
+
+    /// The texts of an SVG, in document order.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn adverse_events_over_time_have_one_named_tick_per_bin_and_narrow_bars() {
+        let data = ChartData {
+            ae_onsets: vec![(-5, None), (1, Some(1)), (2, Some(2)), (7, Some(1)), (30, Some(3))],
+            ..ChartData::default()
+        };
+        let svg = ae_by_grade(&data);
+        let texts = texts(&svg);
+        let bins = ["before", "0–3", "4–7", "8–11", "12–15", "16–19"];
+        let at: Vec<usize> =
+            bins.iter().map(|b| texts.iter().position(|t| t == b).unwrap_or(usize::MAX)).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1] && w[1] != usize::MAX), "{texts:?}");
+        assert!(!texts.iter().any(|t| t == "-0"), "{texts:?}");
+        // The bars: one per occupied bin, each well under a sixth of the plot.
+        let widths: Vec<f64> = svg
+            .split("<rect")
+            .skip(1)
+            .filter(|r| !r.contains("fill=\"#FFFFFF\"") && r.contains("opacity=\"1\""))
+            .filter_map(|r| r.split("width=\"").nth(1)?.split('"').next()?.parse().ok())
+            .filter(|w| *w > 20.0)
+            .collect();
+        assert!(!widths.is_empty(), "{svg}");
+        assert!(widths.iter().all(|w| *w < f64::from(WIDTH) / 6.0), "{widths:?}");
     }
 }

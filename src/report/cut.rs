@@ -20,9 +20,11 @@ pub(crate) struct Member<'a> {
     pub dosed: bool,
 }
 
-/// The only place the report reads the treatment arm: never for the open report.
+/// The only place the report reads the treatment arm: never for the open report. The
+/// closed report splits by the treatment actually received (SDTM ACTARM, the native
+/// `actual_arm`), else the planned arm: a safety analysis counts what a subject received.
 pub(crate) fn arm_label(h: &SubjectHistory, closed: bool) -> Option<&str> {
-    closed.then(|| h.arm().unwrap_or(NO_ARM))
+    closed.then(|| h.actual_arm().unwrap_or(NO_ARM))
 }
 
 /// One history per subject id, ordered by id, without the records dated after `as_of`
@@ -49,34 +51,71 @@ pub(crate) fn data_cut(subjects: &[SubjectHistory], as_of: DateTime<Utc>) -> (Ve
     (cut, after)
 }
 
-/// Protocol visits in their given order, then every other label by first date (undated
-/// last), ties by label.
+/// Protocol visits in their given order; every other label goes where its typical study
+/// day puts it (the median over dosed subjects' records, day 1 = first dose), before the
+/// first listed visit that is typically later: an unlisted screening visit comes first,
+/// not after W48. Labels with no study day (seen only in undosed subjects) go before the
+/// first listed visit first seen later; undated labels last; ties by label.
 pub(crate) fn order_visits(listed: &[String], subjects: &[SubjectHistory]) -> Vec<String> {
+    let mut days: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut first: BTreeMap<&str, Option<DateTime<Utc>>> = BTreeMap::new();
+    for h in subjects {
+        let dose = h.first_dose().map(|d| d.start.clone());
+        for r in &h.records {
+            let Some(v) = r.visit.as_deref() else {
+                continue;
+            };
+            let t = r.when();
+            if let Some((t, dose)) = t.zip(dose.as_ref()) {
+                days.entry(v).or_default().push(t.study_day(dose));
+            }
+            let t = t.map(ClinicalTime::earliest);
+            let slot = first.entry(v).or_insert(t);
+            *slot = match (*slot, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    let typical = |v: &str| {
+        days.get(v).map(|d| {
+            let mut d = d.clone();
+            d.sort_unstable();
+            d[d.len() / 2]
+        })
+    };
     let mut out: Vec<String> = Vec::new();
     for v in listed {
         if !out.contains(v) {
             out.push(v.clone());
         }
     }
-    let mut first: BTreeMap<&str, Option<DateTime<Utc>>> = BTreeMap::new();
-    for r in subjects.iter().flat_map(|h| &h.records) {
-        let Some(v) = r.visit.as_deref() else {
-            continue;
-        };
-        if listed.iter().any(|l| l == v) {
-            continue;
-        }
-        let t = r.when().map(ClinicalTime::earliest);
-        let slot = first.entry(v).or_insert(t);
-        *slot = match (*slot, t) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    let unlisted: Vec<&str> = first.keys().copied().filter(|v| !listed.iter().any(|l| l == v)).collect();
+    let mut by_day: Vec<(i64, &str)> = unlisted.iter().filter_map(|v| typical(v).map(|d| (d, *v))).collect();
+    by_day.sort();
+    for (day, v) in by_day {
+        // Before the first listed visit that is typically later; listed visits without
+        // a study day keep their place.
+        let at = out
+            .iter()
+            .position(|o| listed.contains(o) && typical(o).is_some_and(|d| d > day))
+            .unwrap_or(out.len());
+        out.insert(at, v.to_string());
     }
-    let mut rest: Vec<(bool, Option<DateTime<Utc>>, &str)> =
-        first.into_iter().map(|(v, t)| (t.is_none(), t, v)).collect();
+    // Seen only in undosed subjects (e.g. screen failures): by calendar date instead.
+    let mut rest: Vec<(bool, Option<DateTime<Utc>>, &str)> = unlisted
+        .iter()
+        .filter(|v| typical(v).is_none())
+        .map(|v| (first[v].is_none(), first[v], *v))
+        .collect();
     rest.sort();
-    out.extend(rest.into_iter().map(|(_, _, v)| v.to_string()));
+    for (_, t, v) in rest {
+        let later = |o: &String| {
+            listed.contains(o) && t.zip(first.get(o.as_str()).copied().flatten()).is_some_and(|(t, o)| o > t)
+        };
+        let at = out.iter().position(later).unwrap_or(out.len());
+        out.insert(at, v.to_string());
+    }
     out
 }
 
@@ -129,6 +168,17 @@ mod report_tests {
     }
 
     #[test]
+    fn unlisted_visits_go_by_their_typical_study_day() {
+        // SCR (not listed) is 12 days before the first dose; UNS falls between W12 and W24.
+        let mut subjects = cohort();
+        for (i, h) in subjects.iter_mut().enumerate().take(6) {
+            h.records.push(rec(&format!("KS-10{}", i + 1), "SCR", ""));
+        }
+        let s = Fixture::new(subjects).summary();
+        assert_eq!(s.visits, ["SCR", "BL", "H2", "D7", "W4", "W12", "UNS", "W24", "W48"]);
+    }
+
+    #[test]
     fn subjects_without_an_arm_are_their_own_group_in_the_closed_report() {
         let mut subjects = cohort();
         for r in &mut subjects[0].records {
@@ -139,5 +189,23 @@ mod report_tests {
         let s = f.summary();
         assert_eq!(s.arm(NO_ARM).map(|g| g.n()), Some(1));
         assert_eq!(s.data_quality.subjects_without_arm, 1);
+    }
+
+    #[test]
+    fn the_closed_report_splits_by_the_treatment_actually_received() {
+        let mut subjects = cohort();
+        // KS-104 was randomised to the high dose but received the low dose.
+        subjects[3].records.push(
+            Record::from_json(&format!(r#"{{"subject":"KS-104","arm":"{ARM}","actual_arm":"{LOW}"}}"#))
+                .unwrap(),
+        );
+        let mut f = Fixture::new(subjects);
+        f.closed = true;
+        let s = f.summary();
+        assert_eq!(s.arm(LOW).map(|g| g.n()), Some(1), "KS-104 counts in the arm it received");
+        assert_eq!(s.arm(ARM).map(|g| g.n()), Some(5));
+        // Never in the open report.
+        f.closed = false;
+        assert!(!f.html().contains(LOW));
     }
 }

@@ -75,7 +75,8 @@ pub use sections::stopping_rules::StoppingRuleStatus;
 pub use summary::{summarize, ChartData, DsmbSummary, EdssTrajectory, GroupSummary};
 pub use terms::{SocRow, TermRow, TermTable, TermTally};
 
-use crate::model::{MinimumChange, SubjectHistory};
+use crate::model::SubjectHistory;
+use crate::rules::EdssRule;
 use crate::store::AlertRow;
 use chrono::{DateTime, Utc};
 
@@ -88,8 +89,10 @@ pub struct DsmbInput<'a> {
     /// are kept), and alerts raised after it too. Printed on the title page.
     pub as_of: DateTime<Utc>,
     pub subjects: &'a [SubjectHistory],
-    /// Thresholds of the trial's EDSS rule (worse / better than baseline).
-    pub edss_change: &'a MinimumChange,
+    /// The trial's EDSS rule, whole: its thresholds decide worse / better than baseline,
+    /// and its confirmation, baseline, tolerances and relapse window decide confirmed
+    /// worsening.
+    pub edss_rule: &'a EdssRule,
     /// Protocol visit labels in order (e.g. BL, H2, D7, W4, W12, W24, W48). Visits not
     /// listed follow, in order of their first date.
     pub visit_order: &'a [String],

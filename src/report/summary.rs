@@ -76,8 +76,10 @@ pub struct GroupSummary {
     pub infusion_reactions: InfusionSummary,
     pub labs: LabSummary,
     pub edss: EdssSummary,
-    /// One row per visit that has MRI scans, in visit order.
+    /// One row per visit that has MRI scans after the baseline scan, in visit order.
     pub mri: Vec<MriAtVisit>,
+    /// Subjects' baseline scans (the reference, not counted as activity).
+    pub mri_baseline_scans: usize,
 }
 
 impl GroupSummary {
@@ -134,6 +136,7 @@ pub fn summarize(input: &DsmbInput) -> DsmbSummary {
 
 fn group_summary(label: &str, members: &[Member], visits: &[String], input: &DsmbInput) -> GroupSummary {
     let dosed: Vec<Member> = members.iter().filter(|m| m.dosed).copied().collect();
+    let (mri, mri_baseline_scans) = mri_summary(members, visits);
     let events: Vec<Vec<&AdverseEvent>> = dosed.iter().map(|m| m.h.adverse_events()).collect();
     GroupSummary {
         label: label.to_string(),
@@ -146,7 +149,8 @@ fn group_summary(label: &str, members: &[Member], visits: &[String], input: &Dsm
         infusion_reactions: infusion_summary(&dosed, input.infusion_reaction_terms),
         labs: lab_summary(&dosed),
         edss: edss_summary(members, visits, input),
-        mri: mri_summary(members, visits),
+        mri,
+        mri_baseline_scans,
     }
 }
 

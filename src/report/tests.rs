@@ -4,7 +4,7 @@
 //! escaping, determinism, the page, the charts and the PDF.
 
 use super::*;
-use crate::model::{MinimumChange, Record, SubjectHistory, SubjectId};
+use crate::model::{Record, SubjectHistory, SubjectId};
 use crate::store::AlertRow;
 use chrono::TimeZone;
 
@@ -163,7 +163,7 @@ pub(super) fn irr_terms() -> Vec<String> {
 
 pub(super) struct Fixture {
     pub(super) subjects: Vec<SubjectHistory>,
-    pub(super) rule: MinimumChange,
+    pub(super) rule: crate::rules::EdssRule,
     pub(super) visits: Vec<String>,
     pub(super) terms: Vec<String>,
     pub(super) title: String,
@@ -178,7 +178,7 @@ impl Fixture {
     pub(super) fn new(subjects: Vec<SubjectHistory>) -> Self {
         Self {
             subjects,
-            rule: MinimumChange::variant_a(),
+            rule: crate::rules::EdssRule::default(),
             visits: visit_order(),
             terms: irr_terms(),
             title: "Autologous MSC in progressive MS (phase I)".to_string(),
@@ -195,7 +195,7 @@ impl Fixture {
             study_title: &self.title,
             as_of: self.as_of,
             subjects: &self.subjects,
-            edss_change: &self.rule,
+            edss_rule: &self.rule,
             visit_order: &self.visits,
             infusion_reaction_terms: &self.terms,
             quarantined_records: 2,
@@ -270,6 +270,7 @@ pub(super) fn alert(
         evidence: serde_json::Value::Null,
         status: status.parse().unwrap(),
         raised_at: chrono::Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap(),
+        clinical_time: None,
         escalation_step: 0,
         next_escalation_at: None,
     }
@@ -495,7 +496,7 @@ fn stopping_rules_alerts_and_overdue_visits_are_reported() {
     );
     let ids: Vec<i64> = s.alerts.listing.iter().map(|a| a.id).collect();
     assert_eq!(ids, [1, 2, 3, 4], "by raising time");
-    assert_eq!(s.alerts.listing[2].raised_study_day, Some(8), "KS-101 dosed 2019-03-04");
+    assert_eq!(s.alerts.listing[2].finding_study_day, Some(8), "KS-101 dosed 2019-03-04");
     assert_eq!(s.alerts.open(), 1);
     assert_eq!(s.overdue_visits[0].subject, "KS-104", "by subject");
 
@@ -505,7 +506,10 @@ fn stopping_rules_alerts_and_overdue_visits_are_reported() {
     assert!(
         html.contains("Alerts raised in the period: 4 (open: 1, acknowledged: 1, resolved: 1, silenced: 1).")
     );
-    assert!(html.contains("<td>cohort</td><td>rule-x</td><td>Alert 2</td><td>2019-03-05</td>"), "{html}");
+    assert!(
+        html.contains("<td>cohort</td><td>rule-x</td><td>Alert 2</td><td>2019-03-05</td><td>2019-03-05</td>"),
+        "{html}"
+    );
     assert!(html.contains("<td>study day 8</td>"));
     let csv = f.csv_of("alerts_by_severity");
     assert_eq!(

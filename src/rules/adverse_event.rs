@@ -226,6 +226,7 @@ impl Kind for AdverseEventRule {
                 [(grade_missing, "grade"), (onset_missing, "onset")].into_iter().filter(|m| m.0).map(|m| m.1).collect();
             out.push(Finding {
                 episode,
+                clinical_time: ae.onset.as_ref().map(crate::model::ClinicalTime::earliest),
                 level: i64::from(level),
                 severity,
                 title: None,

@@ -214,6 +214,7 @@ impl Kind for CohortRule {
         };
         vec![Finding {
             episode: "cohort-threshold".into(),
+            clinical_time: None,
             level: i64::from(value),
             severity: ctx.severity,
             title: None,

@@ -63,6 +63,7 @@ fn improvement(
 ) -> Finding {
     Finding {
         episode: format!("edss-improvement:{}", e.onset.date),
+        clinical_time: Some(super::day_start(c.date)),
         level: 2,
         severity: Severity::Info,
         title: Some("Confirmed EDSS improvement".to_string()),
@@ -257,6 +258,7 @@ impl Kind for DisabilityRule {
             );
             out.push(Finding {
                 episode: format!("edss-worsening:{}", e.onset.date),
+                clinical_time: Some(super::day_start(e.confirmation.as_ref().map_or(e.onset.date, |c| c.date))),
                 level,
                 severity: sev,
                 title,

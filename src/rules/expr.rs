@@ -645,6 +645,7 @@ pub(crate) fn evaluation_error(expression: &str, what: &str, errors: &[(String, 
     let count = errors.len();
     Finding {
         episode: "evaluation-error".into(),
+        clinical_time: None,
         level: i64::try_from(count).unwrap_or(i64::MAX),
         severity: Severity::Warning,
         title: Some("Rule could not be evaluated".into()),

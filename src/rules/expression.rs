@@ -99,6 +99,7 @@ impl Kind for ExpressionRule {
             match expr.eval_bool(&[(var, &item.value), ("subject", &subject)]) {
                 Ok(false) => {}
                 Ok(true) => out.push(Finding {
+                    clinical_time: None,
                     summary: match &self.describe {
                         Some(d) => format!("{}: {}", d.trim().trim_end_matches('.'), item.what),
                         None => item.what,

@@ -104,6 +104,9 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<super::RuleSet, Vec<RuleError>> {
             seen.insert(r.id.clone(), (r.file.clone(), r.line));
         }
     }
+    for (i, message) in super::mri::resolve_worsening(&mut rules) {
+        errors.push(at(&rules[i].file, rules[i].line, 1, message));
+    }
     if errors.is_empty() {
         Ok(super::RuleSet { rules })
     } else {

@@ -19,6 +19,7 @@ pub(crate) mod yamlpos;
 pub use duration::Span;
 pub use kind::Kind;
 pub use load::{load_rules, parse_rules, RuleError};
+pub use mri::combined_active;
 pub use overdue::ScheduledVisit;
 
 use crate::model::SubjectHistory;
@@ -147,6 +148,16 @@ pub struct Finding {
     /// Why the rule fired: the values, the baseline and the threshold.
     pub why: String,
     pub evidence: serde_json::Value,
+    /// When it happened clinically: the onset, sample, reading, scan or visit that made it
+    /// fire (for clocks, the start of the clock of the event concerned). None when no such
+    /// time exists (cohort rules, evaluation errors): the alert then takes the subject's
+    /// latest record time, else its raising time. A report's data cut-off goes by it.
+    pub clinical_time: Option<DateTime<Utc>>,
+}
+
+/// The first instant of a day (UTC), for clinical times known only as a date.
+pub(crate) fn day_start(d: chrono::NaiveDate) -> DateTime<Utc> {
+    d.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 impl Rule {
@@ -174,6 +185,14 @@ impl Rule {
     }
 }
 
+/// A confirmed-disability-worsening definition and the rule it comes from (None: the
+/// defaults), for the report and NEDA-3, which must use the whole definition they cite.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EdssRule {
+    pub id: Option<String>,
+    pub params: progression::ProgressionParams,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
@@ -184,12 +203,15 @@ impl RuleSet {
         self.rules.iter().find(|r| r.id == id)
     }
 
-    /// The EDSS thresholds of the first disability rule (for reports), else variant A.
-    pub fn edss_change(&self) -> crate::model::MinimumChange {
+    /// The trial's disability rule (the first `disability_progression` rule), whole: the
+    /// report cites it. Without one, the defaults of `ProgressionParams`.
+    pub fn edss_rule(&self) -> EdssRule {
         self.rules
             .iter()
             .find_map(|r| match &r.kind {
-                RuleKind::DisabilityProgression(d) => Some(d.params.min_change.clone()),
+                RuleKind::DisabilityProgression(d) => {
+                    Some(EdssRule { id: Some(r.id.clone()), params: d.params.clone() })
+                }
                 _ => None,
             })
             .unwrap_or_default()
@@ -219,5 +241,28 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), KIND_NAMES.len(), "{KIND_NAMES:?}");
         assert!(KIND_NAMES.contains(&"bayesian_stopping") && KIND_NAMES[0] == "adverse_event");
+    }
+
+    #[test]
+    fn a_clock_alert_carries_the_clinical_time_of_the_event_it_concerns() {
+        let yaml = "rules:\n  - id: sae\n    kind: sae_clock\n    severity: critical\n  \
+                    - id: ae\n    kind: adverse_event\n    match: {serious: true}\n    severity: warning\n";
+        let rules = parse_rules(std::path::Path::new("r.yaml"), yaml).unwrap();
+        let record = r#"{"subject":"A","date":"2019-02-26","adverse_events":[{"id":"AE-1","term":"Pneumonia",
+            "onset":"2019-02-25","awareness":"2019-02-26T10:30:00+01:00","serious":true,"seriousness":["hospitalization"]}]}"#;
+        let h = SubjectHistory::new(
+            crate::model::SubjectId::parse("A").unwrap(),
+            vec![crate::model::Record::from_json(record).unwrap()],
+        );
+        // Evaluated years later (back-filled): the clock is long overdue, and its finding is
+        // dated at the awareness that started the clock, not at the evaluation.
+        let later = DateTime::parse_from_rfc3339("2026-11-29T00:00:00Z").unwrap().to_utc();
+        let clock = rules[0].evaluate(&h, later, &[]);
+        let awareness = DateTime::parse_from_rfc3339("2019-02-26T09:30:00Z").unwrap().to_utc();
+        assert!(!clock.is_empty());
+        assert!(clock.iter().all(|f| f.clinical_time == Some(awareness)), "{clock:?}");
+        let event = rules[1].evaluate(&h, later, &[]);
+        let onset = DateTime::parse_from_rfc3339("2019-02-25T00:00:00Z").unwrap().to_utc();
+        assert_eq!(event[0].clinical_time, Some(onset), "the onset");
     }
 }

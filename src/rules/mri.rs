@@ -1,9 +1,10 @@
 //! `mri_activity`: new or enlarging T2 lesions, Gd-enhancing lesions, or both, at a scan.
 //! Episode = the scan; level = the lesion count, so a corrected higher count re-alerts.
 
+use super::progression::ProgressionParams;
 use super::Kind;
 use super::{study_day_text, Context, Finding};
-use crate::model::SubjectHistory;
+use crate::model::{Mri, SubjectHistory};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -15,6 +16,51 @@ pub struct MriRule {
     pub at_least: u32,
     /// For `neda3_loss`: the assessment period from the first dose (default 48 weeks).
     pub period: Option<super::Span>,
+    /// For `neda3_loss`: the id of the `disability_progression` rule whose whole definition
+    /// decides "confirmed EDSS worsening" (absent: the defaults of `ProgressionParams`).
+    pub worsening: Option<String>,
+    /// That rule's definition, filled in at load (`resolve_worsening`).
+    #[serde(skip)]
+    pub progression: Option<ProgressionParams>,
+}
+
+/// Combined unique active lesions of a scan, as (firm count, upper bound). A lesion can be
+/// both new T2 and enhancing: with the reported unique count (`combined_active`) both are
+/// that count; without it, the firm count is max(T2, Gd+) and the upper bound T2 + Gd+.
+pub fn combined_active(scan: &Mri) -> Option<(u32, u32)> {
+    match (scan.combined_active, scan.t2_new_or_enlarging, scan.gd_enhancing) {
+        (Some(c), _, _) => Some((c, c)),
+        (None, None, None) => None,
+        (None, a, b) => {
+            let (a, b) = (a.unwrap_or(0), b.unwrap_or(0));
+            Some((a.max(b), a + b))
+        }
+    }
+}
+
+/// Gives every NEDA-3 rule the definition of the disability rule it names. Returns the
+/// problems as (index of the rule, message).
+pub(crate) fn resolve_worsening(rules: &mut [super::Rule]) -> Vec<(usize, String)> {
+    let disability: Vec<(String, ProgressionParams)> = rules
+        .iter()
+        .filter_map(|r| match &r.kind {
+            super::RuleKind::DisabilityProgression(d) => Some((r.id.clone(), d.params.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (i, r) in rules.iter_mut().enumerate() {
+        let super::RuleKind::MriActivity(m) = &mut r.kind else { continue };
+        let Some(id) = &m.worsening else { continue };
+        match disability.iter().find(|(d, _)| d == id) {
+            Some((_, params)) => m.progression = Some(params.clone()),
+            None => problems.push((
+                i,
+                format!("worsening: no disability_progression rule has the id `{id}`"),
+            )),
+        }
+    }
+    problems
 }
 
 fn one() -> u32 {
@@ -26,12 +72,12 @@ fn one() -> u32 {
 pub enum Measure {
     T2NewOrEnlarging,
     GdEnhancing,
-    /// New/enlarging T2 plus Gd+ (an upper bound of combined unique active lesions when
-    /// per-lesion data are not available).
+    /// Combined unique active lesions (`combined_active`): the scan's unique count when
+    /// reported, else max(T2, Gd+) for sure and T2 + Gd+ at most (see `combined_active`).
     CombinedActive,
     /// Loss of "no evidence of disease activity" (NEDA-3) within the period: a relapse,
-    /// MRI activity (new/enlarging T2 or Gd+), or a confirmed EDSS worsening (variant A,
-    /// 12 weeks), whichever comes first.
+    /// MRI activity (new/enlarging T2 or Gd+), or a confirmed EDSS worsening as the rule
+    /// named by `worsening` defines it, whichever comes first.
     Neda3Loss,
 }
 
@@ -40,7 +86,7 @@ impl Measure {
         match self {
             Self::T2NewOrEnlarging => "new or enlarging T2 lesions",
             Self::GdEnhancing => "Gd-enhancing lesions",
-            Self::CombinedActive => "active lesions (new/enlarging T2 + Gd+)",
+            Self::CombinedActive => "combined active lesions (new/enlarging T2 or Gd+, each lesion once)",
             Self::Neda3Loss => "loss of NEDA-3",
         }
     }
@@ -51,6 +97,9 @@ impl MriRule {
     fn validate(&self) -> Result<(), (String, String)> {
         if self.at_least == 0 {
             return Err(("at_least".into(), "at_least: 0 would fire on every scan".into()));
+        }
+        if self.worsening.is_some() && self.measure != Measure::Neda3Loss {
+            return Err(("worsening".into(), "only `measure: neda3_loss` uses a disability rule".into()));
         }
         Ok(())
     }
@@ -65,17 +114,20 @@ impl MriRule {
             lost.push((r.day(), format!("relapse ({})", study_day_text(h, r))));
         }
         for (_, scan) in h.mri() {
-            let active = scan.t2_new_or_enlarging.unwrap_or(0) + scan.gd_enhancing.unwrap_or(0);
-            if active > 0 && inside(scan.date.day()) {
-                lost.push((
-                    scan.date.day(),
-                    format!("MRI activity, {active} lesions ({})", study_day_text(h, &scan.date)),
-                ));
+            let Some((firm, upper)) = combined_active(&scan) else { continue };
+            if upper > 0 && inside(scan.date.day()) {
+                let count = if firm == upper {
+                    format!("{firm} active lesions")
+                } else {
+                    format!("{firm} to {upper} active lesions (overlap of new T2 and Gd+ not reported)")
+                };
+                lost.push((scan.date.day(), format!("MRI activity, {count} ({})", study_day_text(h, &scan.date))));
             }
         }
-        let params = super::progression::ProgressionParams::default();
+        let default = ProgressionParams::default();
+        let params = self.progression.as_ref().unwrap_or(&default);
         let relapses: Vec<chrono::NaiveDate> = h.relapses().iter().map(|t| t.day()).collect();
-        for e in super::progression::assess(&h.edss(), &relapses, &params) {
+        for e in super::progression::assess(&h.edss(), &relapses, params) {
             if let Some(c) =
                 e.confirmation.as_ref().filter(|_| e.kind == super::progression::EventKind::Worsening)
             {
@@ -110,6 +162,7 @@ impl Kind for MriRule {
             let what: Vec<&str> = lost.iter().map(|(_, w)| w.as_str()).collect();
             return vec![Finding {
                 episode: "neda3".into(),
+                clinical_time: lost.first().map(|(d, _)| super::day_start(*d)),
                 level: 1,
                 severity,
                 title: None,
@@ -121,17 +174,15 @@ impl Kind for MriRule {
         }
         let mut out = Vec::new();
         for (visit, scan) in h.mri() {
-            let count = match self.measure {
-                Measure::T2NewOrEnlarging => scan.t2_new_or_enlarging,
-                Measure::GdEnhancing => scan.gd_enhancing,
-                Measure::CombinedActive | Measure::Neda3Loss => {
-                    match (scan.t2_new_or_enlarging, scan.gd_enhancing) {
-                        (None, None) => None,
-                        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-                    }
-                }
+            // (firm count, upper bound): they differ only for combined counts without the
+            // reported unique count.
+            let counts = match self.measure {
+                Measure::T2NewOrEnlarging => scan.t2_new_or_enlarging.map(|c| (c, c)),
+                Measure::GdEnhancing => scan.gd_enhancing.map(|c| (c, c)),
+                Measure::CombinedActive | Measure::Neda3Loss => combined_active(&scan),
             };
-            let Some(count) = count.filter(|c| *c >= self.at_least) else {
+            // Doubt raises the alert: an upper bound at the threshold is enough.
+            let Some((count, upper)) = counts.filter(|(_, upper)| *upper >= self.at_least) else {
                 continue;
             };
             let at = match visit {
@@ -142,13 +193,35 @@ impl Kind for MriRule {
                 crate::model::MriReference::Previous => "the previous scan",
                 crate::model::MriReference::Baseline => "the baseline scan",
             };
+            let (summary, why) = if count >= self.at_least {
+                (
+                    format!("MRI at {at}: {count} {} compared with {against}.", self.measure.label()),
+                    format!("{count} >= {}", self.at_least),
+                )
+            } else {
+                (
+                    format!(
+                        "MRI at {at}: cannot exclude ≥ {} combined active lesions: overlap of new T2 and Gd+ \
+                         not reported ({} new/enlarging T2, {} Gd+, compared with {against}).",
+                        self.at_least,
+                        scan.t2_new_or_enlarging.unwrap_or(0),
+                        scan.gd_enhancing.unwrap_or(0)
+                    ),
+                    format!(
+                        "between {count} and {upper} unique lesions; {upper} >= {} is possible",
+                        self.at_least
+                    ),
+                )
+            };
             out.push(Finding {
                 episode: format!("mri:{}", scan.date.raw()),
+                clinical_time: Some(scan.date.earliest()),
+                // The firm count: a reported unique count at or above it raises a new alert.
                 level: i64::from(count),
                 severity,
                 title: None,
-                summary: format!("MRI at {at}: {count} {} compared with {against}.", self.measure.label()),
-                why: format!("{count} >= {}", self.at_least),
+                summary,
+                why,
                 evidence: json!({"scan": scan, "visit": visit, "threshold": {"measure": self.measure.label(), "at_least": self.at_least}}),
             });
         }
@@ -183,8 +256,8 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].episode.as_str(), f[0].level), ("mri:2020-01-20", 2));
         assert!(f[0].summary.contains("visit W48"));
-        let c: MriRule = serde_yaml::from_str("measure: combined_active\nat_least: 3").unwrap();
-        assert_eq!(c.evaluate(&h, &ctx(Severity::Warning))[0].level, 3);
+        let c: MriRule = serde_yaml::from_str("measure: combined_active\nat_least: 2").unwrap();
+        assert_eq!(c.evaluate(&h, &ctx(Severity::Warning))[0].level, 2, "max(2, 1) for sure");
         let g: MriRule = serde_yaml::from_str("measure: gd_enhancing\nat_least: 2").unwrap();
         assert!(g.evaluate(&h, &ctx(Severity::Warning)).is_empty());
     }
@@ -216,5 +289,88 @@ mod tests {
         ]);
         let f = rule.evaluate(&cdw, &ctx(Severity::Warning));
         assert!(f[0].summary.contains("confirmed EDSS worsening 3.0 → 4.0"), "{}", f[0].summary);
+    }
+
+    fn scan(mri: &str) -> SubjectHistory {
+        let j = format!(r#"{{"subject":"A","visit":"W12","date":"2019-05-20","mri":{mri}}}"#);
+        SubjectHistory::new(SubjectId::parse("A").unwrap(), vec![Record::from_json(&j).unwrap()])
+    }
+
+    #[test]
+    fn a_lesion_both_new_t2_and_enhancing_is_not_counted_twice() {
+        let rule: MriRule = serde_yaml::from_str("measure: combined_active\nat_least: 3").unwrap();
+        // The reader says 2 unique lesions: the enhancing one is also the new T2 one.
+        let unique = scan(r#"{"t2_new_or_enlarging":2,"gd_enhancing":1,"combined_active":2}"#);
+        assert!(rule.evaluate(&unique, &ctx(Severity::Warning)).is_empty());
+        let three = scan(r#"{"t2_new_or_enlarging":2,"gd_enhancing":1,"combined_active":3}"#);
+        let f = rule.evaluate(&three, &ctx(Severity::Warning));
+        assert_eq!(f[0].level, 3);
+        assert!(!f[0].summary.contains("cannot exclude"), "{}", f[0].summary);
+        // Overlap not reported: only T2 + Gd+ reaches 3, so the finding says it is doubt.
+        let f = rule.evaluate(&scan(r#"{"t2_new_or_enlarging":2,"gd_enhancing":1}"#), &ctx(Severity::Warning));
+        assert_eq!(f.len(), 1, "doubt raises the alert");
+        assert_eq!(f[0].level, 2, "the firm count is max(T2, Gd+)");
+        assert!(
+            f[0].summary.contains("cannot exclude ≥ 3 combined active lesions: overlap of new T2 and Gd+ not reported"),
+            "{}",
+            f[0].summary
+        );
+        // max(T2, Gd+) at the threshold is firm.
+        let f = rule.evaluate(&scan(r#"{"t2_new_or_enlarging":3,"gd_enhancing":1}"#), &ctx(Severity::Warning));
+        assert_eq!(f[0].level, 3);
+        assert!(!f[0].summary.contains("cannot exclude"));
+        // An impossible unique count is refused at reading.
+        let bad = r#"{"subject":"A","date":"2019-05-20","mri":{"t2_new_or_enlarging":2,"gd_enhancing":1,"combined_active":4}}"#;
+        assert!(Record::from_json(bad).unwrap_err().to_string().contains("mri.combined_active"));
+    }
+
+    #[test]
+    fn neda3_counts_unique_active_lesions() {
+        let rule: MriRule = serde_yaml::from_str("measure: neda3_loss").unwrap();
+        let dose = r#"{"subject":"A","visit":"BL","date":"2019-01-01","doses":[{"start":"2019-01-01T09:00:00Z"}]}"#;
+        let mut h = scan(r#"{"t2_new_or_enlarging":2,"gd_enhancing":1,"combined_active":2}"#);
+        h.records.insert(0, Record::from_json(dose).unwrap());
+        let h = SubjectHistory::new(h.subject.clone(), h.records);
+        let f = rule.evaluate(&h, &ctx(Severity::Info));
+        assert!(f[0].summary.contains("MRI activity, 2 active lesions"), "{}", f[0].summary);
+    }
+
+    #[test]
+    fn neda3_uses_the_whole_definition_of_the_disability_rule_it_names() {
+        let file = |neda3_extra: &str| {
+            format!(
+                "rules:\n  - id: edss-24w\n    kind: disability_progression\n    score: EDSS\n    \
+                 confirm_after: 24w\n    severity: warning\n  - id: neda3\n    kind: mri_activity\n    \
+                 measure: neda3_loss\n    severity: info\n{neda3_extra}"
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: String| {
+            let path = dir.path().join("r.yaml");
+            std::fs::write(&path, text).unwrap();
+            crate::rules::load_rules(&[path])
+        };
+        // 3.0 at the dose, 4.0 at W12 and still at W24 (12 weeks later), nothing after.
+        let h = SubjectHistory::new(
+            SubjectId::parse("A").unwrap(),
+            [
+                r#"{"subject":"A","visit":"BL","date":"2019-01-01","doses":[{"start":"2019-01-01T09:00:00Z"}],"scores":[{"name":"EDSS","value":3.0}]}"#,
+                r#"{"subject":"A","visit":"W12","date":"2019-03-26","scores":[{"name":"EDSS","value":4.0}]}"#,
+                r#"{"subject":"A","visit":"W24","date":"2019-06-18","scores":[{"name":"EDSS","value":4.0}]}"#,
+            ]
+            .iter()
+            .map(|j| Record::from_json(j).unwrap())
+            .collect(),
+        );
+        let as_of = chrono::Utc::now();
+        let defaults = load(file("")).unwrap();
+        assert_eq!(defaults.get("neda3").unwrap().evaluate(&h, as_of, &[]).len(), 1, "12 weeks by default");
+        let named = load(file("    worsening: edss-24w\n")).unwrap();
+        assert!(
+            named.get("neda3").unwrap().evaluate(&h, as_of, &[]).is_empty(),
+            "the named rule wants 24 weeks: W24 does not confirm"
+        );
+        let errors = load(file("    worsening: edss-48w\n")).unwrap_err();
+        assert!(errors[0].to_string().contains("no disability_progression rule has the id `edss-48w`"));
     }
 }

@@ -124,6 +124,7 @@ impl OverdueVisitRule {
         }
         Finding {
             episode: format!("overdue:{}", v.visit),
+            clinical_time: Some(w.due),
             level: 1,
             severity: ctx.severity,
             title: Some(format!("Visit {} overdue", v.visit)),
@@ -162,6 +163,7 @@ impl OverdueVisitRule {
         let when = held.map(|d| format!(" ({})", study_day_text(h, d))).unwrap_or_default();
         Finding {
             episode: format!("missing:{}:{assessment}", v.visit),
+            clinical_time: Some(w.due),
             level: 1,
             severity: ctx.severity,
             title: Some(format!("{assessment} missing at visit {}", v.visit)),

@@ -429,6 +429,7 @@ impl SaeClockRule {
         });
         Some(Finding {
             episode: format!("sae-clock:{key}:{}", name.key()),
+            clinical_time: Some(start.at),
             level: if overdue { 2 } else { 1 },
             severity: ctx.severity,
             title: Some(format!(
@@ -537,6 +538,7 @@ fn undated(ae: &AdverseEvent, key: &str, class: Class, clocks: &[ClockName], ctx
     let reports: Vec<&str> = clocks.iter().map(|n| n.report()).collect();
     Finding {
         episode: format!("sae-clock:{key}:undated"),
+        clinical_time: None,
         level: 1,
         severity: ctx.severity,
         title: Some("SAE reporting clock cannot start".into()),

@@ -126,6 +126,7 @@ impl Kind for BayesianStoppingRule {
         let who = self.denominator.noun();
         vec![Finding {
             episode: "bayesian-stopping".into(),
+            clinical_time: None,
             level: i64::from(x),
             severity: ctx.severity,
             title: None,

@@ -219,6 +219,7 @@ impl Kind for VitalRule {
             }
             out.push(Finding {
                 episode: format!("vital:{}@{time}", self.measure.key()),
+                clinical_time: r.time.map(ClinicalTime::earliest),
                 level,
                 severity: ctx.severity,
                 title: None,

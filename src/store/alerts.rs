@@ -62,6 +62,8 @@ pub struct AlertRow {
     pub evidence: serde_json::Value,
     pub status: AlertStatus,
     pub raised_at: DateTime<Utc>,
+    /// When its finding happened clinically (alerts stored before 0007 have none).
+    pub clinical_time: Option<DateTime<Utc>>,
     pub escalation_step: i64,
     pub next_escalation_at: Option<DateTime<Utc>>,
 }
@@ -80,7 +82,7 @@ macro_rules! select_alerts {
     ($tail:literal) => {
         concat!(
             "SELECT id, rule_id, rule_version, subject, site, episode, level, severity, title, summary, \
-             evidence, status, raised_at, escalation_step, next_escalation_at FROM alerts ",
+             evidence, status, raised_at, clinical_time, escalation_step, next_escalation_at FROM alerts ",
             $tail
         )
     };
@@ -102,6 +104,7 @@ fn alert_row(r: &AnyRow) -> anyhow::Result<AlertRow> {
         evidence: serde_json::from_str(&evidence).unwrap_or(serde_json::Value::Null),
         status: r.try_get::<String, _>("status")?.parse()?,
         raised_at: to_time(r.try_get("raised_at")?),
+        clinical_time: r.try_get::<Option<i64>, _>("clinical_time")?.map(to_time),
         escalation_step: r.try_get("escalation_step")?,
         next_escalation_at: r.try_get::<Option<i64>, _>("next_escalation_at")?.map(to_time),
     })
@@ -256,8 +259,8 @@ impl Store {
             let status = lifecycle::raised(silence.is_some());
             let id: i64 = sqlx::query(
                 "INSERT INTO alerts (rule_id, rule_version, subject, site, episode, level, severity, title, \
-                 summary, evidence, status, raised_at, next_escalation_at, silence_id, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12) RETURNING id",
+                 summary, evidence, status, raised_at, next_escalation_at, silence_id, updated_at, clinical_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $12, $15) RETURNING id",
             )
             .bind(&a.rule_id)
             .bind(&a.rule_version)
@@ -273,6 +276,7 @@ impl Store {
             .bind(now_ms)
             .bind(if silence.is_some() { None } else { a.delivery.escalate_at.map(|t| t.timestamp_millis()) })
             .bind(silence)
+            .bind(a.clinical_time.map(|t| t.timestamp_millis()))
             .fetch_one(&mut *tx)
             .await
             .context("cannot store an alert")?

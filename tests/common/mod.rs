@@ -469,6 +469,7 @@ pub fn ae_alert(level: i64, to: &vigil::store::Recipient) -> vigil::store::NewAl
         title: "AE grade".into(),
         summary: "Rash grade".into(),
         evidence: serde_json::json!({"why": "test"}),
+        clinical_time: None,
         recipients: vec![to.clone()],
         delivery: vigil::store::FirstNotice {
             notify_at: chrono::DateTime::UNIX_EPOCH,

@@ -1,5 +1,7 @@
-//! Section "Alerts in the period": alerts raised up to the cut-off by severity and status
-//! (as they stand now), and listed by raising time.
+//! Section "Alerts in the period": alerts whose finding falls up to the cut-off (by its
+//! clinical time: the onset, sample, scan or visit that made it fire, not when the alert was
+//! raised, so a back-filled trial shows its alerts), by severity and status (as they stand
+//! now), and listed by that time.
 
 use crate::model::ClinicalTime;
 use crate::report::cut::Member;
@@ -28,9 +30,11 @@ pub struct AlertLine {
     pub subject: String,
     pub rule_id: String,
     pub title: String,
-    /// Study day of the subject when it was raised, if the subject has a first dose.
-    pub raised_study_day: Option<i64>,
-    /// The raising day (UTC); shown only where no study day exists (cohort alerts).
+    /// Study day of the finding's clinical time, if the subject has a first dose.
+    pub finding_study_day: Option<i64>,
+    /// The finding's day (UTC); shown only where no study day exists (cohort alerts).
+    pub finding_date: NaiveDate,
+    /// When the alert was raised (UTC): later than the finding for back-filled data.
     pub raised_date: NaiveDate,
 }
 
@@ -41,7 +45,7 @@ pub struct AlertSummary {
     pub statuses: Vec<String>,
     /// critical, warning, info, then any other severity by name.
     pub by_severity: Vec<SeverityRow>,
-    /// Ordered by raising time, then id.
+    /// Ordered by the findings' clinical time, then id.
     pub listing: Vec<AlertLine>,
 }
 
@@ -60,10 +64,16 @@ fn ranked(known: &[&str], values: impl Iterator<Item = String>) -> Vec<String> {
     out
 }
 
-/// Alerts raised up to the cut-off, by severity and status, and listed. Also returns how
-/// many were raised after it.
+/// When an alert's finding happened: its clinical time; an alert without one (raised before
+/// the column existed) by its raising time.
+fn finding_time(a: &AlertRow) -> DateTime<Utc> {
+    a.clinical_time.unwrap_or(a.raised_at)
+}
+
+/// Alerts whose finding falls up to the cut-off, by severity and status, and listed. Also
+/// returns how many fall after it.
 pub(crate) fn alert_summary(input: &DsmbInput, members: &[Member]) -> (AlertSummary, usize) {
-    let kept: Vec<&AlertRow> = input.alerts.iter().filter(|a| a.raised_at <= input.as_of).collect();
+    let kept: Vec<&AlertRow> = input.alerts.iter().filter(|a| finding_time(a) <= input.as_of).collect();
     let after = input.alerts.len() - kept.len();
     let statuses = ranked(
         &["open", "acknowledged", "resolved", "silenced"],
@@ -93,9 +103,8 @@ pub(crate) fn alert_summary(input: &DsmbInput, members: &[Member]) -> (AlertSumm
     let mut listing: Vec<(DateTime<Utc>, AlertLine)> = kept
         .iter()
         .map(|a| {
-            let day = first_dose
-                .get(a.subject.as_str())
-                .map(|first| ClinicalTime::at(a.raised_at).study_day(first));
+            let at = finding_time(a);
+            let day = first_dose.get(a.subject.as_str()).map(|first| ClinicalTime::at(at).study_day(first));
             let line = AlertLine {
                 id: a.id,
                 severity: a.severity.as_str().to_lowercase(),
@@ -103,10 +112,11 @@ pub(crate) fn alert_summary(input: &DsmbInput, members: &[Member]) -> (AlertSumm
                 subject: a.subject.clone(),
                 rule_id: a.rule_id.clone(),
                 title: a.title.clone(),
-                raised_study_day: day,
+                finding_study_day: day,
+                finding_date: at.date_naive(),
                 raised_date: a.raised_at.date_naive(),
             };
-            (a.raised_at, line)
+            (at, line)
         })
         .collect();
     listing.sort_by_key(|(t, a)| (*t, a.id));
@@ -156,7 +166,9 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         title: "Listing of alerts raised in the period".to_string(),
         stub: Vec::new(),
         groups: Vec::new(),
-        columns: ["#", "Severity", "Status", "Subject", "Rule", "Alert", "Raised"].map(String::from).to_vec(),
+        columns: ["#", "Severity", "Status", "Subject", "Rule", "Alert", "Finding", "Raised"]
+            .map(String::from)
+            .to_vec(),
         rows: Vec::new(),
         empty: "No alerts were raised in the period.".to_string(),
     };
@@ -172,10 +184,11 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
                 Cell::text(if l.subject.is_empty() { "cohort" } else { l.subject.as_str() }),
                 Cell::text(l.rule_id.as_str()),
                 Cell::text(l.title.as_str()),
-                Cell::text(match l.raised_study_day {
+                Cell::text(match l.finding_study_day {
                     Some(d) => format!("study day {d}"),
-                    None => l.raised_date.format("%Y-%m-%d").to_string(),
+                    None => l.finding_date.format("%Y-%m-%d").to_string(),
                 }),
+                Cell::text(l.raised_date.format("%Y-%m-%d").to_string()),
             ],
             strong: false,
             indent: false,
@@ -183,10 +196,41 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         .collect();
     Section {
         title: "Alerts in the period".to_string(),
-        notes: vec!["Alerts raised up to the cut-off with their status now: open alerts were not yet \
-             acknowledged. Subject alerts are dated by the subject's study day; cohort alerts by date."
+        notes: vec!["Alerts whose finding falls up to the cut-off, with their status now: open alerts \
+             were not yet acknowledged. Finding: when it happened clinically (the onset, sample, \
+             reading, scan or visit that made the rule fire; for reporting clocks, the clock's start), \
+             as the subject's study day, by date for cohort alerts. Raised: when vigil raised it, \
+             later than the finding for data entered after the fact."
             .to_string()],
         tables: vec![by_severity, list],
         ..Section::default()
+    }
+}
+
+/// Tests through the whole report on the constructed cohort of `report::tests`.
+#[cfg(test)]
+mod report_tests {
+    use crate::report::tests::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_back_filled_trial_lists_the_alerts_whose_finding_falls_before_the_cutoff() {
+        let mut f = Fixture::new(cohort());
+        // Entered in 2026 for findings of 2019: the cut-off (2020-03-01) goes by the finding.
+        let clinical = |a: &mut crate::store::AlertRow, y, m, d| {
+            a.clinical_time = Some(chrono::Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap());
+        };
+        let mut early = alert(1, "KS-101", "warning", "open", (2026, 11, 1));
+        clinical(&mut early, 2019, 3, 11);
+        let mut late = alert(2, "KS-102", "warning", "open", (2026, 11, 1));
+        clinical(&mut late, 2020, 6, 1);
+        f.alerts = vec![early, late];
+        let s = f.summary();
+        let ids: Vec<i64> = s.alerts.listing.iter().map(|a| a.id).collect();
+        assert_eq!(ids, [1], "the 2019 finding is in, the 2020-06 one after the cut-off");
+        assert_eq!(s.alerts.listing[0].finding_study_day, Some(8), "KS-101 dosed 2019-03-04");
+        assert_eq!(s.data_quality.alerts_after_cutoff, 1);
+        let html = f.html();
+        assert!(html.contains("<td>study day 8</td><td>2026-11-01</td>"), "finding and raising dates");
     }
 }

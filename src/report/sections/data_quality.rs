@@ -23,7 +23,7 @@ pub struct DataQuality {
     pub quarantined_records: u64,
     /// Records dated after the data cut-off: left out of every number.
     pub records_after_cutoff: usize,
-    /// Alerts raised after the cut-off: left out.
+    /// Alerts whose finding falls after the cut-off (by clinical time): left out.
     pub alerts_after_cutoff: usize,
     /// Post-baseline EDSS assessments without a visit label (not in the visit table).
     pub edss_without_visit: usize,
@@ -100,7 +100,7 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
             usize::try_from(q.quarantined_records).unwrap_or(usize::MAX),
         ),
         ("Records dated after the data cut-off (left out)", q.records_after_cutoff),
-        ("Alerts raised after the data cut-off (left out)", q.alerts_after_cutoff),
+        ("Alerts whose finding falls after the data cut-off (left out)", q.alerts_after_cutoff),
         ("Overdue visits", q.overdue_visits),
         ("Adverse events without an onset date", q.ae_onset_missing),
         ("Adverse events with a partial onset date (earliest plausible date used)", q.ae_onset_partial),

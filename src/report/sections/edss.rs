@@ -9,6 +9,7 @@ use crate::report::cut::Member;
 use crate::report::document::{Cell, Chart, Row, Section, Table};
 use crate::report::{DsmbInput, DsmbSummary};
 use crate::rules::progression::{self, EventKind, EventStatus, ProgressionParams};
+use crate::rules::EdssRule;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 
@@ -43,8 +44,8 @@ pub struct EdssSummary {
     pub by_visit: Vec<EdssAtVisit>,
     /// Subjects with at least two EDSS assessments (who can show a worsening).
     pub followed: usize,
-    /// Subjects with a confirmed disability worsening (`rules::progression::assess`,
-    /// default confirmation settings with the trial's minimum change).
+    /// Subjects with a confirmed disability worsening (`rules::progression::assess` with
+    /// the whole definition of the trial's disability rule).
     pub confirmed_worsening: usize,
     /// Subjects whose earliest worsening still awaits confirmation at the cut-off.
     pub pending_worsening: usize,
@@ -76,7 +77,8 @@ struct EdssAcc {
 /// Per visit: the change from each subject's first EDSS. When a subject has two
 /// post-baseline assessments with the same label, the later one counts.
 pub(crate) fn edss_summary(members: &[Member], visits: &[String], input: &DsmbInput) -> EdssSummary {
-    let params = ProgressionParams { min_change: input.edss_change.clone(), ..ProgressionParams::default() };
+    let params = &input.edss_rule.params;
+    let min_change = &params.min_change;
     let mut acc: BTreeMap<String, EdssAcc> = BTreeMap::new();
     let mut baselines: Vec<Edss> = Vec::new();
     let (mut followed, mut confirmed, mut pending) = (0, 0, 0);
@@ -88,7 +90,7 @@ pub(crate) fn edss_summary(members: &[Member], visits: &[String], input: &DsmbIn
         if !later.is_empty() {
             followed += 1;
             let relapses: Vec<NaiveDate> = m.h.relapses().into_iter().map(ClinicalTime::day).collect();
-            let events = progression::assess(&assessments, &relapses, &params);
+            let events = progression::assess(&assessments, &relapses, params);
             let worsening =
                 |s: EventStatus| events.iter().any(|e| e.kind == EventKind::Worsening && e.status == s);
             if worsening(EventStatus::Confirmed) {
@@ -109,9 +111,9 @@ pub(crate) fn edss_summary(members: &[Member], visits: &[String], input: &DsmbIn
             let e = acc.entry(v.to_string()).or_default();
             e.assessed += 1;
             e.change_halves += i64::from(score.halves()) - i64::from(baseline.halves());
-            if input.edss_change.is_worse(baseline, score) {
+            if min_change.is_worse(baseline, score) {
                 e.worse += 1;
-            } else if input.edss_change.is_better(baseline, score) {
+            } else if min_change.is_better(baseline, score) {
                 e.better += 1;
             } else {
                 e.stable += 1;
@@ -149,7 +151,7 @@ pub(crate) fn edss_summary(members: &[Member], visits: &[String], input: &DsmbIn
 // --- the section in the report ---------------------------------------------------------
 
 /// Section "EDSS change from baseline".
-pub(crate) fn section(rule: &MinimumChange, s: &DsmbSummary) -> Section {
+pub(crate) fn section(rule: &EdssRule, s: &DsmbSummary) -> Section {
     let mut stub = vec!["Visit"];
     if s.closed {
         stub.insert(0, "Arm");
@@ -204,9 +206,12 @@ pub(crate) fn section(rule: &MinimumChange, s: &DsmbSummary) -> Section {
     let mut notes = vec![format!(
         "Baseline is each subject's first EDSS. Worse or better means a change of at least the \
          trial's minimum ({}); anything smaller is stable. Percentages are of the subjects assessed \
-         at the visit. Confirmed worsening: confirmed at least 12 weeks (84 days, −7 days) later, \
-         fixed baseline, no confirmation within 30 days of a relapse.",
-        describe_rule(rule)
+         at the visit. Confirmed worsening {}: {}.",
+        describe_rule(&rule.params.min_change),
+        rule.id.as_ref().map_or("(no disability rule in the pack: the defaults)".to_string(), |id| format!(
+            "as rule `{id}` defines it"
+        )),
+        describe_confirmation(&rule.params)
     )];
     notes.extend(baseline);
     Section {
@@ -222,6 +227,32 @@ pub(crate) fn section(rule: &MinimumChange, s: &DsmbSummary) -> Section {
             svg: charts::edss(&s.charts.edss, s.closed),
         }],
     }
+}
+
+/// "confirmed at least 84 days later (7 days early accepted, no upper limit), fixed
+/// baseline, no baseline or confirmation within 30 days after a relapse"
+fn describe_confirmation(p: &ProgressionParams) -> String {
+    let mut text = format!(
+        "confirmed at least {} days later ({} days early accepted, {}), {} baseline",
+        p.confirm_after_days,
+        p.confirm_tolerance_before_days,
+        p.confirm_tolerance_after_days
+            .map_or("no upper limit".to_string(), |d| format!("up to {d} days late")),
+        match p.baseline {
+            progression::Baseline::Fixed => "fixed (first EDSS)",
+            progression::Baseline::Roving => "roving (moves after every confirmed change)",
+        },
+    );
+    if p.relapse_exclusion_days > 0 {
+        text.push_str(&format!(
+            ", no baseline or confirmation within {} days after a relapse",
+            p.relapse_exclusion_days
+        ));
+    }
+    if p.sustained {
+        text.push_str(", sustained to the last visit");
+    }
+    text
 }
 
 /// "baseline ≤ 0.0: +1.5; baseline ≤ 5.0: +1.0; higher baseline: +0.5"
@@ -253,7 +284,6 @@ mod tests {
 #[cfg(test)]
 mod report_tests {
     use crate::report::tests::*;
-    use crate::report::*;
 
     #[test]
     fn edss_change_from_baseline_by_construction() {
@@ -279,7 +309,7 @@ mod report_tests {
     #[test]
     fn the_edss_rule_of_the_trial_decides_worse() {
         let mut f = Fixture::new(cohort());
-        f.rule = MinimumChange::variant_b();
+        f.rule.params.min_change = crate::model::MinimumChange::variant_b();
         let w48 = f.summary().total.edss.at("W48").cloned().unwrap();
         // Under variant B, +0.5 from 5.5 (KS-102) is no longer worse.
         assert_eq!((w48.worse, w48.stable, w48.better), (2, 2, 1));
@@ -306,5 +336,39 @@ mod report_tests {
         assert!(f.html().contains(
         "Confirmed EDSS worsening: 1 of 7 subjects with a follow-up assessment (awaiting confirmation: 3)"
     ));
+    }
+
+    #[test]
+    fn confirmed_worsening_uses_the_whole_definition_of_the_cited_rule() {
+        let mut subjects = cohort();
+        // KS-109: 2.0 → 3.5 at W12, still 3.5 at W24 (84 days later), nothing after.
+        subjects.push(history(
+            "KS-109",
+            vec![
+                rec("KS-109", "BL", &format!("{},{DOSE}", edss(2.0))),
+                rec("KS-109", "W12", &edss(3.5)),
+                rec("KS-109", "W24", &edss(3.5)),
+            ],
+        ));
+        let mut f = Fixture::new(subjects);
+        assert_eq!(f.summary().total.edss.confirmed_worsening, 1, "12 weeks: W24 confirms");
+        // The pack's rule asks for 24 weeks: W24 is too early and no later visit exists.
+        let yaml = "rules:\n  - id: edss-24w\n    kind: disability_progression\n    score: EDSS\n    \
+                    confirm_after: 24w\n    severity: warning\n";
+        let rules = crate::rules::parse_rules(std::path::Path::new("r.yaml"), yaml).unwrap();
+        f.rule = crate::rules::RuleSet { rules }.edss_rule();
+        let e = f.summary().total.edss;
+        assert_eq!(e.confirmed_worsening, 0);
+        let html = f.html();
+        assert!(html.contains("as rule `edss-24w` defines it"), "the report cites the rule");
+        assert!(html.contains("confirmed at least 168 days later"));
+        // A relapse 10 days before W24 makes W24 unusable as confirmation (30-day window)...
+        f.rule = crate::rules::EdssRule::default();
+        let relapse = rec_on("KS-109", "2019-08-09", r#","relapse":{"onset":"2019-08-09"}"#);
+        f.subjects.last_mut().unwrap().records.push(relapse);
+        assert_eq!(f.summary().total.edss.confirmed_worsening, 0);
+        // ... unless the rule's relapse window is shorter.
+        f.rule.params.relapse_exclusion_days = 5;
+        assert_eq!(f.summary().total.edss.confirmed_worsening, 1);
     }
 }

@@ -250,10 +250,11 @@ mod report_tests {
         assert_eq!(s.total.disposition.enrolled, 7);
         assert_eq!(s.total.disposition.dosed, 6);
         assert_eq!(s.total.disposition.sentence(), "Enrolled: 7. Dosed: 6.");
-        // Protocol visits first, then the others by first date (SCR before UNS).
-        assert_eq!(s.visits, ["BL", "H2", "D7", "W4", "W12", "W24", "W48", "SCR", "UNS"]);
+        // Protocol visits in their order; unlisted ones where they fall: SCR (only the
+        // undosed KS-107 has one) by its date, UNS (KS-102, study day 99) by study day.
+        assert_eq!(s.visits, ["SCR", "BL", "H2", "D7", "W4", "W12", "UNS", "W24", "W48"]);
         let completed: Vec<usize> = s.total.disposition.visits.iter().map(|v| v.subjects).collect();
-        assert_eq!(completed, [7, 6, 6, 6, 6, 5, 5, 1, 1]);
+        assert_eq!(completed, [1, 7, 6, 6, 6, 6, 1, 5, 5]);
         assert_eq!(s.total.disposition.completed("W48"), Some(5));
     }
 

@@ -44,7 +44,7 @@ pub(crate) fn document(input: &DsmbInput, s: &DsmbSummary) -> Document {
         serious_and_deaths::section(s),
         infusion::section(s),
         liver::section(s),
-        edss::section(input.edss_change, s),
+        edss::section(input.edss_rule, s),
         mri::section(s),
         stopping_rules::section(s),
         alerts::section(s),

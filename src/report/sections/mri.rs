@@ -6,6 +6,7 @@ use crate::report::charts;
 use crate::report::cut::Member;
 use crate::report::document::{Cell, Chart, Row, Section, Table};
 use crate::report::DsmbSummary;
+use crate::rules::combined_active;
 use std::collections::BTreeMap;
 
 /// New or enlarging T2 and gadolinium-enhancing lesions at one visit.
@@ -28,6 +29,10 @@ pub struct MriAtVisit {
     /// Scans whose count is against the previous scan / against the baseline scan.
     pub against_previous: usize,
     pub against_baseline: usize,
+    /// Combined unique active lesions (`rules::mri::combined_active`): the firm total and
+    /// the upper bound (they differ when a scan with both counts does not report the overlap).
+    pub total_combined: u64,
+    pub total_combined_upper: u64,
 }
 
 impl MriAtVisit {
@@ -42,6 +47,8 @@ impl MriAtVisit {
 
 #[derive(Default)]
 struct MriAcc {
+    total_combined: u64,
+    total_combined_upper: u64,
     scans: usize,
     scans_without_count: usize,
     subjects_scanned: usize,
@@ -63,12 +70,25 @@ struct SeenAtVisit {
     gd_any: bool,
 }
 
-/// Scans without a visit label are left out (counted in the data quality section).
-pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVisit> {
+/// A subject's baseline scan: the first one, when it is on or before the first dose (or
+/// the subject has no dose). It is the reference of later counts, not activity.
+fn is_baseline(m: &Member, scan: &crate::model::Mri, first: bool) -> bool {
+    first && m.h.first_dose().is_none_or(|d| scan.date.day() <= d.start.day())
+}
+
+/// Per visit, the scans after each subject's baseline scan; also returns how many baseline
+/// scans there were. Scans without a visit label are left out (counted in the data
+/// quality section).
+pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> (Vec<MriAtVisit>, usize) {
     let mut acc: BTreeMap<String, MriAcc> = BTreeMap::new();
+    let mut baselines = 0;
     for m in members {
         let mut seen: BTreeMap<&str, SeenAtVisit> = BTreeMap::new();
-        for (visit, scan) in m.h.mri() {
+        for (i, (visit, scan)) in m.h.mri().into_iter().enumerate() {
+            if is_baseline(m, &scan, i == 0) {
+                baselines += 1;
+                continue;
+            }
             let Some(v) = visit else {
                 continue;
             };
@@ -77,6 +97,10 @@ pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVis
             match scan.reference {
                 MriReference::Previous => e.against_previous += 1,
                 MriReference::Baseline => e.against_baseline += 1,
+            }
+            if let Some((firm, upper)) = combined_active(&scan) {
+                e.total_combined += u64::from(firm);
+                e.total_combined_upper += u64::from(upper);
             }
             let s = seen.entry(v).or_default();
             match scan.t2_new_or_enlarging {
@@ -102,7 +126,7 @@ pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVis
             }
         }
     }
-    visits
+    let rows = visits
         .iter()
         .filter_map(|v| {
             let e = acc.get(v).filter(|e| e.scans > 0)?;
@@ -118,9 +142,12 @@ pub(crate) fn mri_summary(members: &[Member], visits: &[String]) -> Vec<MriAtVis
                 subjects_with_gd: e.subjects_with_gd,
                 against_previous: e.against_previous,
                 against_baseline: e.against_baseline,
+                total_combined: e.total_combined,
+                total_combined_upper: e.total_combined_upper,
             })
         })
-        .collect()
+        .collect();
+    (rows, baselines)
 }
 
 // --- the section in the report ---------------------------------------------------------
@@ -151,6 +178,11 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
                     Cell::count(m.subjects_with_new_t2, m.subjects_scanned),
                     Cell::Int(i64::try_from(m.total_gd).unwrap_or(i64::MAX)),
                     Cell::count(m.subjects_with_gd, m.subjects_gd_read),
+                    if m.total_combined == m.total_combined_upper {
+                        Cell::Int(i64::try_from(m.total_combined).unwrap_or(i64::MAX))
+                    } else {
+                        Cell::text(format!("{} to {}", m.total_combined, m.total_combined_upper))
+                    },
                     Cell::text(reference(m.against_previous, m.against_baseline)),
                 ],
                 strong: false,
@@ -170,6 +202,7 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
             "Subjects with ≥ 1 new T2 n (%)",
             "Gd+ lesions",
             "Subjects with ≥ 1 Gd+ n (%)",
+            "Combined active lesions",
             "Counted against",
         ]
         .map(String::from)
@@ -182,8 +215,15 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         notes: vec![
             "Counts as reported per scan, against the reference scan shown. Subjects scanned are those \
              with a scan that carries a new/enlarging T2 count; Gd+ percentages are of the subjects \
-             with a Gd+ count."
+             with a Gd+ count. Combined active lesions count each lesion once (new T2 or Gd+): the \
+             reader's unique count when reported; otherwise a lesion may be both, and the column \
+             shows the range from the larger count to their sum."
                 .to_string(),
+            format!(
+                "Baseline scans (each subject's first scan, on or before the first dose): {}. They are \
+                 the reference of later counts, not activity, and have no row.",
+                s.total.mri_baseline_scans
+            ),
         ],
         findings,
         tables: vec![table],
@@ -225,6 +265,20 @@ mod report_tests {
     }
 
     #[test]
+    fn the_baseline_scan_is_the_reference_not_a_row() {
+        let mut subjects = cohort();
+        for (i, h) in subjects.iter_mut().enumerate().take(6) {
+            h.records.push(rec(&format!("KS-10{}", i + 1), "SCR", r#","mri":{"t2_new_or_enlarging":0}"#));
+        }
+        let f = Fixture::new(subjects);
+        let s = f.summary();
+        let visits: Vec<&str> = s.total.mri.iter().map(|m| m.visit.as_str()).collect();
+        assert_eq!(visits, ["W12", "W48"], "no row for the screening (baseline) scans");
+        assert_eq!(s.total.mri_baseline_scans, 6);
+        assert!(!f.html().contains("New or enlarging T2 lesions at SCR"));
+    }
+
+    #[test]
     fn mri_counts_gadolinium_enhancing_lesions_too() {
         let mut subjects = cohort();
         subjects[0].records.push(rec("KS-101", "W48", r#","mri":{"gd_enhancing":2}"#));
@@ -233,5 +287,22 @@ mod report_tests {
         let w48 = s.total.mri.iter().find(|m| m.visit == "W48").unwrap();
         assert_eq!((w48.total_gd, w48.subjects_with_gd, w48.subjects_gd_read), (2, 1, 2));
         assert_eq!((w48.total_new_t2, w48.subjects_with_new_t2), (4, 3), "merged with the T2 counts");
+        // KS-101: 1 new T2 and 2 Gd+, overlap not reported: 2 to 3 unique lesions.
+        assert_eq!((w48.total_combined, w48.total_combined_upper), (4 + 1, 4 + 2));
+    }
+
+    #[test]
+    fn combined_active_lesions_count_a_lesion_once() {
+        let mut subjects = cohort();
+        // KS-101's W48 scan: 1 new T2, 2 Gd+, 2 unique (the new T2 lesion enhances).
+        subjects[0].records.push(rec("KS-101", "W48", r#","mri":{"gd_enhancing":2,"combined_active":2}"#));
+        let f = Fixture::new(subjects);
+        let s = f.summary();
+        let w48 = s.total.mri.iter().find(|m| m.visit == "W48").unwrap();
+        assert_eq!((w48.total_combined, w48.total_combined_upper), (5, 5), "2 + KS-102's 2 + KS-103's 1");
+        let mut subjects = cohort();
+        subjects[0].records.push(rec("KS-101", "W48", r#","mri":{"gd_enhancing":2}"#));
+        let csv = Fixture::new(subjects).csv_of("mri_by_visit");
+        assert!(csv.contains("5 to 6"), "{csv}");
     }
 }

@@ -138,6 +138,7 @@ pub(super) fn hys_law(hy: &HysLaw, h: &SubjectHistory, ctx: &Context) -> Option<
     }
     Some(Finding {
         episode: "hys-law".into(),
+        clinical_time: first.bilirubin.time.or(first.transaminase.time).map(crate::model::ClinicalTime::earliest),
         level: 1,
         severity: ctx.severity,
         title: None,

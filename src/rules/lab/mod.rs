@@ -314,6 +314,7 @@ fn finding(h: &SubjectHistory, ctx: &Context, s: &Sample, series: &Series, j: Ju
     }
     Finding {
         episode: format!("lab:{}@{time}", s.lab.test.trim()),
+        clinical_time: s.time.map(crate::model::ClinicalTime::earliest),
         level: j.level,
         severity: ctx.severity,
         title: None,
