@@ -163,6 +163,7 @@ fn common_alert(
         summary: "AE".into(),
         evidence: serde_json::json!({}),
         recipients: vec![to.clone()],
+        clinical_time: None,
         delivery: vigil::store::FirstNotice {
             notify_at: chrono::DateTime::UNIX_EPOCH,
             group: format!("rule:{n}"),
