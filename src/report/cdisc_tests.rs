@@ -97,9 +97,9 @@ fn load() -> Pilot {
             other => panic!("AESEV {other}"),
         };
         a.insert("grade".into(), json!(grade));
-        // AESER is the seriousness call. The pilot also flags criteria on 36 rows with
-        // AESER = N (AESHOSP = Y on 30, AESDTH = Y on the 3 fatal events); in vigil's model
-        // one criterion makes an event serious, so the flags are read on AESER = Y rows only.
+        // AESER is the seriousness call. The pilot also flags criteria on 33 rows with
+        // AESER = N; here the flags are read on AESER = Y rows only (the importer keeps them
+        // all: `the_pilot_imported_through_sdtm_queries_its_seriousness`).
         let serious = get(r, "AESER") == "Y";
         let criteria: Vec<&str> =
             CRITERIA.iter().filter(|(col, _)| serious && get(r, col) == "Y").map(|(_, c)| *c).collect();
@@ -337,6 +337,44 @@ fn the_cdisc_pilot_reproduces_the_readme_facts() {
         let _ = std::fs::write(format!("{dir}/pilot-open.html"), &open_html);
     }
     assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+}
+
+/// The pilot as `vigil ingest --format sdtm` reads it: seriousness follows AESER (3
+/// serious events), and the 33 AESER = N events with an ICH criterion flag (3 of them the
+/// deaths) are counted in the data-quality section, the deaths also as "fatal, not serious".
+#[test]
+fn the_pilot_imported_through_sdtm_queries_its_seriousness() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["dm.csv", "ex.csv", "ae.csv", "ds.csv"] {
+        std::fs::copy(std::path::Path::new(DIR).join(f), dir.path().join(f)).unwrap();
+    }
+    let import = crate::ingest::sdtm::read_dir(dir.path()).unwrap();
+    assert!(import.rejected.is_empty(), "{:?}", import.rejected.first());
+    let mut by_subject: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    for r in import.records {
+        by_subject.entry(r.record.subject.as_str().to_string()).or_default().push(r.record);
+    }
+    let subjects: Vec<SubjectHistory> = by_subject
+        .into_iter()
+        .map(|(s, rs)| SubjectHistory::new(SubjectId::parse(&s).unwrap(), rs))
+        .collect();
+    let pilot = Pilot { subjects, visits: Vec::new(), ae: Vec::new() };
+    let rule = crate::model::MinimumChange::variant_a();
+    let s = summarize(&closed_input(&pilot, &rule));
+
+    let ae = &s.total.adverse_events;
+    assert_eq!(ae.serious, Tally { events: 3, subjects: 3 });
+    assert_eq!(ae.criterion(Seriousness::Hospitalization), Tally { events: 2, subjects: 2 });
+    assert_eq!(ae.fatal, Tally { events: 3, subjects: 3 });
+    assert_eq!(s.data_quality.seriousness_inconsistent, 33);
+    assert_eq!(s.data_quality.fatal_not_serious, 3);
+    // AESEV is a severity: the tables say so instead of "CTCAE grade".
+    assert_eq!(ae.grades.scale(), "severity (mapped)");
+    let html = render_html(&closed_input(&pilot, &rule), &s);
+    assert!(html.contains("seriousness inconsistent — to query"), "no data-quality row");
+    assert!(html.contains("Adverse events by worst severity (mapped)"));
+    assert!(!html.contains("by worst CTCAE grade"));
+    assert!(html.contains("5 (severity, mapped)"), "the deaths' grade is labelled as mapped");
 }
 
 /// The pilot's reports as PDF: byte-identical across runs, and (when poppler's pdftoppm is
