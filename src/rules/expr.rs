@@ -729,6 +729,17 @@ mod tests {
     }
 
     #[test]
+    fn seriousness_inconsistent_is_a_field_of_ae() {
+        let e = ae_only("ae.seriousness_inconsistent").unwrap();
+        let h = history(&[r#"{"subject":"KS-101","adverse_events":[
+            {"id":"1","term":"Pneumonia","serious":false,"seriousness":["hospitalization"]},
+            {"id":"2","term":"Pneumonia","serious":true,"seriousness":["hospitalization"]}]}"#]);
+        let got: Vec<bool> =
+            h.adverse_events().iter().map(|a| e.eval_bool(&[("ae", &ae_value(&[], a))]).unwrap()).collect();
+        assert_eq!(got, [true, false]);
+    }
+
+    #[test]
     fn comprehension_variables_and_standard_functions_are_allowed() {
         ae_only("ae.seriousness.exists(s, s == 'death')").unwrap();
         ae_only("'death' in ae.seriousness && size(ae.seriousness) > 0").unwrap();
