@@ -373,7 +373,7 @@ fn the_pilot_imported_through_sdtm_queries_its_seriousness() {
     assert_eq!(s.data_quality.seriousness_inconsistent, 33);
     assert_eq!(s.data_quality.fatal_not_serious, 3);
     // AESEV is a severity: the tables say so instead of "CTCAE grade".
-    assert_eq!(ae.grades.scale(), "severity (mapped)");
+    assert_eq!(ae.grades.scale(), sections::adverse_events::GradeScale::Severity);
     let html = render_html(&closed_input(&pilot, &rule), &s);
     assert!(html.contains("seriousness inconsistent — to query"), "no data-quality row");
     assert!(html.contains("Adverse events by worst severity (mapped)"));

@@ -53,14 +53,14 @@ impl GradeTable {
         }
     }
 
-    /// What the grades are: `CTCAE grade`, `severity (mapped)` when every graded event
-    /// was mapped from mild / moderate / severe, or both when mixed.
-    pub fn scale(&self) -> &'static str {
+    /// What the grades are: CTCAE grades, severities mapped to grades (when every graded
+    /// event was mapped from mild / moderate / severe), or both.
+    pub fn scale(&self) -> GradeScale {
         let graded = self.any.events - self.not_graded.events;
         match self.mapped_from_severity {
-            0 => "CTCAE grade",
-            m if m == graded => "severity (mapped)",
-            _ => "CTCAE grade or severity (mapped)",
+            0 => GradeScale::Ctcae,
+            m if m == graded => GradeScale::Severity,
+            _ => GradeScale::Mixed,
         }
     }
 
@@ -79,6 +79,35 @@ impl GradeTable {
             t.slot(worst).subjects += 1;
         }
         t
+    }
+}
+
+/// What a grade table counts, and so what its headings say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradeScale {
+    Ctcae,
+    /// Mild / moderate / severe mapped to grades 1 / 2 / 3: not a CTCAE grade.
+    Severity,
+    Mixed,
+}
+
+impl GradeScale {
+    /// `CTCAE grade`, `severity (mapped)`, `CTCAE grade or severity (mapped)`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Ctcae => "CTCAE grade",
+            Self::Severity => "severity (mapped)",
+            Self::Mixed => "CTCAE grade or severity (mapped)",
+        }
+    }
+
+    /// The label of the "grade 3 or more" row or column.
+    pub fn grade3(self) -> &'static str {
+        match self {
+            Self::Ctcae => "Grade ≥ 3",
+            Self::Severity => "Severe (severity mapped to grade ≥ 3)",
+            Self::Mixed => "Grade ≥ 3 (CTCAE, or severe mapped to 3)",
+        }
     }
 }
 
@@ -212,7 +241,7 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
     let mut overview = vec![
         t("Any adverse event", |g| g.adverse_events.grades.any).strong(),
         t("Related (possible, probable or definite)", |g| g.adverse_events.related),
-        t(&grade3_label(scale), |g| g.adverse_events.grade3_plus),
+        t(scale.grade3(), |g| g.adverse_events.grade3_plus),
         t("Serious", |g| g.adverse_events.serious),
     ];
     for c in ICH_CRITERIA {
@@ -279,8 +308,8 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
             split_table(
                 &cols,
                 "ae_by_grade",
-                &format!("Adverse events by worst {scale}"),
-                &[&capitalise(scale)],
+                &format!("Adverse events by worst {}", scale.noun()),
+                &[&capitalise(scale.noun())],
                 &["Subjects n (%)", "Events"],
                 grade_rows(&cols, |g| g.adverse_events.grades),
             ),
@@ -289,7 +318,7 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
                 "ae_by_soc_pt",
                 "Adverse events by system organ class and preferred term",
                 &["System organ class", "Preferred term"],
-                &["Subjects n (%)", &format!("{} n (%)", grade3_label(scale)), "Events"],
+                &["Subjects n (%)", &format!("{} n (%)", scale.grade3()), "Events"],
                 by_term,
             ),
         ],
@@ -303,15 +332,6 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
                 .to_string(),
             svg: charts::ae_by_grade(&s.charts),
         }],
-    }
-}
-
-/// `Grade ≥ 3`, or `Severity (mapped) ≥ 3 (severe)` when the grades are mapped severities.
-pub(crate) fn grade3_label(scale: &str) -> String {
-    match scale {
-        "CTCAE grade" => "Grade ≥ 3".to_string(),
-        "severity (mapped)" => "Severe (severity mapped to grade ≥ 3)".to_string(),
-        _ => "Grade ≥ 3 (CTCAE, or severe mapped to 3)".to_string(),
     }
 }
 

@@ -100,8 +100,8 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
     let cols = safety_groups(s);
     // CTCAE grade or severity (mapped): the table's own events, else the data's.
     let grade_scale = |s: &DsmbSummary| match s.total.infusion_reactions.grades {
-        g if g.any.events > 0 => g.scale(),
-        _ => s.total.adverse_events.grades.scale(),
+        g if g.any.events > 0 => g.scale().noun(),
+        _ => s.total.adverse_events.grades.scale().noun(),
     };
     let terms: Vec<String> = s.total.infusion_reactions.terms.iter().map(|t| format!("“{t}”")).collect();
     let mut list = listing(
