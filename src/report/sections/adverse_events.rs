@@ -351,6 +351,21 @@ mod report_tests {
     use crate::report::*;
 
     #[test]
+    fn a_grade_table_says_whether_its_grades_are_ctcae_or_mapped_severities() {
+        use super::{GradeScale, GradeTable};
+        let ae = |json: &str| crate::model::Record::from_json(json).unwrap().adverse_events.remove(0);
+        let ctcae = ae(r#"{"subject":"A","adverse_events":[{"term":"Rash","grade":3}]}"#);
+        let mapped =
+            ae(r#"{"subject":"A","adverse_events":[{"term":"Rash","grade":3,"grade_source":"severity"}]}"#);
+        let ungraded = ae(r#"{"subject":"A","adverse_events":[{"term":"Rash"}]}"#);
+        let scale = |events: Vec<&crate::model::AdverseEvent>| GradeTable::from_subjects(&[events]).scale();
+        assert_eq!(scale(vec![&ctcae, &ungraded]), GradeScale::Ctcae);
+        assert_eq!(scale(vec![&mapped, &ungraded]), GradeScale::Severity);
+        assert_eq!(scale(vec![&mapped, &ctcae]), GradeScale::Mixed);
+        assert_eq!(GradeScale::Severity.noun(), "severity (mapped)");
+    }
+
+    #[test]
     fn adverse_events_by_grade_count_each_event_once_at_its_latest_grade() {
         let s = Fixture::new(cohort()).summary();
         let g = s.total.adverse_events.grades;
