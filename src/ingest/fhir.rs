@@ -24,10 +24,13 @@
 //!   grade; it is mapped to grade 1, 2, 3 because that is what CTCAE's own words for those
 //!   grades say, and a grade extension (`…/ae-grade` of the HL7 AE clinical research IGs,
 //!   `…/ctcae-grade` of the CTCAE IG) wins when present. `actuality: potential` (a near miss)
-//!   is skipped. An outcome `fatal` adds the seriousness criterion death. Causality is the
-//!   strongest assessment over all suspect entities; WHO-UMC "conditional" and
-//!   "unassessable" count as `possible`, so an event nobody could assess still counts as
-//!   related in stopping rules. `recordedDate` is not taken as awareness: the site may have
+//!   is skipped. An outcome `fatal` adds the seriousness criterion death. A grade from
+//!   `severity` is marked `grade_source: severity` ("severity (mapped)" in reports).
+//!   Causality is the study product's (see `relatedness`): the only suspect, else the one
+//!   recognised as the product the input's MedicationAdministrations give, else (none
+//!   recognised) the strongest over all. WHO-UMC "conditional" and "unassessable" count as
+//!   `possible` (team decision), so an event nobody could assess still counts as related in
+//!   stopping rules, and keep their name in `causality_reported`. `recordedDate` is not taken as awareness: the site may have
 //!   known earlier, and a late clock start would make an SAE deadline too late.
 //! - **Observation**: LOINC-coded vital signs (also the components of a blood-pressure
 //!   panel) become vitals; any other numeric result a lab. A result with a comparator
@@ -573,31 +576,36 @@ fn adverse_event(ctx: &Context, res: &Value) -> Result<Value, Stop> {
         .ok_or_else(|| reject("AdverseEvent.event", "missing: no text or coding display names the event"))?;
     let (serious, mut criteria) =
         seriousness(res.get("seriousness")).map_err(|e| reject("AdverseEvent.seriousness", e))?;
-    let grade = match grade_extension(res).map_err(|e| reject("AdverseEvent.extension", e))? {
-        Some(g) => Some(g),
-        None => severity(res.get("severity")).map_err(|e| reject("AdverseEvent.severity", e))?,
+    let (grade, grade_source) = match grade_extension(res).map_err(|e| reject("AdverseEvent.extension", e))? {
+        Some(g) => (Some(g), None),
+        None => {
+            let g = severity(res.get("severity")).map_err(|e| reject("AdverseEvent.severity", e))?;
+            (g, g.map(|_| "severity"))
+        }
     };
     let outcome = outcome(res.get("outcome"));
     if outcome.as_deref() == Some("fatal") {
-        if serious == Some(false) {
-            return Err(reject("AdverseEvent.seriousness", "non-serious, but the outcome is fatal"));
-        }
+        // A non-serious judgement stays as given: the event is then seriousness-inconsistent,
+        // a query for the site (not refused, which would hide a death).
         if !criteria.contains(&"death") {
             criteria.push("death");
         }
     }
-    let related = relatedness(res).map_err(|e| reject("AdverseEvent.suspectEntity.causality", e))?;
+    let (related, causality_reported) =
+        relatedness(ctx, res).map_err(|e| reject("AdverseEvent.suspectEntity.causality", e))?;
 
     let mut ae = Map::new();
     put(&mut ae, "id", str_at(res, "id").map(|s| json!(s)));
     ae.insert("term".into(), json!(term));
     put(&mut ae, "onset", str_at(res, "date").or_else(|| str_at(res, "detected")).map(|s| json!(s)));
     put(&mut ae, "grade", grade.map(|g| json!(g)));
+    put(&mut ae, "grade_source", grade_source.map(|g| json!(g)));
     put(&mut ae, "serious", serious.or((!criteria.is_empty()).then_some(true)).map(|s| json!(s)));
     if !criteria.is_empty() {
         ae.insert("seriousness".into(), json!(criteria));
     }
     put(&mut ae, "related", related.map(|r| json!(r.label())));
+    put(&mut ae, "causality_reported", causality_reported.map(|c| json!(c)));
     put(&mut ae, "outcome", outcome.map(|o| json!(o)));
     let mut body = base(subject, "AdverseEvent", res);
     body.insert("adverse_events".into(), json!([ae]));
@@ -724,10 +732,27 @@ fn outcome(concept: Option<&Value>) -> Option<String> {
     label(concept, true)
 }
 
-/// The strongest causality assessment over all suspect entities.
-fn relatedness(res: &Value) -> Result<Option<Relatedness>, String> {
-    let mut best: Option<Relatedness> = None;
-    for entity in array(res.get("suspectEntity")) {
+/// Causality to the study product, and the source's own category when it was read as
+/// ours (WHO-UMC "Conditional"/"Unassessable" as possible).
+///
+/// The study product is what vigil records as the study's doses: MedicationAdministration.
+/// With one suspect entity, it is that one. With several, it is the suspect whose
+/// `instance` is a MedicationAdministration of this input, or the Medication one of them
+/// administers (same reference, or same name as a contained or listed Medication or a
+/// display); its causality is the strongest of that suspect's assessments. When no suspect
+/// is recognised (the doses arrive in another file), the strongest over all suspects is
+/// taken: for safety, doubt counts as related.
+fn relatedness(ctx: &Context, res: &Value) -> Result<(Option<Relatedness>, Option<String>), String> {
+    let suspects = array(res.get("suspectEntity"));
+    let study: Vec<&Value> = if suspects.len() == 1 {
+        suspects.iter().collect()
+    } else {
+        let products = study_products(ctx);
+        suspects.iter().filter(|e| is_study_product(ctx, res, e, &products)).collect()
+    };
+    let chosen: Vec<&Value> = if study.is_empty() { suspects.iter().collect() } else { study };
+    let mut best: Option<(Relatedness, Option<String>)> = None;
+    for entity in chosen {
         for c in array(entity.get("causality")) {
             let mut found = Vec::new();
             if let Some(a) = c.get("assessment") {
@@ -738,27 +763,80 @@ fn relatedness(res: &Value) -> Result<Option<Relatedness>, String> {
                 found.push(r);
             }
             if let Some(p) = str_at(c, "productRelatedness") {
-                found.push(
-                    Relatedness::parse(p)
-                        .map_err(|_| format!("productRelatedness `{p}` is not a causality vigil knows"))?,
-                );
+                let r = Relatedness::parse(p)
+                    .map_err(|_| format!("productRelatedness `{p}` is not a causality vigil knows"))?;
+                found.push((r, None));
             }
-            best = found.into_iter().chain(best).max();
+            for f in found {
+                if best.as_ref().is_none_or(|b| f.0 > b.0) {
+                    best = Some(f);
+                }
+            }
         }
     }
-    Ok(best)
+    Ok(best.map_or((None, None), |(r, orig)| (Some(r), orig)))
 }
 
-/// WHO-UMC categories (the R4 example value set); ones nobody could assess count as possible.
-fn who_umc(w: &str) -> Option<Relatedness> {
+/// The study product as this input names it: the medication references and names of its
+/// MedicationAdministrations.
+struct StudyProducts {
+    references: Vec<String>,
+    names: Vec<String>,
+}
+
+fn study_products(ctx: &Context) -> StudyProducts {
+    let mut p = StudyProducts { references: Vec::new(), names: Vec::new() };
+    for item in ctx.items.iter().filter(|it| kind_of(&it.res) == "MedicationAdministration") {
+        let res = &item.res;
+        if let Some(name) = label(res.get("medicationCodeableConcept"), true) {
+            p.names.push(crate::model::name_key(&name));
+        }
+        if let Some(m) = res.get("medicationReference") {
+            if let Some(r) = str_at(m, "reference") {
+                if !r.starts_with('#') {
+                    p.references.push(r.to_string());
+                }
+                if let Some(name) = medication(ctx, res, r) {
+                    p.names.push(crate::model::name_key(&name));
+                }
+            }
+            if let Some(d) = str_at(m, "display") {
+                p.names.push(crate::model::name_key(d));
+            }
+        }
+    }
+    p.names.retain(|n| !n.is_empty());
+    p
+}
+
+fn is_study_product(ctx: &Context, res: &Value, entity: &Value, p: &StudyProducts) -> bool {
+    let Some(instance) = entity.get("instance") else { return false };
+    let reference = str_at(instance, "reference");
+    if let Some(r) = reference {
+        if ctx.resolve(r).is_some_and(|i| kind_of(&ctx.items[i].res) == "MedicationAdministration")
+            || p.references.iter().any(|x| x == r)
+        {
+            return true;
+        }
+    }
+    let name =
+        reference.and_then(|r| medication(ctx, res, r)).or_else(|| str_at(instance, "display").map(clean));
+    name.is_some_and(|n| p.names.contains(&crate::model::name_key(&n)))
+}
+
+/// WHO-UMC categories (the R4 example value set); ones nobody could assess count as
+/// possible (team decision), and keep their own name.
+fn who_umc(w: &str) -> Option<(Relatedness, Option<String>)> {
     let k = w.to_ascii_lowercase().replace([' ', '/', '_'], "-");
     Some(match k.as_str() {
-        "certain" => Relatedness::Definite,
-        "probably-likely" | "probable-likely" => Relatedness::Probable,
-        "conditional-classified" | "conditional-unclassified" | "unassessable-unclassifiable" => {
-            Relatedness::Possible
-        }
-        _ => return Relatedness::parse(w).ok(),
+        "certain" => (Relatedness::Definite, None),
+        "probably-likely" | "probable-likely" => (Relatedness::Probable, None),
+        "conditional-classified"
+        | "conditional-unclassified"
+        | "unassessable-unclassifiable"
+        | "conditional"
+        | "unassessable" => (Relatedness::Possible, Some(w.to_string())),
+        _ => return Relatedness::parse(w).ok().map(|r| (r, None)),
     })
 }
 
@@ -1159,6 +1237,70 @@ mod tests {
         assert_eq!(ae.outcome.as_deref(), Some("fatal"));
     }
 
+    /// A Bundle with the study product's administration and an AE with two suspects.
+    fn bundle_with_suspects(suspects: Value) -> String {
+        let mut ae: Value = serde_json::from_str(&ae_with(json!({"suspectEntity": suspects}))).unwrap();
+        ae["subject"] = json!({"reference": "Patient/KS-101"});
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [
+            {"resource": {"resourceType": "Medication", "id": "msc", "code": {"text": "Autologous MSC"}}},
+            {"resource": {"resourceType": "MedicationAdministration", "id": "dose-1", "status": "completed",
+                          "subject": {"reference": "Patient/KS-101"}, "effectiveDateTime": "2019-02-26T09:10:00+01:00",
+                          "medicationReference": {"reference": "Medication/msc"}}},
+            {"resource": ae},
+        ]})
+        .to_string()
+    }
+
+    #[test]
+    fn causality_is_the_study_products_not_the_strongest_suspects() {
+        let unlikely = json!([{"assessment": {"coding": [{"code": "Unlikely"}]}}]);
+        let probable = json!([{"assessment": {"coding": [{"code": "Probably-Likely"}]}}]);
+        let related = |suspects: Value| {
+            let read = super::read("b.json", &bundle_with_suspects(suspects));
+            ok(&read);
+            let ae =
+                read.parsed.records.iter().flat_map(|r| &r.record.adverse_events).next().cloned().unwrap();
+            (ae.related.map(|r| r.label()), ae.causality_reported)
+        };
+        // By the Medication the administration gives, by the administration itself, by name.
+        for study in [
+            json!({"reference": "Medication/msc"}),
+            json!({"reference": "MedicationAdministration/dose-1"}),
+            json!({"display": "autologous  MSC"}),
+        ] {
+            let suspects = json!([
+                {"instance": study, "causality": unlikely},
+                {"instance": {"reference": "Medication/paracetamol"}, "causality": probable},
+            ]);
+            assert_eq!(related(suspects), (Some("unlikely"), None));
+        }
+        // None recognised: the strongest over all (doubt counts as related).
+        let suspects = json!([
+            {"instance": {"reference": "Medication/other"}, "causality": unlikely},
+            {"instance": {"reference": "Medication/paracetamol"}, "causality": probable},
+        ]);
+        assert_eq!(related(suspects), (Some("probable"), None));
+        // Conditional counts as possible and keeps its category.
+        let suspects = json!([{"instance": {"reference": "Medication/msc"},
+                               "causality": [{"assessment": {"coding": [{"code": "Conditional-Classified"}]}}]}]);
+        assert_eq!(related(suspects), (Some("possible"), Some("Conditional-Classified".to_string())));
+    }
+
+    #[test]
+    fn a_grade_from_severity_says_so() {
+        let read = super::read("a.json", &ae_with(json!({})));
+        let ae = &read.parsed.records[0].record.adverse_events[0];
+        assert_eq!(ae.grade_source, crate::model::GradeSource::Severity);
+        let read = super::read(
+            "b.json",
+            &ae_with(json!({
+            "extension": [{"url": "http://hl7.org/fhir/uv/ae-research-backport-ig/StructureDefinition/ae-grade",
+                           "valueCodeableConcept": {"coding": [{"code": "3"}]}}]})),
+        );
+        let ae = &read.parsed.records[0].record.adverse_events[0];
+        assert_eq!(ae.grade_source, crate::model::GradeSource::Ctcae);
+    }
+
     #[test]
     fn unknown_codes_and_near_misses() {
         let read =
@@ -1166,8 +1308,10 @@ mod tests {
         assert_eq!(read.parsed.rejected[0].field, "AdverseEvent.severity");
         let read = super::read("b.json", &ae_with(json!({"seriousness": {"coding": [{"code": "Grave"}]}})));
         assert_eq!(read.parsed.rejected[0].field, "AdverseEvent.seriousness");
+        // Non-serious with a fatal outcome: kept as judged, and seriousness-inconsistent.
         let read = super::read("c.json", &ae_with(json!({"outcome": {"coding": [{"code": "fatal"}]}})));
-        assert!(read.parsed.rejected[0].reason.contains("fatal"));
+        let ae = &read.parsed.records[0].record.adverse_events[0];
+        assert!(!ae.serious && ae.seriousness_inconsistent());
         let read = super::read("d.json", &ae_with(json!({"actuality": "potential"})));
         assert!(read.parsed.records.is_empty() && read.parsed.rejected.is_empty());
         assert!(read.skipped[0].reason.contains("potential"));

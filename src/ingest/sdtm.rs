@@ -554,9 +554,12 @@ pub(crate) const CRITERIA: &[(&str, &str)] = &[
 ///   5 whatever its AESEV: CTCAE defines grade 5 as death related to the event, and a
 ///   fatal event read as grade 3 would pass under every "grade ≥ 4" rule. SEVERE is never
 ///   read as life-threatening (4), which the seriousness criteria carry instead.
-/// - `serious`: AESER = Y, or any ICH criterion flag = Y. The model holds that one
-///   criterion makes an event serious, so a contradicting AESER = N is imported as serious
-///   and reported as a note rather than refused (refusing would hide a death).
+///   Such a grade carries `grade_source: severity`, so reports say "severity (mapped)".
+/// - `serious`: AESER, the investigator's summary judgement (team decision, issue 10); the
+///   criterion flags are kept on the event as they are. AESER = N with a criterion = Y (or a
+///   fatal outcome) stays non-serious and is a data-quality finding
+///   (`AdverseEvent::seriousness_inconsistent`: a "verify seriousness" alert and a report
+///   row), so it starts no SAE clock by itself. Without AESER, a criterion implies serious.
 /// - AESCAN / AESOD (cancer, overdose: pre-ICH criteria of older SDTM) have no native
 ///   place; a Y is reported as a note.
 /// - `related`: AEREL NONE → not_related, REMOTE → unlikely, POSSIBLE, PROBABLE; blank →
@@ -583,6 +586,7 @@ fn ae(row: &Row) -> Result<Mapped, Refusal> {
         };
         let fatal = row.text("AEOUT").is_some_and(|o| o.eq_ignore_ascii_case("FATAL"));
         a.set("adverse_events[0].grade", if fatal { 5 } else { grade }, "AESEV");
+        a.set("adverse_events[0].grade_source", "severity", "AESEV");
     }
 
     let criteria: Vec<(&str, &str)> = CRITERIA.iter().copied().filter(|(v, _)| row.flag(v)).collect();
@@ -590,9 +594,8 @@ fn ae(row: &Row) -> Result<Mapped, Refusal> {
     if let Some(other) = aeser.as_deref().filter(|v| !matches!(*v, "Y" | "N")) {
         return Err(refuse("AESER", format!("`{other}`: expected Y or N")));
     }
-    let serious = aeser.as_deref() == Some("Y") || !criteria.is_empty();
-    if aeser.is_some() || serious {
-        a.set("adverse_events[0].serious", serious, "AESER");
+    if let Some(v) = aeser.as_deref() {
+        a.set("adverse_events[0].serious", v == "Y", "AESER");
     }
     if !criteria.is_empty() {
         let names: Vec<Value> = criteria.iter().map(|(_, n)| Value::from(*n)).collect();
@@ -603,7 +606,7 @@ fn ae(row: &Row) -> Result<Mapped, Refusal> {
         b.notes.push((
             "AESER",
             format!(
-                "AESER = N, but {}: imported as serious (one ICH E2A criterion makes an event serious)",
+                "AESER = N, but {}: imported as non-serious, seriousness to verify with the site",
                 flags.join(", ")
             ),
         ));
@@ -892,9 +895,14 @@ mod tests {
         assert_eq!(imp.records[0].record.record_id.as_deref(), Some("sdtm:AE:X-1:1"));
         assert_eq!(imp.records[0].line, 2);
 
-        // AESER = N with AESDTH = Y: serious (a death is never non-serious), and a note.
+        assert_eq!(a.grade_source, crate::model::GradeSource::Severity, "AESEV is not a CTCAE grade");
+        assert!(!a.seriousness_inconsistent());
+
+        // AESER = N with AESDTH = Y: AESER decides (non-serious), the criterion is kept, and
+        // the contradiction is a data-quality finding and a note.
         let death = &imp.records[1].record.adverse_events[0];
-        assert!(death.serious && death.seriousness == [Seriousness::Death]);
+        assert!(!death.serious && death.seriousness == [Seriousness::Death]);
+        assert!(death.seriousness_inconsistent());
         assert!(death.onset.as_ref().unwrap().is_partial());
         assert_eq!(death.related, None);
         assert_eq!(death.outcome.as_deref(), Some("fatal"));
@@ -1132,10 +1140,15 @@ mod tests {
         // AESEV MILD 770, MODERATE 378, SEVERE 43, of which 3 fatal (AEOUT = FATAL): grade 5.
         assert_eq!(grades, [0, 770, 378, 40, 0, 3]);
 
-        // Three AESER = Y, three deaths with AESER = N: the README's six. But the pilot also
-        // flags AESHOSP, AESLIFE or AESDISAB on other AESER = N events; the model counts
-        // every event with a criterion as serious, and each contradiction is a note.
+        // Serious = AESER = Y: three events. AESER = N with an ICH criterion flag = Y: 33
+        // events (20 subjects), 3 of them the deaths; no AESER = Y event lacks a flag, so
+        // counting both directions gives the same 33. Each is inconsistent, and a note.
         let serious: Vec<_> = events.iter().filter(|(_, a)| a.serious).collect();
+        assert_eq!(serious.len(), 3);
+        let inconsistent: Vec<_> = events.iter().filter(|(_, a)| a.seriousness_inconsistent()).collect();
+        assert_eq!(inconsistent.len(), 33);
+        assert_eq!(inconsistent.iter().filter(|(_, a)| a.is_fatal()).count(), 3);
+        assert_eq!(inconsistent.iter().map(|(h, _)| &h.subject).collect::<HashSet<_>>().len(), 20);
         let deaths: Vec<&str> = events
             .iter()
             .filter(|(_, a)| a.seriousness.contains(&Seriousness::Death))
@@ -1143,15 +1156,8 @@ mod tests {
             .collect();
         assert_eq!(deaths, ["01-701-1211", "01-704-1445", "01-710-1083"]);
         let contradictions = p.summary.notes.iter().filter(|n| n.variable == "AESER").count();
-        let serious_and_aeser_y = serious.len() - contradictions;
-        assert_eq!(serious_and_aeser_y, 3);
+        assert_eq!(contradictions, 33);
         assert!(deaths.iter().all(|d| p.summary.notes.iter().any(|n| n.subject == *d)));
-        println!(
-            "serious in the model: {} events in {} subjects ({} with AESER = N)",
-            serious.len(),
-            serious.iter().map(|(h, _)| &h.subject).collect::<HashSet<_>>().len(),
-            contradictions
-        );
 
         let partial: Vec<_> =
             events.iter().filter_map(|(_, a)| a.onset.as_ref()).filter(|t| t.is_partial()).collect();

@@ -12,8 +12,8 @@ pub use history::{EdssVisit, SubjectHistory};
 pub(crate) use lab_test::normalise as name_key;
 pub use lab_test::{LabTest, LabUnit};
 pub use record::{
-    AdverseEvent, Disposition, DispositionStatus, Dose, FieldError, Lab, Mri, MriReference, RawRecord,
-    Record, ReportKind, Score, Submission, Vital,
+    AdverseEvent, Disposition, DispositionStatus, Dose, FieldError, GradeSource, Lab, Mri, MriReference,
+    RawRecord, Record, ReportKind, Score, Submission, Vital,
 };
 pub use scales::{CtcaeGrade, Edss, Relatedness, Seriousness, SubjectId};
 pub use time::{local_day, local_day_start, local_text, ClinicalTime, Precision, TimeParseError, Zones};

@@ -64,10 +64,16 @@ pub struct RawAdverseEvent {
     pub onset: Option<String>,
     pub end: Option<String>,
     pub grade: Option<f64>,
+    /// Where the grade came from: `ctcae` (default) or `severity` (mapped from mild /
+    /// moderate / severe, which is not a CTCAE grade).
+    pub grade_source: Option<String>,
     pub serious: Option<bool>,
     #[serde(default)]
     pub seriousness: Vec<String>,
     pub related: Option<String>,
+    /// The causality category as the source wrote it, when `related` is our reading of it
+    /// (FHIR "Conditional" read as possible).
+    pub causality_reported: Option<String>,
     pub outcome: Option<String>,
     /// When the sponsor/site became aware of the event (drives SAE clocks).
     pub awareness: Option<String>,
@@ -195,9 +201,11 @@ pub struct AdverseEvent {
     pub onset: Option<ClinicalTime>,
     pub end: Option<ClinicalTime>,
     pub grade: Option<CtcaeGrade>,
+    pub grade_source: GradeSource,
     pub serious: bool,
     pub seriousness: Vec<Seriousness>,
     pub related: Option<Relatedness>,
+    pub causality_reported: Option<String>,
     pub outcome: Option<String>,
     pub awareness: Option<ClinicalTime>,
     pub meddra_pt: Option<String>,
@@ -206,6 +214,39 @@ pub struct AdverseEvent {
     pub meddra_soc_code: Option<String>,
     pub expected: Option<bool>,
     pub discontinued: bool,
+}
+
+/// Where an event's grade came from. A grade mapped from severity (mild / moderate /
+/// severe: SDTM AESEV, FHIR severity) is not a CTCAE grade and is labelled so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradeSource {
+    #[default]
+    Ctcae,
+    Severity,
+}
+
+impl AdverseEvent {
+    /// Fatal: the death criterion, a fatal outcome or grade 5.
+    pub fn is_fatal(&self) -> bool {
+        self.seriousness.contains(&Seriousness::Death)
+            || self.outcome.as_deref().is_some_and(|o| o.eq_ignore_ascii_case("fatal"))
+            || self.grade.is_some_and(|g| g.value() == 5)
+    }
+
+    /// Not serious, yet an ICH E2A criterion is given or the event was fatal: the
+    /// reporter's judgement and its criteria disagree, a query for the site.
+    pub fn seriousness_inconsistent(&self) -> bool {
+        !self.serious && (!self.seriousness.is_empty() || self.is_fatal())
+    }
+
+    /// `CTCAE grade 3`, or `severity grade 3 (mapped)` when mapped from mild/moderate/severe.
+    pub fn grade_text(&self) -> Option<String> {
+        self.grade.map(|g| match self.grade_source {
+            GradeSource::Ctcae => format!("CTCAE grade {g}"),
+            GradeSource::Severity => format!("grade {g} (mapped from severity)"),
+        })
+    }
 }
 
 /// Which safety report a submission was.
@@ -364,9 +405,6 @@ impl Record {
                             .map_err(|e| refuse(format!("adverse_events[{i}].seriousness[{j}]"), e))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                if a.serious == Some(false) && !seriousness.is_empty() {
-                    return Err(refuse(f("serious"), "false, but seriousness criteria are given"));
-                }
                 let onset = time(&f("onset"), &a.onset)?;
                 let end = time(&f("end"), &a.end)?;
                 if let (Some(o), Some(e)) = (&onset, &end) {
@@ -374,28 +412,33 @@ impl Record {
                         return Err(refuse(f("end"), "adverse event ends before its onset"));
                     }
                 }
-                if grade.map(|g| g.value()) == Some(5)
-                    && !seriousness.contains(&Seriousness::Death)
-                    && a.serious == Some(false)
-                {
-                    return Err(refuse(f("serious"), "a grade 5 (fatal) event cannot be non-serious"));
-                }
+                let grade_source = match a.grade_source.as_deref().map(str::trim) {
+                    None | Some("ctcae") => GradeSource::Ctcae,
+                    Some("severity") => GradeSource::Severity,
+                    Some(other) => {
+                        return Err(refuse(f("grade_source"), format!("`{other}`: use ctcae or severity")))
+                    }
+                };
                 Ok(AdverseEvent {
                     id: text(&a.id),
                     term,
                     onset,
                     end,
                     grade,
-                    // A fatal (grade 5) event is serious whatever the flag was left as.
-                    serious: a.serious.unwrap_or(false)
-                        || !seriousness.is_empty()
-                        || grade.is_some_and(|g| g.value() == 5),
+                    grade_source,
+                    // `serious` is the reporter's judgement, kept as given even when the
+                    // criteria contradict it (a data-quality finding, see
+                    // `seriousness_inconsistent`); left out, a criterion or grade 5 implies it.
+                    serious: a
+                        .serious
+                        .unwrap_or(!seriousness.is_empty() || grade.is_some_and(|g| g.value() == 5)),
                     seriousness,
                     related: a
                         .related
                         .as_deref()
                         .map(|r| Relatedness::parse(r).map_err(|e| refuse(f("related"), e)))
                         .transpose()?,
+                    causality_reported: text(&a.causality_reported),
                     outcome: text(&a.outcome),
                     awareness: time(&f("awareness"), &a.awareness)?,
                     meddra_pt: text(&a.meddra_pt),

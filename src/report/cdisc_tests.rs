@@ -97,9 +97,9 @@ fn load() -> Pilot {
             other => panic!("AESEV {other}"),
         };
         a.insert("grade".into(), json!(grade));
-        // AESER is the seriousness call. The pilot also flags criteria on 36 rows with
-        // AESER = N (AESHOSP = Y on 30, AESDTH = Y on the 3 fatal events); in vigil's model
-        // one criterion makes an event serious, so the flags are read on AESER = Y rows only.
+        // AESER is the seriousness call. The pilot also flags criteria on 33 rows with
+        // AESER = N; here the flags are read on AESER = Y rows only (the importer keeps them
+        // all: `the_pilot_imported_through_sdtm_queries_its_seriousness`).
         let serious = get(r, "AESER") == "Y";
         let criteria: Vec<&str> =
             CRITERIA.iter().filter(|(col, _)| serious && get(r, col) == "Y").map(|(_, c)| *c).collect();
@@ -338,6 +338,97 @@ fn the_cdisc_pilot_reproduces_the_readme_facts() {
         let _ = std::fs::write(format!("{dir}/pilot-open.html"), &open_html);
     }
     assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+}
+
+/// The pilot as `vigil ingest --format sdtm` reads it: seriousness follows AESER (3
+/// serious events), and the 33 AESER = N events with an ICH criterion flag (3 of them the
+/// deaths) are counted in the data-quality section, the deaths also as "fatal, not serious".
+fn pilot_through_sdtm() -> Pilot {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["dm.csv", "ex.csv", "ae.csv", "ds.csv"] {
+        std::fs::copy(std::path::Path::new(DIR).join(f), dir.path().join(f)).unwrap();
+    }
+    let import = crate::ingest::sdtm::read_dir(dir.path()).unwrap();
+    assert!(import.rejected.is_empty(), "{:?}", import.rejected.first());
+    let mut by_subject: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    for r in import.records {
+        by_subject.entry(r.record.subject.as_str().to_string()).or_default().push(r.record);
+    }
+    let subjects: Vec<SubjectHistory> = by_subject
+        .into_iter()
+        .map(|(s, rs)| SubjectHistory::new(SubjectId::parse(&s).unwrap(), rs))
+        .collect();
+    Pilot { subjects, visits: Vec::new(), ae: Vec::new() }
+}
+
+#[test]
+fn the_pilot_imported_through_sdtm_queries_its_seriousness() {
+    let pilot = pilot_through_sdtm();
+    let rule = crate::model::MinimumChange::variant_a();
+    let s = summarize(&closed_input(&pilot, &rule));
+
+    let ae = &s.total.adverse_events;
+    assert_eq!(ae.serious, Tally { events: 3, subjects: 3 });
+    assert_eq!(ae.criterion(Seriousness::Hospitalization), Tally { events: 2, subjects: 2 });
+    assert_eq!(ae.fatal, Tally { events: 3, subjects: 3 });
+    assert_eq!(s.data_quality.seriousness_inconsistent, 33);
+    assert_eq!(s.data_quality.fatal_not_serious, 3);
+    // AESEV is a severity: the tables say so instead of "CTCAE grade".
+    assert_eq!(ae.grades.scale(), sections::adverse_events::GradeScale::Severity);
+    let html = render_html(&closed_input(&pilot, &rule), &s);
+    assert!(html.contains("seriousness inconsistent — to query"), "no data-quality row");
+    assert!(html.contains("Adverse events by worst severity (mapped)"));
+    assert!(!html.contains("by worst CTCAE grade"));
+    assert!(html.contains("5 (severity, mapped)"), "the deaths' grade is labelled as mapped");
+}
+
+/// The shipped pack on the imported pilot: the medical monitor is asked to verify the 33
+/// inconsistent events, only the 3 AESER = Y events are SAEs, and no AESER = N event with a
+/// criterion flag starts an SAE clock, except the 3 deaths, which the SAE clock rule clocks
+/// as grade 5 whatever the seriousness (src/rules/sae_clock.rs).
+#[test]
+fn the_pack_on_the_imported_pilot_asks_to_verify_and_starts_no_clock_for_a_flag_alone() {
+    let pilot = pilot_through_sdtm();
+    let pack = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/msc-progressive-ms.yaml");
+    let rules = crate::rules::load_rules(&[pack]).unwrap_or_else(|e| panic!("{e:?}"));
+    let as_of = chrono::Utc.with_ymd_and_hms(2016, 1, 1, 0, 0, 0).unwrap();
+    let fired = |id: &str| -> Vec<(String, String)> {
+        let rule = rules.get(id).unwrap();
+        pilot
+            .subjects
+            .iter()
+            .flat_map(|h| {
+                rule.evaluate(h, as_of, &[]).into_iter().map(|f| (h.subject.as_str().to_string(), f.episode))
+            })
+            .collect()
+    };
+    assert_eq!(fired("serious-adverse-event").len(), 3);
+    assert_eq!(fired("seriousness-to-verify").len(), 33);
+    let aes: Vec<(String, &crate::model::AdverseEvent)> = pilot
+        .subjects
+        .iter()
+        .flat_map(|h| h.adverse_events().into_iter().map(|a| (h.subject.as_str().to_string(), a)))
+        .collect();
+    let clocked: BTreeSet<(String, String)> = fired("sae-reporting-clock")
+        .into_iter()
+        .map(|(s, e)| (s, e.split(':').nth(1).unwrap_or_default().to_string()))
+        .collect();
+    for (subject, a) in &aes {
+        let id = a.id.clone().unwrap_or_default();
+        if a.seriousness_inconsistent() && a.grade.map(|g| g.value()) != Some(5) {
+            assert!(
+                !clocked.contains(&(subject.clone(), id)),
+                "{subject} {}: clocked on a flag alone",
+                a.term
+            );
+        }
+    }
+    let serious_clocked = aes
+        .iter()
+        .filter(|(s, a)| a.serious && clocked.contains(&(s.clone(), a.id.clone().unwrap_or_default())))
+        .count();
+    assert_eq!(serious_clocked, 3, "every AESER = Y event has its clock");
+    assert_eq!(clocked.len(), 6, "the 3 SAEs and the 3 deaths: {clocked:?}");
 }
 
 /// The pilot's reports as PDF: byte-identical across runs, and (when poppler's pdftoppm is

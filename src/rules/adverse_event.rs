@@ -45,6 +45,9 @@ pub struct Criteria {
     pub seriousness: Vec<String>,
     /// Only unexpected (false) or expected (true) events, per the reference safety information.
     pub expected: Option<bool>,
+    /// Only events whose seriousness contradicts its criteria (true: not serious, yet an
+    /// ICH E2A criterion is given or the event was fatal), or only consistent ones (false).
+    pub seriousness_inconsistent: Option<bool>,
     pub onset_within: Option<Window<Anchor>>,
 }
 
@@ -92,6 +95,7 @@ impl AdverseEventRule {
             && at_least.is_none_or(|min| ae.related.is_some_and(|r| r >= min))
             && (criteria.is_empty() || ae.seriousness.iter().any(|s| criteria.contains(s)))
             && c.expected.is_none_or(|e| ae.expected == Some(e))
+            && c.seriousness_inconsistent.is_none_or(|i| i == ae.seriousness_inconsistent())
     }
 
     fn term_matches(&self, ae: &AdverseEvent) -> bool {
@@ -193,7 +197,10 @@ impl Kind for AdverseEventRule {
                 }
             }
             if let Some(r) = ae.related {
-                what.push_str(&format!(", related: {}", r.label()));
+                what.push_str(&format!(", related: {}", causality_text(ae, r)));
+            }
+            if ae.seriousness_inconsistent() {
+                what.push_str(&format!(", {}", inconsistency_text(ae)));
             }
             if grade_missing || onset_missing {
                 what.push_str("; ");
@@ -214,6 +221,9 @@ impl Kind for AdverseEventRule {
             }
             if c.related == Some(true) {
                 why.push("assessed as related".into());
+            }
+            if c.seriousness_inconsistent == Some(true) {
+                why.push("seriousness contradicts its criteria: verify with the site".into());
             }
             if let Some(w) = &c.onset_within {
                 why.push(if onset_missing {
@@ -266,6 +276,23 @@ fn doubt(c: &Criteria, grade_missing: bool, onset_missing: bool) -> String {
     format!("{missing}: cannot exclude{what}")
 }
 
+/// `possible (reported as "Conditional")` when the source's own category was read as ours.
+pub(super) fn causality_text(ae: &AdverseEvent, r: Relatedness) -> String {
+    match &ae.causality_reported {
+        Some(orig) => format!("{} (reported as \"{orig}\")", r.label()),
+        None => r.label().to_string(),
+    }
+}
+
+/// `not serious per the investigator, but death, hospitalization given: seriousness to verify`
+fn inconsistency_text(ae: &AdverseEvent) -> String {
+    let mut given: Vec<&str> = ae.seriousness.iter().map(|s| s.label()).collect();
+    if given.is_empty() {
+        given.push("fatal outcome");
+    }
+    format!("not serious per the reporter, but {} given: seriousness to verify", given.join(", "))
+}
+
 fn elapsed(dose: &Dose, onset: &crate::model::ClinicalTime) -> String {
     if onset.is_partial() || onset.precision() != crate::model::Precision::Time {
         return "on the day".to_string();
@@ -282,8 +309,8 @@ fn elapsed(dose: &Dose, onset: &crate::model::ClinicalTime) -> String {
 /// finding's summary, shared with `expression` rules over adverse events.
 pub(super) fn headline(ae: &AdverseEvent) -> String {
     let mut what = format!("Adverse event \"{}\"", ae.term);
-    what.push_str(&match ae.grade {
-        Some(g) => format!(", CTCAE grade {g}"),
+    what.push_str(&match ae.grade_text() {
+        Some(g) => format!(", {g}"),
         None => ", not graded".to_string(),
     });
     if ae.serious {
@@ -415,6 +442,36 @@ mod tests {
         let f = r.evaluate(&h, &ctx(Severity::Critical));
         assert_eq!(f.len(), 1);
         assert!(f[0].summary.contains("Syncope") && f[0].summary.contains("life-threatening"));
+    }
+
+    #[test]
+    fn seriousness_inconsistent_selects_non_serious_events_with_a_criterion_or_a_fatal_outcome() {
+        let h = history(&[r#"{"subject":"KS-101","adverse_events":[
+            {"id":"1","term":"Pneumonia","grade":3,"serious":false,"seriousness":["hospitalization"]},
+            {"id":"2","term":"Sudden death","grade":5,"serious":false,"outcome":"fatal"},
+            {"id":"3","term":"Syncope","grade":2,"serious":true,"seriousness":["hospitalization"]},
+            {"id":"4","term":"Rash","grade":1,"serious":false}]}"#]);
+        let ids = |yaml: &str| -> Vec<String> {
+            rule(yaml).evaluate(&h, &ctx(Severity::Warning)).into_iter().map(|f| f.episode).collect()
+        };
+        assert_eq!(ids("match: {seriousness_inconsistent: true}"), ["ae:1", "ae:2"]);
+        assert_eq!(ids("match: {seriousness_inconsistent: false}"), ["ae:3", "ae:4"]);
+        // Seriousness follows the judgement: the inconsistent ones are not serious events.
+        assert_eq!(ids("match: {serious: true}"), ["ae:3"]);
+        let f = rule("match: {seriousness_inconsistent: true}").evaluate(&h, &ctx(Severity::Warning));
+        assert!(f[0].summary.contains("hospitalization given: seriousness to verify"), "{}", f[0].summary);
+        assert!(f[1].summary.contains("fatal outcome given"), "{}", f[1].summary);
+    }
+
+    #[test]
+    fn a_mapped_grade_and_a_reported_causality_are_shown_as_such() {
+        let h = history(&[r#"{"subject":"KS-101","adverse_events":[
+            {"id":"1","term":"Rash","grade":3,"grade_source":"severity","related":"possible",
+             "causality_reported":"Conditional-classified"}]}"#]);
+        let f = rule("match: {grade: {at_least: 3}}").evaluate(&h, &ctx(Severity::Warning));
+        assert!(f[0].summary.contains("grade 3 (mapped from severity)"), "{}", f[0].summary);
+        assert!(!f[0].summary.contains("CTCAE"), "{}", f[0].summary);
+        assert!(f[0].summary.contains("possible (reported as \"Conditional-classified\")"), "{}", f[0].summary);
     }
 
     const SEVERE: &str =

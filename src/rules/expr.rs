@@ -23,7 +23,8 @@
 //!
 //! - `ae` (an adverse event, its latest version): `id` string or null, `term` string,
 //!   `onset`/`end` ISO text or null, `onset_partial` bool, `grade` int 1–5 or null,
-//!   `serious` bool, `seriousness` list of death, life_threatening, hospitalization,
+//!   `serious` bool (the reporter's judgement), `seriousness_inconsistent` bool (not
+//!   serious, yet a criterion is given or the event was fatal), `seriousness` list of death, life_threatening, hospitalization,
 //!   disability, congenital_anomaly, important_medical_event, `related` one of
 //!   not_related, unlikely, possible, probable, definite, or null, `expected` bool or
 //!   null, `outcome` string or null, `meddra_pt`, `meddra_soc`, `meddra_pt_code`,
@@ -106,6 +107,7 @@ pub static AE: Var = Var {
         f("end", "ISO text or null", "\"2019-02-26T14:00:00+01:00\""),
         f("grade", "int 1-5 or null", "3"),
         f("serious", "bool", "true"),
+        f("seriousness_inconsistent", "bool", "false"),
         f("seriousness", "list of string", "[\"hospitalization\"]"),
         f("related", "not_related|unlikely|possible|probable|definite or null", "\"possible\""),
         f("expected", "bool or null", "false"),
@@ -556,6 +558,7 @@ pub fn ae_value(doses: &[&Dose], ae: &AdverseEvent) -> Json {
         "end": raw(ae.end.as_ref()),
         "grade": ae.grade.map(|g| i64::from(g.value())),
         "serious": ae.serious,
+        "seriousness_inconsistent": ae.seriousness_inconsistent(),
         "seriousness": snake(&ae.seriousness),
         "related": ae.related.map_or(Json::Null, |r| snake(&r)),
         "expected": ae.expected,
@@ -724,6 +727,17 @@ mod tests {
         let v = subject_value(&h);
         assert!(v.get("arm").is_none());
         assert!(!v.to_string().contains("MSC"));
+    }
+
+    #[test]
+    fn seriousness_inconsistent_is_a_field_of_ae() {
+        let e = ae_only("ae.seriousness_inconsistent").unwrap();
+        let h = history(&[r#"{"subject":"KS-101","adverse_events":[
+            {"id":"1","term":"Pneumonia","serious":false,"seriousness":["hospitalization"]},
+            {"id":"2","term":"Pneumonia","serious":true,"seriousness":["hospitalization"]}]}"#]);
+        let got: Vec<bool> =
+            h.adverse_events().iter().map(|a| e.eval_bool(&[("ae", &ae_value(&[], a))]).unwrap()).collect();
+        assert_eq!(got, [true, false]);
     }
 
     #[test]

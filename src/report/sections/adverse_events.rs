@@ -7,7 +7,7 @@
 //! section; what makes an event fatal is shared with deaths and data quality.
 
 use super::{row, safety_groups, split_table};
-use crate::model::{AdverseEvent, ClinicalTime, CtcaeGrade, Relatedness, Seriousness};
+use crate::model::{AdverseEvent, ClinicalTime, CtcaeGrade, GradeSource, Relatedness, Seriousness};
 use crate::report::charts;
 use crate::report::document::{Cell, Chart, Row, Section};
 use crate::report::terms::TermTally;
@@ -29,6 +29,9 @@ pub struct GradeTable {
     pub by_grade: [Tally; 5],
     pub not_graded: Tally,
     pub any: Tally,
+    /// Graded events whose grade was mapped from severity (mild / moderate / severe),
+    /// not assessed on the CTCAE scale: the table then says "severity (mapped)".
+    pub mapped_from_severity: usize,
 }
 
 impl GradeTable {
@@ -50,6 +53,17 @@ impl GradeTable {
         }
     }
 
+    /// What the grades are: CTCAE grades, severities mapped to grades (when every graded
+    /// event was mapped from mild / moderate / severe), or both.
+    pub fn scale(&self) -> GradeScale {
+        let graded = self.any.events - self.not_graded.events;
+        match self.mapped_from_severity {
+            0 => GradeScale::Ctcae,
+            m if m == graded => GradeScale::Severity,
+            _ => GradeScale::Mixed,
+        }
+    }
+
     pub(crate) fn from_subjects(per_subject: &[Vec<&AdverseEvent>]) -> Self {
         let mut t = Self::default();
         for events in per_subject.iter().filter(|e| !e.is_empty()) {
@@ -57,11 +71,43 @@ impl GradeTable {
             t.any.subjects += 1;
             for ae in events {
                 t.slot(ae.grade).events += 1;
+                if ae.grade.is_some() && ae.grade_source == GradeSource::Severity {
+                    t.mapped_from_severity += 1;
+                }
             }
             let worst = events.iter().filter_map(|a| a.grade).max();
             t.slot(worst).subjects += 1;
         }
         t
+    }
+}
+
+/// What a grade table counts, and so what its headings say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradeScale {
+    Ctcae,
+    /// Mild / moderate / severe mapped to grades 1 / 2 / 3: not a CTCAE grade.
+    Severity,
+    Mixed,
+}
+
+impl GradeScale {
+    /// `CTCAE grade`, `severity (mapped)`, `CTCAE grade or severity (mapped)`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::Ctcae => "CTCAE grade",
+            Self::Severity => "severity (mapped)",
+            Self::Mixed => "CTCAE grade or severity (mapped)",
+        }
+    }
+
+    /// The label of the "grade 3 or more" row or column.
+    pub fn grade3(self) -> &'static str {
+        match self {
+            Self::Ctcae => "Grade ≥ 3",
+            Self::Severity => "Severe (severity mapped to grade ≥ 3)",
+            Self::Mixed => "Grade ≥ 3 (CTCAE, or severe mapped to 3)",
+        }
     }
 }
 
@@ -97,7 +143,7 @@ pub struct AdverseEventSummary {
     /// CTCAE grade 3 or higher.
     pub grade3_plus: Tally,
     pub serious: Tally,
-    /// One tally per criterion, in [`ICH_CRITERIA`] order. An event meeting two criteria
+    /// One tally per criterion of serious events, in [`ICH_CRITERIA`] order. An event meeting two criteria
     /// counts under both, so these rows do not add up to `serious`.
     pub by_criterion: [Tally; 6],
     /// Serious events whose criterion was not recorded.
@@ -137,7 +183,9 @@ pub(crate) fn adverse_event_summary(events: &[Vec<&AdverseEvent>]) -> AdverseEve
         related: tally(events, |a| a.related.is_some_and(Relatedness::is_related)),
         grade3_plus: tally(events, |a| a.grade.is_some_and(|g| g.value() >= 3)),
         serious: tally(events, |a| a.serious),
-        by_criterion: ICH_CRITERIA.map(|c| tally(events, |a| a.seriousness.contains(&c))),
+        // Under "Serious" only: the criteria of an event judged non-serious are a query
+        // (data quality), not a serious event.
+        by_criterion: ICH_CRITERIA.map(|c| tally(events, |a| a.serious && a.seriousness.contains(&c))),
         serious_without_criterion: tally(events, |a| a.serious && a.seriousness.is_empty()),
         discontinued: tally(events, |a| a.discontinued),
         fatal: tally(events, is_fatal),
@@ -188,11 +236,12 @@ fn term_cells(t: Option<&TermTally>, n: usize) -> Vec<Cell> {
 /// Section "Adverse events".
 pub(crate) fn section(s: &DsmbSummary) -> Section {
     let cols = safety_groups(s);
+    let scale = s.total.adverse_events.grades.scale();
     let t = |label: &str, f: fn(&GroupSummary) -> Tally| row(&cols, label, move |g| tally_cells(f(g), g.n()));
     let mut overview = vec![
         t("Any adverse event", |g| g.adverse_events.grades.any).strong(),
         t("Related (possible, probable or definite)", |g| g.adverse_events.related),
-        t("Grade ≥ 3", |g| g.adverse_events.grade3_plus),
+        t(scale.grade3(), |g| g.adverse_events.grade3_plus),
         t("Serious", |g| g.adverse_events.serious),
     ];
     for c in ICH_CRITERIA {
@@ -259,8 +308,8 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
             split_table(
                 &cols,
                 "ae_by_grade",
-                "Adverse events by worst CTCAE grade",
-                &["Grade"],
+                &format!("Adverse events by worst {}", scale.noun()),
+                &[&capitalise(scale.noun())],
                 &["Subjects n (%)", "Events"],
                 grade_rows(&cols, |g| g.adverse_events.grades),
             ),
@@ -269,14 +318,15 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
                 "ae_by_soc_pt",
                 "Adverse events by system organ class and preferred term",
                 &["System organ class", "Preferred term"],
-                &["Subjects n (%)", "Grade ≥ 3 n (%)", "Events"],
+                &["Subjects n (%)", &format!("{} n (%)", scale.grade3()), "Events"],
                 by_term,
             ),
         ],
         charts: vec![Chart {
             title: "Adverse events by grade over time".to_string(),
             caption: "Adverse events by onset in 4-week buckets of study time (day 1 = first dose), \
-                      stacked by CTCAE grade, with the total on each bar. The bar left of week 0 \
+                      stacked by grade (CTCAE, or mapped from severity where the data hold only \
+                      mild / moderate / severe), with the total on each bar. The bar left of week 0 \
                       gathers every onset before the first dose; events without an onset date \
                       are not shown."
                 .to_string(),
@@ -299,6 +349,21 @@ mod report_tests {
     use crate::model::{Record, Seriousness, SubjectId};
     use crate::report::tests::*;
     use crate::report::*;
+
+    #[test]
+    fn a_grade_table_says_whether_its_grades_are_ctcae_or_mapped_severities() {
+        use super::{GradeScale, GradeTable};
+        let ae = |json: &str| crate::model::Record::from_json(json).unwrap().adverse_events.remove(0);
+        let ctcae = ae(r#"{"subject":"A","adverse_events":[{"term":"Rash","grade":3}]}"#);
+        let mapped =
+            ae(r#"{"subject":"A","adverse_events":[{"term":"Rash","grade":3,"grade_source":"severity"}]}"#);
+        let ungraded = ae(r#"{"subject":"A","adverse_events":[{"term":"Rash"}]}"#);
+        let scale = |events: Vec<&crate::model::AdverseEvent>| GradeTable::from_subjects(&[events]).scale();
+        assert_eq!(scale(vec![&ctcae, &ungraded]), GradeScale::Ctcae);
+        assert_eq!(scale(vec![&mapped, &ungraded]), GradeScale::Severity);
+        assert_eq!(scale(vec![&mapped, &ctcae]), GradeScale::Mixed);
+        assert_eq!(GradeScale::Severity.noun(), "severity (mapped)");
+    }
 
     #[test]
     fn adverse_events_by_grade_count_each_event_once_at_its_latest_grade() {

@@ -35,6 +35,9 @@ pub struct DataQuality {
     pub ae_not_dosed: usize,
     /// Fatal adverse events not marked serious (a contradiction to query).
     pub fatal_not_serious: usize,
+    /// Not serious, yet a seriousness criterion or a fatal outcome is recorded
+    /// (`AdverseEvent::seriousness_inconsistent`): to query with the site.
+    pub seriousness_inconsistent: usize,
     /// ALT, AST or bilirubin results without an upper limit of normal (not evaluable).
     pub liver_results_without_uln: usize,
     pub overdue_visits: usize,
@@ -69,6 +72,7 @@ pub(crate) fn data_quality(
             q.ae_not_dosed += events.len();
         }
         q.fatal_not_serious += events.iter().filter(|a| is_fatal(a) && !a.serious).count();
+        q.seriousness_inconsistent += events.iter().filter(|a| a.seriousness_inconsistent()).count();
         for ae in events {
             match &ae.onset {
                 None => q.ae_onset_missing += 1,
@@ -105,6 +109,10 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
         ("Adverse events without an onset date", q.ae_onset_missing),
         ("Adverse events with a partial onset date (earliest plausible date used)", q.ae_onset_partial),
         ("Adverse events of subjects never dosed (not in the safety tables)", q.ae_not_dosed),
+        (
+            "Adverse events with seriousness inconsistent — to query (not serious, yet a seriousness criterion or a fatal outcome is recorded)",
+            q.seriousness_inconsistent,
+        ),
         ("Fatal adverse events not marked serious (to query)", q.fatal_not_serious),
         ("Liver test results without an upper limit of normal (not evaluable)", q.liver_results_without_uln),
         (

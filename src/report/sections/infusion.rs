@@ -98,6 +98,11 @@ fn dose_timing(onset: Option<&ClinicalTime>, doses: &[&Dose]) -> DoseTiming {
 /// Section "Infusion reactions".
 pub(crate) fn section(s: &DsmbSummary) -> Section {
     let cols = safety_groups(s);
+    // CTCAE grade or severity (mapped): the table's own events, else the data's.
+    let grade_scale = |s: &DsmbSummary| match s.total.infusion_reactions.grades {
+        g if g.any.events > 0 => g.scale().noun(),
+        _ => s.total.adverse_events.grades.scale().noun(),
+    };
     let terms: Vec<String> = s.total.infusion_reactions.terms.iter().map(|t| format!("“{t}”")).collect();
     let mut list = listing(
         s,
@@ -118,7 +123,7 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
             split_table(
                 &cols,
                 "infusion_by_grade",
-                "Infusion reactions by worst CTCAE grade",
+                &format!("Infusion reactions by worst {}", grade_scale(s)),
                 &["Grade"],
                 &["Subjects n (%)", "Events"],
                 grade_rows(&cols, |g| g.infusion_reactions.grades),

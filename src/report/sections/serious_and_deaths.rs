@@ -5,7 +5,8 @@
 use super::adverse_events::{by_onset, criterion_index, is_fatal};
 use super::{grade_text, listing, listing_row, study_day_cell};
 use crate::model::{
-    AdverseEvent, ClinicalTime, CtcaeGrade, DispositionStatus, Relatedness, Seriousness, SubjectId,
+    AdverseEvent, ClinicalTime, CtcaeGrade, DispositionStatus, GradeSource, Relatedness, Seriousness,
+    SubjectId,
 };
 use crate::report::cut::{study_day, Member};
 use crate::report::document::{Cell, Row, Section};
@@ -21,11 +22,15 @@ pub struct AeLine {
     /// The MedDRA preferred term when coded, else the reported term.
     pub term: String,
     pub grade: Option<CtcaeGrade>,
+    /// The grade was mapped from severity, not assessed on the CTCAE scale.
+    pub grade_mapped: bool,
     pub criteria: Vec<Seriousness>,
     pub onset_study_day: Option<i64>,
     pub onset_partial: bool,
     pub outcome: Option<String>,
     pub related: Option<Relatedness>,
+    /// The source's own causality category when `related` is our reading of it.
+    pub causality_reported: Option<String>,
     pub discontinued: bool,
 }
 
@@ -48,6 +53,7 @@ pub struct DeathLine {
     pub cause: Option<String>,
     pub source: DeathSource,
     pub grade: Option<CtcaeGrade>,
+    pub grade_mapped: bool,
     pub study_day: Option<i64>,
     pub outcome: Option<String>,
 }
@@ -73,11 +79,13 @@ pub(crate) fn serious_listing(dosed: &[Member]) -> Vec<AeLine> {
                 ae_id: a.id.clone(),
                 term: display_term(a),
                 grade: a.grade,
+                grade_mapped: mapped(a),
                 criteria,
                 onset_study_day: study_day(a.onset.as_ref(), &doses),
                 onset_partial: a.onset.as_ref().is_some_and(ClinicalTime::is_partial),
                 outcome: a.outcome.clone(),
                 related: a.related,
+                causality_reported: a.causality_reported.clone(),
                 discontinued: a.discontinued,
             }
         }));
@@ -93,30 +101,59 @@ pub(crate) fn deaths(dosed: &[Member]) -> Vec<DeathLine> {
         let mut fatal: Vec<&AdverseEvent> =
             m.h.adverse_events().into_iter().filter(|a| is_fatal(a)).collect();
         by_onset(&mut fatal);
-        let line = |cause, source, grade, day, outcome| DeathLine {
+        let line = |cause, source, grade, grade_mapped, day, outcome| DeathLine {
             subject: m.h.subject.clone(),
             arm: m.arm.map(String::from),
             cause,
             source,
             grade,
+            grade_mapped,
             study_day: day,
             outcome,
         };
         for a in &fatal {
             let day = study_day(a.end.as_ref().or(a.onset.as_ref()), &doses);
-            out.push(line(Some(display_term(a)), DeathSource::AdverseEvent, a.grade, day, a.outcome.clone()));
+            out.push(line(
+                Some(display_term(a)),
+                DeathSource::AdverseEvent,
+                a.grade,
+                mapped(a),
+                day,
+                a.outcome.clone(),
+            ));
         }
         if fatal.is_empty() {
             if let Some(d) = m.h.disposition().filter(|d| d.status == DispositionStatus::Death) {
                 let day = study_day(d.date.as_ref(), &doses);
-                out.push(line(d.reason.clone(), DeathSource::Disposition, None, day, None));
+                out.push(line(d.reason.clone(), DeathSource::Disposition, None, false, day, None));
             }
         }
     }
     out
 }
 
+fn mapped(a: &AdverseEvent) -> bool {
+    a.grade.is_some() && a.grade_source == GradeSource::Severity
+}
+
 // --- the section in the report ---------------------------------------------------------
+
+/// The grade, `3 (severity, mapped)` when it was mapped from severity.
+fn grade_cell(grade: Option<CtcaeGrade>, mapped: bool) -> Cell {
+    match grade {
+        Some(g) if mapped => Cell::text(format!("{} (severity, mapped)", g.value())),
+        _ => grade_text(grade),
+    }
+}
+
+/// `possible`, or `possible (reported as "Conditional")`.
+fn causality_cell(related: Option<Relatedness>, reported: Option<&str>) -> Cell {
+    match (related, reported) {
+        (Some(r), Some(orig)) => Cell::text(format!("{} (reported as \"{orig}\")", r.label())),
+        (Some(r), None) => Cell::text(r.label()),
+        (None, _) => Cell::Missing,
+    }
+}
 
 fn sae_row(s: &DsmbSummary, a: &AeLine) -> Row {
     let criteria: Vec<&str> = a.criteria.iter().map(|c| c.label()).collect();
@@ -127,11 +164,11 @@ fn sae_row(s: &DsmbSummary, a: &AeLine) -> Row {
             Cell::text(a.subject.as_str()),
             a.ae_id.as_deref().map_or(Cell::Missing, Cell::text),
             Cell::text(a.term.as_str()),
-            grade_text(a.grade),
+            grade_cell(a.grade, a.grade_mapped),
             if criteria.is_empty() { Cell::text("not recorded") } else { Cell::text(criteria.join(", ")) },
             study_day_cell(a.onset_study_day, a.onset_partial),
             a.outcome.as_deref().map_or(Cell::Missing, Cell::text),
-            a.related.map_or(Cell::Missing, |r| Cell::text(r.label())),
+            causality_cell(a.related, a.causality_reported.as_deref()),
             Cell::text(if a.discontinued { "yes" } else { "no" }),
         ],
     )
@@ -179,7 +216,7 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
                         DeathSource::AdverseEvent => "fatal adverse event",
                         DeathSource::Disposition => "disposition only",
                     }),
-                    d.grade.map_or(Cell::Missing, |g| Cell::Int(i64::from(g.value()))),
+                    d.grade.map_or(Cell::Missing, |g| grade_cell(Some(g), d.grade_mapped)),
                     d.study_day.map_or(Cell::Missing, Cell::Int),
                     d.outcome.as_deref().map_or(Cell::Missing, Cell::text),
                 ],
