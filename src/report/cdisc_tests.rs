@@ -364,7 +364,7 @@ fn pilot_through_sdtm() -> Pilot {
 #[test]
 fn the_pilot_imported_through_sdtm_queries_its_seriousness() {
     let pilot = pilot_through_sdtm();
-    let rule = crate::model::MinimumChange::variant_a();
+    let rule = crate::rules::EdssRule::default();
     let s = summarize(&closed_input(&pilot, &rule));
 
     let ae = &s.total.adverse_events;
