@@ -214,12 +214,15 @@ struct Class {
 
 impl Class {
     fn of(ae: &AdverseEvent) -> Self {
-        // A grade 5 event is a death whatever the CRF's seriousness boxes say.
+        // A grade 5 event is a death, so a serious one is on the 7-day clock.
         let grade5 = ae.grade.is_some_and(|g| g.value() == 5);
         let fatal_or_life_threatening = grade5
             || ae.seriousness.iter().any(|s| matches!(s, Seriousness::Death | Seriousness::LifeThreatening));
         Self {
-            serious: ae.serious || grade5,
+            // Seriousness is the reporter's judgement (AESER). A fatal event marked not
+            // serious is a contradiction to query (`seriousness-to-verify`), and does not
+            // start a clock by itself (team decision, README clinical notes).
+            serious: ae.serious,
             fatal_or_life_threatening,
             suspected: ae.related.is_some_and(|r| r.is_related()),
             unexpected: ae.expected != Some(true),
@@ -820,6 +823,12 @@ mod tests {
     fn non_serious_events_have_no_clock() {
         let r = rule("{}");
         let h = history(&[DOSE, &sae(r#","serious":false,"related":"definite","expected":false"#)]);
+        assert!(eval(&r, &h, "2019-03-20T00:00:00Z").is_empty());
+        // A fatal event the reporter marked not serious is queried, not clocked.
+        let death = r#"{"subject":"KS-101","visit":"D7","date":"2019-02-26","adverse_events":[{"id":"AE-1",
+            "term":"Pneumonia","grade":5,"onset":"2019-02-26T06:00:00Z","awareness":"2019-02-26T10:00:00Z",
+            "serious":false,"related":"definite","expected":false}]}"#;
+        let h = history(&[DOSE, death]);
         assert!(eval(&r, &h, "2019-03-20T00:00:00Z").is_empty());
     }
 
