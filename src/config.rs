@@ -353,9 +353,17 @@ fn yes() -> bool {
     true
 }
 fn default_irr_terms() -> Vec<String> {
-    ["Infusion related reaction", "Anaphylaxis", "Allergic reaction", "Cytokine release syndrome"]
-        .map(String::from)
-        .to_vec()
+    [
+        "Infusion related reaction",
+        "Anaphylaxis",
+        "Allergic reaction",
+        "Cytokine release syndrome",
+        // The MedDRA PTs of the same reactions, as coded data and SDTM AEDECOD carry them.
+        "Anaphylactic reaction",
+        "Hypersensitivity",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Hides the password of a URL with credentials (a database or SMTP URL) in messages.

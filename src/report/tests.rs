@@ -596,3 +596,29 @@ fn the_pdf_is_typeset_and_reproducible() {
         assert!(text.contains("D:20200301000000Z"), "the document date is the cut-off");
     }
 }
+
+#[test]
+fn infusion_reactions_match_terms_as_the_rules_do_and_on_the_meddra_pt() {
+    // A hyphen, and a reaction reported in the site's words but coded to a listed PT:
+    // the rules alert on both, so the report must count both.
+    let s =
+        |id: &str, extra: &str| history(id, vec![rec(id, "BL", &format!(",{DOSE}")), rec(id, "H2", extra)]);
+    let subjects = vec![
+        s("KS-201", &ae(Some("A"), "Infusion-related reaction", Some(2), Some("2019-03-04"), "")),
+        s(
+            "KS-202",
+            &ae(
+                Some("B"),
+                "chills and rash",
+                Some(1),
+                Some("2019-03-04"),
+                r#","meddra_pt":"Allergic reaction""#,
+            ),
+        ),
+        s("KS-203", &ae(Some("C"), "Headache", Some(1), Some("2019-03-04"), "")),
+    ];
+    let f = Fixture::new(subjects);
+    let listed: Vec<String> =
+        f.summary().total.infusion_reactions.listing.iter().map(|r| r.subject.as_str().to_string()).collect();
+    assert_eq!(listed, ["KS-201", "KS-202"]);
+}

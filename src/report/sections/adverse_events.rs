@@ -326,7 +326,7 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
             title: "Adverse events by grade over time".to_string(),
             caption: "Adverse events by onset in 4-week buckets of study time (day 1 = first dose), \
                       stacked by grade (CTCAE, or mapped from severity where the data hold only \
-                      mild / moderate / severe), with the total on each bar. The bar left of week 0 \
+                      mild / moderate / severe), with the total on each bar. The bar labelled before \
                       gathers every onset before the first dose; events without an onset date \
                       are not shown."
                 .to_string(),

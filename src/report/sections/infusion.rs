@@ -49,16 +49,19 @@ pub struct InfusionSummary {
 }
 
 pub(crate) fn infusion_summary(dosed: &[Member], terms: &[String]) -> InfusionSummary {
-    let wanted: BTreeSet<String> = terms.iter().map(|t| t.trim().to_lowercase()).collect();
+    // Matched as the adverse-event rules match: ignoring case, spaces and punctuation, on
+    // the reported term or the MedDRA PT.
+    let wanted: BTreeSet<String> =
+        terms.iter().map(|t| crate::model::name_key(t)).filter(|k| !k.is_empty()).collect();
+    let listed = |a: &AdverseEvent| {
+        wanted.contains(&crate::model::name_key(&a.term))
+            || a.meddra_pt.as_deref().is_some_and(|pt| wanted.contains(&crate::model::name_key(pt)))
+    };
     let mut per_subject: Vec<Vec<&AdverseEvent>> = Vec::new();
     let mut listing = Vec::new();
     for m in dosed {
         let h = m.h;
-        let mut irr: Vec<&AdverseEvent> = h
-            .adverse_events()
-            .into_iter()
-            .filter(|a| wanted.contains(&a.term.trim().to_lowercase()))
-            .collect();
+        let mut irr: Vec<&AdverseEvent> = h.adverse_events().into_iter().filter(|a| listed(a)).collect();
         by_onset(&mut irr);
         let doses = h.doses();
         listing.extend(irr.iter().map(|a| InfusionReaction {
