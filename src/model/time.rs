@@ -281,6 +281,10 @@ impl ClinicalTime {
     pub fn day(&self) -> NaiveDate {
         local_day(self.zone, self.earliest)
     }
+    /// The last local calendar day it can stand for (the same as `day` unless partial).
+    pub fn last_day(&self) -> NaiveDate {
+        local_day(self.zone, self.latest)
+    }
     /// The zone its day is counted in.
     pub fn zone(&self) -> Tz {
         self.zone
@@ -391,6 +395,18 @@ mod tests {
         // Its day is counted where it happened: 23:30 in Chicago is the next day in UTC.
         let t = ClinicalTime::parse("2026-03-20T23:30").unwrap().placed(&stockholm(), Some("01-701"));
         assert_eq!(t.day().to_string(), "2026-03-20");
+        // A local date's first and last day are that date, whichever side of UTC the site
+        // is on (in UTC, Chicago's 20 March ends on the 21st, Stockholm's begins on the 28th).
+        let chicago = ClinicalTime::parse("2026-03-20").unwrap().placed(&stockholm(), Some("01-701"));
+        assert_eq!(
+            (chicago.day().to_string(), chicago.last_day().to_string()),
+            ("2026-03-20".into(), "2026-03-20".into())
+        );
+        let month = ClinicalTime::parse("2026-03").unwrap().placed(&stockholm(), Some("KS"));
+        assert_eq!(
+            (month.day().to_string(), month.last_day().to_string()),
+            ("2026-03-01".into(), "2026-03-31".into())
+        );
     }
 
     #[test]

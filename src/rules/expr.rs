@@ -522,7 +522,7 @@ fn study_day(doses: &[&Dose], t: Option<&ClinicalTime>) -> Option<i64> {
 /// smallest plausible count (doubt brings an event closer to the dose, not further).
 pub fn days_since_dose(doses: &[&Dose], t: Option<&ClinicalTime>) -> Option<i64> {
     let t = t?;
-    let last_day = t.latest().date_naive();
+    let last_day = t.last_day();
     let dose = doses.iter().rev().find(|d| d.start.day() <= last_day)?;
     Some(t.days_since(&dose.start).max(0))
 }

@@ -317,7 +317,7 @@ fn left_study_on(h: &SubjectHistory) -> Option<(DispositionStatus, NaiveDate)> {
     let reported = h.records.iter().rev().find(|r| r.disposition.is_some()).and_then(|r| r.date.as_ref());
     let last = || h.records.iter().filter_map(|r| r.when()).max_by_key(|t| t.latest());
     let date = d.date.as_ref().or(reported).or_else(last)?;
-    Some((d.status, date.latest().date_naive()))
+    Some((d.status, date.last_day()))
 }
 
 /// The latest visit recorded with a date (context for an overdue visit).

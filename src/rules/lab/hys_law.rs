@@ -84,8 +84,8 @@ pub(super) fn hys_law(hy: &HysLaw, h: &SubjectHistory, ctx: &Context) -> Option<
             let Some(tb) = b.time else { continue };
             // Calendar days from the ALT/AST draw to the bilirubin draw; a partial date
             // counts when any of its days could be inside the window.
-            let min_gap = (tb.earliest().date_naive() - ta.latest().date_naive()).num_days();
-            let max_gap = (tb.latest().date_naive() - ta.earliest().date_naive()).num_days();
+            let min_gap = (tb.day() - ta.last_day()).num_days();
+            let max_gap = (tb.last_day() - ta.day()).num_days();
             if max_gap >= 0 && min_gap <= hy.within_days.days() {
                 pairs.push(HyPair { transaminase: a, bilirubin: b, days_after: tb.days_since(ta), alp });
             }
