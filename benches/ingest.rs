@@ -8,6 +8,9 @@
 //! - **vigil**: the path of `vigil ingest` — read the file in batches, store each batch,
 //!   evaluate every touched subject against the shipped rule pack, queue the alerts.
 //!
+//! Peak memory is the process's after vigil's run (sizes in increasing order: each row's
+//! peak covers the smaller runs too, so a flat column means memory flat in records).
+//!
 //! `cargo bench --bench ingest` (sizes 100, 1000, 10000 subjects);
 //! `cargo bench --bench ingest -- 100 100000` for other sizes.
 
@@ -139,23 +142,37 @@ async fn vigil_ingest(dir: &std::path::Path, file: &std::path::Path) -> anyhow::
     Ok((ingested.records as f64 / total, ingested.records as f64 / stored, raised.len()))
 }
 
+/// The process's peak resident memory so far (Linux), in MiB; "?" elsewhere.
+fn peak_memory_mib() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or_else(|| "?".into(), |kb| (kb / 1024).to_string())
+}
+
 fn main() -> anyhow::Result<()> {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![100, 1_000, 10_000] } else { sizes };
     let rt = tokio::runtime::Runtime::new()?;
     println!("ingest: {VISITS} visits per subject, shipped rule pack; records/s (higher is better)");
     println!(
-        "{:>9} {:>9} {:>12} {:>12} {:>14} {:>7} {:>8}",
-        "subjects", "records", "bare insert", "vigil", "vigil (store)", "ratio", "alerts"
+        "{:>9} {:>9} {:>12} {:>12} {:>14} {:>7} {:>8} {:>9}",
+        "subjects", "records", "bare insert", "vigil", "vigil (store)", "ratio", "alerts", "peak MiB"
     );
     for subjects in sizes {
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("cohort.ndjson");
         let records = write_cohort(&file, subjects)?;
-        let bare = rt.block_on(bare_insert(dir.path(), &file))?;
+        // vigil first, so that the peak memory read after it is vigil's own.
         let (vigil, store_only, alerts) = rt.block_on(vigil_ingest(dir.path(), &file))?;
+        let peak = peak_memory_mib();
+        let bare = rt.block_on(bare_insert(dir.path(), &file))?;
         println!(
-            "{subjects:>9} {records:>9} {bare:>12.0} {vigil:>12.0} {store_only:>14.0} {:>6.1}× {alerts:>8}",
+            "{subjects:>9} {records:>9} {bare:>12.0} {vigil:>12.0} {store_only:>14.0} {:>6.1}× {alerts:>8} {peak:>9}",
             bare / vigil
         );
     }
