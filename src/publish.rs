@@ -22,24 +22,86 @@ use std::path::PathBuf;
 /// Which report: open (arms pooled) or closed (split by arm, unblinded roles only).
 pub use crate::store::ReportKind as Kind;
 
-/// SHA-256 of the data a report is made from: every record whose own time is not after
-/// the cut-off (records without a time included), arm included, in a canonical order.
-pub fn snapshot_hash(histories: &[crate::model::SubjectHistory], as_of: DateTime<Utc>) -> String {
+/// The records a report is made from, canonical: every record whose own time is not after
+/// the cut-off (records without a time included), with or without the treatment arms.
+fn snapshot_lines(
+    histories: &[crate::model::SubjectHistory],
+    as_of: DateTime<Utc>,
+    arms: bool,
+) -> Vec<String> {
     let mut lines: Vec<String> = histories
         .iter()
         .flat_map(|h| h.records.iter())
         .filter(|r| r.when().is_none_or(|t| t.earliest() <= as_of))
         .map(|r| {
-            format!("{}\t{}", r.arm.as_deref().unwrap_or(""), serde_json::to_string(r).unwrap_or_default())
+            // A record serializes without its arms (they never leave that way).
+            let record = serde_json::to_string(r).unwrap_or_default();
+            match arms {
+                true => {
+                    let arm = |a: &Option<String>| a.clone().unwrap_or_default();
+                    format!("{}\t{}\t{record}", arm(&r.arm), arm(&r.actual_arm))
+                }
+                false => record,
+            }
         })
         .collect();
     lines.sort();
+    lines
+}
+
+/// SHA-256 of the open data of a report's cut: the records without their arms. The open
+/// report prints it and names its files by it, so it must not depend on the arms: a hash
+/// over the arms could be matched by trying each assignment of subjects to arms.
+pub fn open_snapshot(histories: &[crate::model::SubjectHistory], as_of: DateTime<Utc>) -> String {
     let mut h = Sha256::new();
-    for l in &lines {
+    for l in snapshot_lines(histories, as_of, false) {
         h.update(l.as_bytes());
         h.update(b"\n");
     }
     hex::encode(h.finalize())
+}
+
+/// The closed report's fingerprint of the same cut, arms included: HMAC-SHA-256 under
+/// `key`, so that no one without the key can test a guess of the arms against it.
+pub fn closed_snapshot(
+    histories: &[crate::model::SubjectHistory],
+    as_of: DateTime<Utc>,
+    key: &[u8],
+) -> String {
+    let mut text = Vec::new();
+    for l in snapshot_lines(histories, as_of, true) {
+        text.extend_from_slice(l.as_bytes());
+        text.push(b'\n');
+    }
+    hex::encode(hmac_sha256(key, &text))
+}
+
+/// HMAC-SHA-256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+}
+
+/// The key of closed-report fingerprints: `VIGIL_SNAPSHOT_KEY` from the environment, so
+/// that the trial statistician can recompute one; else a fresh random key, and the
+/// fingerprint only tells closed reports apart.
+fn snapshot_key() -> anyhow::Result<Vec<u8>> {
+    match std::env::var("VIGIL_SNAPSHOT_KEY") {
+        Ok(key) if !key.is_empty() => Ok(key.into_bytes()),
+        _ => {
+            let mut key = vec![0u8; 32];
+            getrandom::getrandom(&mut key)
+                .map_err(|e| anyhow::anyhow!("no random key for the closed report: {e}"))?;
+            Ok(key)
+        }
+    }
 }
 
 /// Who may receive a report of this kind: the report roles, and for a closed report only
@@ -104,7 +166,10 @@ impl<'a> Publisher<'a> {
         let ReportRequest { kind, as_of, reason, out, email } = request;
         let (kind, as_of) = (*kind, *as_of);
         let subjects = self.store.all_histories().await?;
-        let snapshot = snapshot_hash(&subjects, as_of);
+        let snapshot = match kind {
+            Kind::Open => open_snapshot(&subjects, as_of),
+            Kind::Closed => closed_snapshot(&subjects, as_of, &snapshot_key()?),
+        };
         let quarantined = self.store.quarantine_count().await?;
         let edss_rule = self.rules.edss_rule();
         let alerts = self.store.alerts().await?;
@@ -270,4 +335,49 @@ fn rule_status(
         }
     }
     (stopping, overdue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Record, SubjectHistory, SubjectId};
+
+    fn cohort(arms: [&str; 3]) -> Vec<SubjectHistory> {
+        arms.iter()
+            .enumerate()
+            .map(|(i, arm)| {
+                let id = format!("KS-10{i}");
+                let json = format!(
+                    r#"{{"subject":"{id}","arm":"{arm}","actual_arm":"{arm}","visit":"BL","date":"2019-02-26","scores":[{{"name":"EDSS","value":4.5}}]}}"#
+                );
+                SubjectHistory::new(SubjectId::parse(&id).unwrap(), vec![Record::from_json(&json).unwrap()])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_open_fingerprint_does_not_depend_on_the_arms() {
+        let as_of = Utc::now();
+        let (a, b) = (cohort(["MSC", "placebo", "MSC"]), cohort(["placebo", "MSC", "MSC"]));
+        // Whatever the assignment, a blinded reader's hash is the same: nothing to match.
+        assert_eq!(open_snapshot(&a, as_of), open_snapshot(&b, as_of));
+        // The closed one tells the two cuts apart, but only under its key.
+        assert_ne!(closed_snapshot(&a, as_of, b"k"), closed_snapshot(&b, as_of, b"k"));
+        assert_ne!(closed_snapshot(&a, as_of, b"k"), closed_snapshot(&a, as_of, b"other"));
+        assert_eq!(closed_snapshot(&a, as_of, b"k"), closed_snapshot(&a, as_of, b"k"));
+        assert_ne!(open_snapshot(&a, as_of)[..8], closed_snapshot(&a, as_of, b"k")[..8]);
+    }
+
+    #[test]
+    fn hmac_follows_rfc_4231() {
+        // RFC 4231 test case 2, and case 6 (a key longer than the block).
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex::encode(hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
 }
