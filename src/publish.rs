@@ -104,6 +104,39 @@ fn snapshot_key() -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// Writes one file of a report; a private one is created with mode 0600 (on Unix), so it is
+/// never readable by others, not even for a moment.
+fn write_report_file(path: &std::path::Path, bytes: &[u8], private: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    if private {
+        // The mode above applies to a new file only; an existing one is narrowed here.
+        restrict(path, 0o600)?;
+    }
+    Ok(())
+}
+
+/// Sets Unix permission bits (nothing elsewhere).
+fn restrict(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
 /// Who may receive a report of this kind: the report roles, and for a closed report only
 /// the unblinded among them. The single place that decides it.
 pub fn recipients(report: &ReportConfig, roles: &BTreeMap<String, RoleConfig>, kind: Kind) -> Vec<Recipient> {
@@ -195,19 +228,23 @@ impl<'a> Publisher<'a> {
         let dir = out.clone().unwrap_or_else(|| self.report.out_dir.clone());
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let stem = format!("dsmb-{}-{}-{}", kind.as_str(), as_of.format("%Y-%m-%d"), &snapshot[..8]);
+        // A closed report holds the arms: only its owner (the daemon's user) may read it.
+        let private = kind == Kind::Closed;
         let path = dir.join(format!("{stem}.html"));
-        std::fs::write(&path, &html).with_context(|| format!("cannot write {}", path.display()))?;
+        write_report_file(&path, html.as_bytes(), private)?;
         // Every table as CSV, for the statistician.
         let csv_dir = dir.join(format!("{stem}-csv"));
         std::fs::create_dir_all(&csv_dir).with_context(|| format!("cannot create {}", csv_dir.display()))?;
+        if private {
+            restrict(&csv_dir, 0o700)?;
+        }
         for (name, text) in crate::report::render_csv(&input, &summary) {
-            std::fs::write(csv_dir.join(&name), text).with_context(|| format!("cannot write {name}"))?;
+            write_report_file(&csv_dir.join(&name), text.as_bytes(), private)?;
         }
         #[cfg(feature = "pdf")]
         {
             let pdf = crate::report::render_pdf(&input, &summary)?;
-            let pdf_path = dir.join(format!("{stem}.pdf"));
-            std::fs::write(&pdf_path, pdf).with_context(|| format!("cannot write {}", pdf_path.display()))?;
+            write_report_file(&dir.join(format!("{stem}.pdf")), &pdf, private)?;
         }
         let sha = hex::encode(Sha256::digest(html.as_bytes()));
         let recipients = if *email { recipients(self.report, self.roles, kind) } else { Vec::new() };

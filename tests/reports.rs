@@ -110,6 +110,28 @@ fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
     // CSV of every table beside the HTML.
     let csv_dir = path.trim_end_matches(".html").to_string() + "-csv";
     assert!(std::fs::read_dir(&csv_dir).unwrap().count() > 5, "{csv_dir}");
+    // Unblinded data on disk is the owner's alone: no one else on the machine reads it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(std::path::Path::new(&path)), 0o600, "closed report HTML");
+    assert_eq!(mode(std::path::Path::new(&csv_dir)), 0o700, "closed report CSV folder");
+    for f in std::fs::read_dir(&csv_dir).unwrap().flatten() {
+        assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+    }
+    // The open and closed reports of one cut share no fingerprint in their names.
+    let open = d.vigil(&[
+        "report",
+        "dsmb",
+        "--config",
+        &cfg,
+        "--as-of",
+        "2014-01-01",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let open_path = String::from_utf8_lossy(&open.stdout).trim().to_string();
+    let tail = |p: &str| p.rsplit('-').next().unwrap_or_default().trim_end_matches(".html").to_string();
+    assert_ne!(tail(&open_path), tail(&path), "{open_path} {path}");
 }
 
 /// A back-filled trial: every alert is raised today for findings of 2013. The report's

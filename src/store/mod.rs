@@ -63,6 +63,7 @@ impl Store {
                         std::fs::create_dir_all(dir)
                             .with_context(|| format!("cannot create database folder {}", dir.display()))?;
                     }
+                    owner_only(std::path::Path::new(path))?;
                 }
                 if url.contains('?') {
                     url.to_string()
@@ -146,6 +147,30 @@ pub(crate) fn opt_text(row: &AnyRow, col: &str) -> Option<String> {
     row.try_get::<Option<String>, _>(col).ok().flatten()
 }
 
+/// The SQLite database holds the arms and every subject's data: it is created, and kept,
+/// readable by its owner only (SQLite gives its -wal and -shm files the same mode).
+fn owner_only(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path.as_os_str().is_empty() || path.to_str().is_some_and(|p| p.starts_with(':')) {
+            return Ok(()); // in memory
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create database {}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict database {}", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// `$1, $2, …, $n` (PostgreSQL) or `?, ?, …` (SQLite): a list of `n` placeholders for
 /// `IN (…)`. SQLite looks a `$N` name up by a linear scan for every bind, quadratic in a
 /// multi-row statement, so it gets anonymous `?`. (sqlx's `QueryBuilder` writes `?` for the
@@ -175,6 +200,20 @@ pub(crate) fn rows_sql(backend: Backend, rows: usize, columns: usize) -> String 
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn the_database_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let store = super::Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        store.close().await;
+        // An existing database made by an older vigil is narrowed too.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        super::Store::connect(&format!("sqlite://{}", path.display())).await.unwrap().close().await;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
     #[test]
     fn placeholders_number_every_bind_once() {
         use super::Backend::{Postgres, Sqlite};
