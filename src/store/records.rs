@@ -48,8 +48,21 @@ const RECORDS_PER_INSERT: usize = 500;
 struct Keyed<'a> {
     r: &'a NewRecord,
     body: String,
+    /// SHA-256 of the record as parsed (`canonical`).
     hash: String,
+    /// SHA-256 of the body's text, the content hash of records stored by older versions.
+    body_hash: String,
     key: String,
+    /// Without a record_id: the key an older version gave the same record.
+    body_key: Option<String>,
+}
+
+/// The record as vigil understands it, arms included (they never serialize on their own):
+/// what makes two deliveries the same record.
+fn canonical(r: &Record) -> String {
+    let arm = |a: &Option<String>| a.clone().unwrap_or_default();
+    let record = serde_json::to_string(r).unwrap_or_default();
+    format!("{}\t{}\t{record}", arm(&r.arm), arm(&r.actual_arm))
 }
 
 fn sha256(text: &str) -> String {
@@ -70,29 +83,35 @@ impl Store {
     ) -> anyhow::Result<BatchOutcome> {
         let mut out = BatchOutcome::default();
         let now = self.now_ms();
-        // serde_json's map is ordered by key, so this text is canonical.
         let keyed: Vec<Keyed> = records
             .iter()
             .map(|r| {
+                // serde_json's map is ordered by key, so the body's text is canonical JSON;
+                // the content hash goes further and hashes the record as parsed, so that
+                // cosmetic variants (`3` and `3.0`, a trailing space) are the same record.
                 let body = r.body.to_string();
-                let hash = sha256(&body);
-                let key = match &r.record.record_id {
-                    Some(id) => format!("id:{id}"),
-                    None => format!("sha256:{hash}"),
+                let hash = sha256(&canonical(&r.record));
+                let body_hash = sha256(&body);
+                let (key, body_key) = match &r.record.record_id {
+                    Some(id) => (format!("id:{id}"), None),
+                    None => (format!("sha256:{hash}"), Some(format!("sha256:{body_hash}"))),
                 };
-                Keyed { r, body, hash, key }
+                Keyed { r, body, hash, body_hash, key, body_key }
             })
             .collect();
         let mut tx = self.begin_write().await?;
         let mut known: HashMap<String, String> = HashMap::new();
-        for chunk in keyed.chunks(KEYS_PER_LOOKUP) {
+        // Records stored before content hashes were canonical are keyed by their body's hash.
+        let lookups: Vec<&String> =
+            keyed.iter().flat_map(|k| std::iter::once(&k.key).chain(&k.body_key)).collect();
+        for chunk in lookups.chunks(KEYS_PER_LOOKUP) {
             let sql = format!(
                 "SELECT record_key, content_hash FROM records WHERE record_key IN ({})",
                 list_sql(self.backend, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(k.key.clone());
+            for key in chunk {
+                q = q.bind((*key).clone());
             }
             for row in q.fetch_all(&mut *tx).await? {
                 known.insert(row.try_get("record_key")?, row.try_get("content_hash")?);
@@ -101,8 +120,9 @@ impl Store {
         // Sort out duplicates and conflicts, against the store and within the batch.
         let mut fresh: Vec<&Keyed> = Vec::new();
         for k in &keyed {
-            match known.get(&k.key) {
-                Some(stored) if *stored == k.hash => out.duplicates += 1,
+            let stored = known.get(&k.key).or_else(|| k.body_key.as_ref().and_then(|b| known.get(b)));
+            match stored {
+                Some(stored) if *stored == k.hash || *stored == k.body_hash => out.duplicates += 1,
                 Some(_) => out.conflicts.push(Rejected {
                     source: k.r.source.clone(),
                     line: k.r.line,
@@ -421,6 +441,51 @@ mod tests {
         let again = store.store_batch(&parsed.records, &parsed.rejected).await.unwrap();
         assert_eq!((again.stored, again.duplicates, again.conflicts.len()), (0, 2_503, 1));
         assert_eq!(store.record_count().await.unwrap(), 2_501);
+    }
+
+    #[tokio::test]
+    async fn cosmetic_variants_of_a_record_without_id_are_the_same_record() {
+        let (_dir, store) = store().await;
+        let first = native::parse(
+            "a",
+            r#"{"subject":"S-1","site":"KS","date":"2020-01-01","scores":[{"name":"EDSS","value":3}]}"#,
+        );
+        store.store_batch(&first.records, &first.rejected).await.unwrap();
+        // `3.0` for `3`, a padded site, other key order: the same record, stored once.
+        let again = native::parse(
+            "b",
+            r#"{"scores":[{"value":3.0,"name":"EDSS"}],"date":"2020-01-01","site":"KS ","subject":"S-1"}"#,
+        );
+        let out = store.store_batch(&again.records, &again.rejected).await.unwrap();
+        assert_eq!((out.stored, out.duplicates), (0, 1));
+        // Another arm is another record.
+        let other = native::parse(
+            "c",
+            r#"{"subject":"S-1","arm":"B","site":"KS","date":"2020-01-01","scores":[{"name":"EDSS","value":3}]}"#,
+        );
+        assert_eq!(store.store_batch(&other.records, &other.rejected).await.unwrap().stored, 1);
+        assert_eq!(store.record_count().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_record_stored_under_its_body_hash_by_an_older_version_is_recognised() {
+        let (_dir, store) = store().await;
+        let line = r#"{"subject":"S-1","date":"2020-01-01"}"#;
+        let parsed = native::parse("a", line);
+        let body = parsed.records[0].body.to_string();
+        let legacy = sha256(&body);
+        sqlx::query(
+            "INSERT INTO records (record_key, content_hash, subject, source, received_at, body) \
+             VALUES ($1, $2, 'S-1', 'old', 0, $3)",
+        )
+        .bind(format!("sha256:{legacy}"))
+        .bind(&legacy)
+        .bind(&body)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let out = store.store_batch(&parsed.records, &parsed.rejected).await.unwrap();
+        assert_eq!((out.stored, out.duplicates), (0, 1));
     }
 
     #[tokio::test]
