@@ -80,8 +80,17 @@ fn line(out: &mut String, fields: &[String]) {
     out.push('\n');
 }
 
-/// RFC 4180: quote a field holding a comma, a quote, a line break or outer spaces.
+/// RFC 4180: quote a field holding a comma, a quote, a line break or outer spaces. A field
+/// a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or CR first: a term typed
+/// at a site could be `=HYPERLINK(…)`) is neutralised with a leading `'`; numbers stay.
 fn quote(field: &str) -> String {
+    let neutralised;
+    let field = if field.starts_with(['=', '+', '-', '@', '\t', '\r']) && field.parse::<f64>().is_err() {
+        neutralised = format!("'{field}");
+        neutralised.as_str()
+    } else {
+        field
+    };
     let needs = field.contains([',', '"', '\n', '\r']) || field.trim() != field;
     if needs {
         format!("\"{}\"", field.replace('"', "\"\""))
@@ -101,5 +110,16 @@ mod tests {
         assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(quote(" padded"), "\" padded\"");
         assert_eq!(quote("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn a_field_a_spreadsheet_would_run_is_neutralised_and_numbers_are_not() {
+        assert_eq!(quote("=HYPERLINK(\"http://x\",\"AE\")"), "\"'=HYPERLINK(\"\"http://x\"\",\"\"AE\"\")\"");
+        assert_eq!(quote("+cmd"), "'+cmd");
+        assert_eq!(quote("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(quote("-2+3"), "'-2+3");
+        assert_eq!(quote("\tx"), "'\tx");
+        assert_eq!(quote("-1.5"), "-1.5");
+        assert_eq!(quote("+0.5"), "+0.5");
     }
 }
