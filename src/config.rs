@@ -66,6 +66,7 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct AlertingFile {
     group_wait: Option<crate::rules::Span>,
+    max_silence: Option<crate::rules::Span>,
     digest: Option<DigestFile>,
     #[serde(default)]
     escalation: BTreeMap<String, EscalationConfig>,
@@ -242,17 +243,35 @@ pub struct VisitTrigger {
 // The runtime types.
 
 /// Routing, grouping, digests and escalation of alerts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AlertingConfig {
     /// Non-critical alerts wait this long before their email goes, so that a burst of
     /// alerts of one rule goes out as one email (default 30 s). Critical ones never wait.
     pub group_wait: Option<crate::rules::Span>,
+    /// The longest a silence may last (default 30 days): a silence is a pause, and alerts it
+    /// keeps quiet come back when it ends.
+    pub max_silence: crate::rules::Span,
     /// Severities that go into one daily digest per recipient instead of an email each.
     pub digest: Option<DigestConfig>,
     /// Escalation chains by severity (`critical`, `warning`, `info`).
     pub escalation: BTreeMap<String, EscalationConfig>,
     /// Extra recipients by severity, rule label or site, added to the rule's own `notify`.
     pub routes: Vec<RouteConfig>,
+}
+
+/// How long a silence may last unless the configuration says (`alerting.max_silence`).
+pub const DEFAULT_MAX_SILENCE: crate::rules::Span = crate::rules::Span::from_days(30);
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        Self {
+            group_wait: None,
+            max_silence: DEFAULT_MAX_SILENCE,
+            digest: None,
+            escalation: BTreeMap::new(),
+            routes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -707,6 +726,7 @@ fn alerting(raw: &FileConfig, issues: &mut Issues) -> AlertingConfig {
     });
     AlertingConfig {
         group_wait: a.group_wait,
+        max_silence: a.max_silence.unwrap_or(DEFAULT_MAX_SILENCE),
         digest,
         escalation: a.escalation.clone(),
         routes: a.routes.clone(),

@@ -96,11 +96,19 @@ pub struct ApiState {
     max_body_bytes: usize,
     /// Wakes the evaluator when records were stored.
     evaluate: crate::evaluate::Wake,
+    /// The longest silence a caller may ask for.
+    longest_silence: crate::rules::Span,
 }
 
 impl ApiState {
     pub fn new(store: Store, tokens: Tokens, max_body_bytes: usize, evaluate: crate::evaluate::Wake) -> Self {
-        Self { store, tokens: Arc::new(tokens), max_body_bytes, evaluate }
+        Self {
+            store,
+            tokens: Arc::new(tokens),
+            max_body_bytes,
+            evaluate,
+            longest_silence: crate::config::DEFAULT_MAX_SILENCE,
+        }
     }
 
     /// The state of the configured API: its tokens (see [`Tokens::load`]) and body limit.
@@ -113,7 +121,9 @@ impl ApiState {
         if tokens.is_empty() {
             tracing::warn!("No API token configured (VIGIL_API_TOKENS, VIGIL_API_TOKEN or http.token_file): every /v1 request will be refused.");
         }
-        Ok(Self::new(store, tokens, config.http_max_body_bytes, evaluate))
+        let mut state = Self::new(store, tokens, config.http_max_body_bytes, evaluate);
+        state.longest_silence = config.alerting.max_silence;
+        Ok(state)
     }
 }
 
@@ -132,6 +142,7 @@ impl From<anyhow::Error> for ApiError {
             let status = match t {
                 crate::store::TransitionError::NotFound(_) => StatusCode::NOT_FOUND,
                 crate::store::TransitionError::NotAllowed { .. } => StatusCode::CONFLICT,
+                crate::store::TransitionError::ReasonRequired(_) => StatusCode::UNPROCESSABLE_ENTITY,
             };
             return ApiError(status, t.to_string());
         }
@@ -324,6 +335,8 @@ async fn silence(
     }
     let span = crate::rules::Span::parse(&s.r#for)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("for: {e}")))?;
+    crate::alerts::silence::check_request(span, api.longest_silence, &s.comment)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let expires = api.store.now() + span.chrono();
     let id = api
         .store

@@ -150,4 +150,24 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
         .post("/v1/silences", Some(TOKEN), r#"{"rule":"mri-new-t2","for":"1h","comment":"rescan"}"#.into())
         .await;
     assert_eq!(status, 201);
+
+    // A critical alert is not resolved without a reason on the record.
+    let resolve_path = format!("/v1/alerts/{id}/resolve");
+    let resolve = |body: &'static str| api.post(&resolve_path, Some(TOKEN), body.into());
+    let (status, body) = resolve(r#"{"comment":"  "}"#).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("needs a reason"), "{body}");
+    assert_eq!(resolve(r#"{"comment":"reviewed with the investigator"}"#).await.0, 200);
+
+    // Silences are pauses with a reason, never a way to switch vigil off.
+    for (body, why) in [
+        (r#"{"rule":"mri-new-t2","for":"5200w","comment":"quiet"}"#, "at most"),
+        (r#"{"rule":"mri-new-t2","for":"9999999999999999999w","comment":"quiet"}"#, "duration"),
+        (r#"{"rule":"mri-new-t2","for":"99999999999999w","comment":"quiet"}"#, "longest"),
+        (r#"{"rule":"mri-new-t2","for":"1h","comment":" "}"#, "reason"),
+    ] {
+        let (status, answer) = api.post("/v1/silences", Some(TOKEN), body.into()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(why), "{body}: {answer}");
+    }
 }

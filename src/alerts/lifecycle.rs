@@ -96,6 +96,8 @@ pub enum TransitionError {
     NotFound(i64),
     #[error("alert #{id} is {status}; it cannot be {action}")]
     NotAllowed { id: i64, status: AlertStatus, action: &'static str },
+    #[error("alert #{0} is critical: resolving it needs a reason (a comment)")]
+    ReasonRequired(i64),
 }
 
 impl Transition {

@@ -2,8 +2,20 @@
 //! given time. Which silence matches an alert, and which silences have run out, is
 //! decided here; the store only loads and records them.
 
+use crate::rules::Span;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+/// A silence asked for: it needs a reason, and may not outlast `longest`.
+pub fn check_request(duration: Span, longest: Span, comment: &str) -> Result<(), String> {
+    if comment.trim().is_empty() {
+        return Err("a silence needs a reason (a comment)".into());
+    }
+    if duration > longest {
+        return Err(format!("a silence lasts at most {longest} (alerting.max_silence); {duration} asked"));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Silence {

@@ -202,6 +202,8 @@ async fn silence(
     if rule.is_none() && subject.is_none() && site.is_none() {
         anyhow::bail!("a silence needs at least one of --rule, --subject, --site");
     }
+    vigil::alerts::silence::check_request(span, config.alerting.max_silence, comment)
+        .map_err(anyhow::Error::msg)?;
     let store = Store::connect(&config.database_url).await?;
     let expires = store.now() + span.chrono();
     let id = store.create_silence(rule, subject, site, expires, by, comment).await?;

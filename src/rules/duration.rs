@@ -14,16 +14,24 @@ impl Span {
         let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
         let bad = || format!("`{s}` is not a duration such as 30m, 24h, 7d or 12w");
         let n: i64 = num.parse().map_err(|_| bad())?;
-        let seconds = match unit {
-            "s" => n,
-            "m" | "min" => n * 60,
-            "h" => n * 3600,
-            "d" => n * 86_400,
-            "w" => n * 7 * 86_400,
+        let unit_seconds = match unit {
+            "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
             _ => return Err(bad()),
         };
+        // Longer than any trial; and far from where date arithmetic would overflow.
+        let seconds =
+            n.checked_mul(unit_seconds).filter(|s| *s <= Self::LONGEST.seconds).ok_or_else(|| {
+                format!("`{s}` is longer than the longest duration vigil takes, {}", Self::LONGEST)
+            })?;
         Ok(Self { seconds })
     }
+    /// The longest duration a rule or a silence may say: 100 years.
+    pub const LONGEST: Span = Span::from_days(36_525);
+
     pub const fn from_days(days: i64) -> Self {
         Self { seconds: days * 86_400 }
     }
@@ -84,6 +92,10 @@ mod tests {
         assert_eq!(Span::parse("90s").unwrap().seconds(), 90);
         assert!(Span::parse("12").is_err());
         assert!(Span::parse("w12").is_err());
+        // An absurd duration is refused, not an overflow or a panic later.
+        assert!(Span::parse("99999999999999999w").unwrap_err().contains("longest"));
+        assert!(Span::parse("36526d").is_err());
+        assert_eq!(Span::parse("36525d").unwrap(), Span::LONGEST);
         assert!(Span::parse("3y").is_err());
     }
 

@@ -481,12 +481,17 @@ impl Store {
     ) -> anyhow::Result<AlertRow> {
         let now_ms = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT status FROM alerts WHERE id = $1")
+        let row = sqlx::query("SELECT status, severity FROM alerts WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(TransitionError::NotFound(id))?;
         let status = status_of(&row)?;
+        // A critical alert is closed by a person only with a reason on the record.
+        let critical = parse_severity(&row.try_get::<String, _>("severity")?)? == Severity::Critical;
+        if critical && transition == Transition::Resolve && comment.is_none_or(|c| c.trim().is_empty()) {
+            return Err(TransitionError::ReasonRequired(id).into());
+        }
         let to = match transition {
             Transition::Acknowledge | Transition::Resolve => transition.check(id, status)?,
             _ => {
