@@ -27,6 +27,17 @@ pub struct Tokens {
     entries: Vec<(String, [u8; 32])>,
 }
 
+/// The shortest token vigil accepts: a short one is guessed (`openssl rand -hex 32` gives 64).
+const SHORTEST_TOKEN: usize = 16;
+
+fn strong_enough(whose: &str, token: &str) -> anyhow::Result<()> {
+    let n = token.trim().chars().count();
+    if n < SHORTEST_TOKEN {
+        anyhow::bail!("{whose}: a token of {n} characters is too easy to guess; use at least {SHORTEST_TOKEN} (e.g. `openssl rand -hex 32`)");
+    }
+    Ok(())
+}
+
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.trim().as_bytes()).into()
 }
@@ -41,11 +52,13 @@ impl Tokens {
                 let (name, token) = item.split_once(':').ok_or_else(|| {
                     anyhow::anyhow!("VIGIL_API_TOKENS: expected name:token, got an item without `:`")
                 })?;
+                strong_enough(&format!("VIGIL_API_TOKENS ({})", name.trim()), token)?;
                 t.add(name.trim(), digest(token));
             }
         }
         if let Ok(token) = std::env::var("VIGIL_API_TOKEN") {
             if !token.trim().is_empty() {
+                strong_enough("VIGIL_API_TOKEN", &token)?;
                 t.add("api", digest(&token));
             }
         }
@@ -207,6 +220,12 @@ async fn post_records(
     body: String,
 ) -> Result<Response, ApiError> {
     let who = api.caller(&headers)?;
+    if body.trim().is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the body is empty: send records as JSON or NDJSON".into(),
+        ));
+    }
     // The body is in memory already, so it is stored in ONE transaction: a request is
     // committed whole or not at all, and its answer describes all of it.
     let batch = crate::ingest::native::parse("http", &body);
@@ -357,6 +376,8 @@ async fn subject(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     api.caller(&headers)?;
+    crate::model::SubjectId::parse(&id)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("subject: {e}")))?;
     let history = api.store.history(&id).await?;
     if history.records.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no subject {id}")));
@@ -365,4 +386,14 @@ async fn subject(
     records.sort_by_key(|r| r.when().map(|t| t.earliest()));
     let alerts: Vec<_> = api.store.alerts().await?.into_iter().filter(|a| a.subject == id).collect();
     Ok(Json(json!({"subject": id, "site": history.site(), "records": records, "alerts": alerts})))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_short_token_is_refused_with_its_variable() {
+        let e = super::strong_enough("VIGIL_API_TOKEN", "x").unwrap_err().to_string();
+        assert!(e.contains("VIGIL_API_TOKEN") && e.contains("1 characters"), "{e}");
+        assert!(super::strong_enough("VIGIL_API_TOKEN", "0123456789abcdef").is_ok());
+    }
 }

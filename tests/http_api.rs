@@ -108,6 +108,9 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
 
     // Nothing readable: 422. Too large: 413.
     assert_eq!(api.post("/v1/records", Some(TOKEN), "not json".into()).await.0, 422);
+    let (status, empty) = api.post("/v1/records", Some(TOKEN), String::new()).await;
+    assert_eq!(status, 400, "an empty body is a client error: {empty}");
+    assert_eq!(api.post("/v1/records", Some(TOKEN), " \n".into()).await.0, 400);
     let big = format!("[{}]", vec![GOOD; 400].join(","));
     assert_eq!(api.post("/v1/records", Some(TOKEN), big).await.0, 413);
 
@@ -145,6 +148,8 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     assert_eq!(timeline["records"].as_array().unwrap().len(), 1);
     assert!(!timeline.to_string().contains("MSC-HIGH"));
     assert_eq!(api.get("/v1/subjects/NOBODY", Some(TOKEN)).await.0, 404);
+    let (status, bad) = api.get("/v1/subjects/%3Cscript%3E", Some(TOKEN)).await;
+    assert_eq!(status, 400, "a malformed subject id is the client's error: {bad}");
 
     let (status, _) = api
         .post("/v1/silences", Some(TOKEN), r#"{"rule":"mri-new-t2","for":"1h","comment":"rescan"}"#.into())
