@@ -28,8 +28,14 @@ pub struct SmtpSettings {
 /// Why an SMTP URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SmtpUrlError {
-    #[error("`{0}` is not an smtp:// or smtps:// URL")]
-    NotAUrl(String),
+    // What is echoed back never comes from where a password could be.
+    #[error("the SMTP URL is not an smtp:// or smtps:// URL (smtp://user:password@host:port)")]
+    NotAUrl,
+    #[error(
+        "the SMTP URL's user or password holds a character that must be percent-encoded \
+         (`/` as %2F, `?` as %3F, `#` as %23, `@` as %40)"
+    )]
+    Unencoded,
     #[error("unsupported scheme `{0}`: use smtp:// or smtps://")]
     Scheme(String),
     #[error("bad port `{0}`")]
@@ -65,8 +71,12 @@ impl SmtpSettings {
     /// Parses an SMTP URL. A password absent from the URL is taken from `fallback_password`
     /// (the caller reads `VIGIL_SMTP_PASSWORD`).
     pub fn parse(url: &str, fallback_password: Option<String>) -> Result<Self, SmtpUrlError> {
-        let (scheme, rest) =
-            url.split_once("://").ok_or_else(|| SmtpUrlError::NotAUrl(crate::config::redact(url)))?;
+        let (scheme, rest) = url.split_once("://").ok_or(SmtpUrlError::NotAUrl)?;
+        // The authority ends at the first `/`, `?` or `#`: an `@` after one means a password
+        // with such a character, unencoded, which the messages below could echo.
+        if rest.find(['/', '?', '#']).is_some_and(|end| rest[end..].contains('@')) {
+            return Err(SmtpUrlError::Unencoded);
+        }
         let mut tls = match scheme {
             "smtp" => TlsMode::None,
             "smtps" => TlsMode::Implicit,
@@ -180,6 +190,13 @@ mod tests {
         assert_eq!(parse("ftp://x"), Err(SmtpUrlError::Scheme("ftp".into())));
         assert_eq!(parse("smtp://127.0.0.1:notaport"), Err(SmtpUrlError::Port("notaport".into())));
         assert_eq!(parse("smtp://127.0.0.1?color=red"), Err(SmtpUrlError::Option("color=red".into())));
-        assert!(matches!(parse("127.0.0.1:25"), Err(SmtpUrlError::NotAUrl(_))));
+        assert!(matches!(parse("127.0.0.1:25"), Err(SmtpUrlError::NotAUrl)));
+        // A malformed URL never comes back with its password in the message.
+        for url in
+            ["smtp:/alert:s3cretpw@mail", "smtps://alert:s3c?retpw@mail:465", "smtps://alert:s3c/retpw@mail"]
+        {
+            let e = parse(url).unwrap_err().to_string();
+            assert!(!e.contains("s3c") && !e.contains("retpw"), "{url}: {e}");
+        }
     }
 }
