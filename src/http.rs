@@ -3,7 +3,8 @@
 //! Tokens come from the environment (`VIGIL_API_TOKENS=name:token,…` or `VIGIL_API_TOKEN`)
 //! or from a file of `name sha256-hex` lines (`http.token_file`), so no secret sits in a
 //! committed file. A presented token is hashed and compared with every known hash in
-//! constant time. `GET /healthz` and `GET /v1/openapi.json` need no token.
+//! constant time. `GET /healthz`, `/readyz`, `/metrics` and `GET /v1/openapi.json` need no
+//! token (they carry counts, never a subject or an arm).
 //!
 //! The API holds a narrow handle ([`ApiState`]): the store, the tokens, the body limit and
 //! a wake handle for the evaluator. Records are committed before the answer; evaluating
@@ -182,6 +183,8 @@ pub fn router(api: ApiState) -> Router {
     let limit = api.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/records", post(post_records))
         .route("/v1/alerts", get(list_alerts))
@@ -199,6 +202,40 @@ pub async fn serve(addr: std::net::SocketAddr, state: ApiState) -> anyhow::Resul
     tracing::info!(addr = %listener.local_addr()?, "HTTP server listening.");
     axum::serve(listener, router(state)).await?;
     Ok(())
+}
+
+/// Ready: the database answers. The body says what an operator acts on: the evaluation
+/// backlog, the oldest undelivered critical email, emails that failed for good.
+async fn readyz(State(api): State<ApiState>) -> (StatusCode, Json<Value>) {
+    match api.store.vitals().await {
+        Ok(v) => {
+            let status = if v.failed_notifications > 0 || v.oldest_pending_critical_seconds > 300 {
+                "degraded"
+            } else {
+                "ok"
+            };
+            (StatusCode::OK, Json(json!({"status": status, "database": "ok", "vitals": v})))
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "Readiness check: the database does not answer.");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "database": "unreachable"})),
+            )
+        }
+    }
+}
+
+/// Prometheus metrics: counts and ages from the store (no subject, no arm).
+async fn metrics(State(api): State<ApiState>) -> Response {
+    match api.store.vitals().await {
+        Ok(v) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], v.prometheus())
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "Metrics: the database does not answer.");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
 }
 
 async fn healthz(State(api): State<ApiState>) -> (StatusCode, Json<Value>) {

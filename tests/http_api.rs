@@ -164,6 +164,19 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     assert!(body["error"].as_str().unwrap().contains("needs a reason"), "{body}");
     assert_eq!(resolve(r#"{"comment":"reviewed with the investigator"}"#).await.0, 200);
 
+    // What an operator watches, without a token and without a subject or an arm.
+    let (status, ready) = api.get("/readyz", None).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["vitals"]["records"], 3, "{ready}");
+    let metrics = api.client.get(format!("{}/metrics", api.base)).send().await.unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("# TYPE vigil_records gauge\nvigil_records 3\n"), "{text}");
+    assert!(text.contains("vigil_alerts{severity=\"critical\",status=\"resolved\"} 1"), "{text}");
+    assert!(text.contains("vigil_failed_notifications 0"), "{text}");
+    assert!(!text.contains("KS-501") && !text.contains("MSC-HIGH"), "{text}");
+
     // Silences are pauses with a reason, never a way to switch vigil off.
     for (body, why) in [
         (r#"{"rule":"mri-new-t2","for":"5200w","comment":"quiet"}"#, "at most"),

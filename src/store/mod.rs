@@ -9,6 +9,7 @@ mod alerts;
 mod outbox;
 mod records;
 mod reports;
+mod vitals;
 
 pub use alerts::{AlertEvent, AlertRow, CohortContribution, CohortTotals, Evaluation};
 // The alert types the store records; they live with the policy in `crate::alerts`.
@@ -18,6 +19,7 @@ pub use outbox::{
 };
 pub use records::{BatchOutcome, NewRecord, Rejected};
 pub use reports::{ReportKind, ReportRow, UnknownReportKind};
+pub use vitals::Vitals;
 
 use crate::clock::Clock;
 use anyhow::Context;
