@@ -67,11 +67,22 @@ struct FileConfig {
 struct AlertingFile {
     group_wait: Option<crate::rules::Span>,
     max_silence: Option<crate::rules::Span>,
+    undeliverable: Option<UndeliverableFile>,
     digest: Option<DigestFile>,
     #[serde(default)]
     escalation: BTreeMap<String, EscalationConfig>,
     #[serde(default)]
     routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UndeliverableFile {
+    #[serde(default)]
+    notify: Vec<String>,
+    fallback: Option<String>,
+    give_up_after: Option<crate::rules::Span>,
+    critical_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,12 +262,39 @@ pub struct AlertingConfig {
     /// The longest a silence may last (default 30 days): a silence is a pause, and alerts it
     /// keeps quiet come back when it ends.
     pub max_silence: crate::rules::Span,
+    /// What happens when an email cannot be delivered.
+    pub undeliverable: Undeliverable,
     /// Severities that go into one daily digest per recipient instead of an email each.
     pub digest: Option<DigestConfig>,
     /// Escalation chains by severity (`critical`, `warning`, `info`).
     pub escalation: BTreeMap<String, EscalationConfig>,
     /// Extra recipients by severity, rule label or site, added to the rule's own `notify`.
     pub routes: Vec<RouteConfig>,
+}
+
+/// A safety email that cannot be delivered is never a quiet failure: it raises a critical
+/// internal alert to these roles and the fallback address (`alerting.undeliverable`).
+#[derive(Debug, Clone)]
+pub struct Undeliverable {
+    /// Roles told (default: `default_roles`).
+    pub notify: Vec<String>,
+    /// An address outside the trial's usual mail path, told as well.
+    pub fallback: Option<String>,
+    /// A notification still undelivered this long after it was queued is given up (default 24 h).
+    pub give_up_after: crate::rules::Span,
+    /// Attempts at an email about a critical alert, even after a 5xx reply (default 3).
+    pub critical_attempts: i64,
+}
+
+impl Default for Undeliverable {
+    fn default() -> Self {
+        Self {
+            notify: Vec::new(),
+            fallback: None,
+            give_up_after: crate::rules::Span::from_days(1),
+            critical_attempts: 3,
+        }
+    }
 }
 
 /// How long a silence may last unless the configuration says (`alerting.max_silence`).
@@ -267,6 +305,7 @@ impl Default for AlertingConfig {
         Self {
             group_wait: None,
             max_silence: DEFAULT_MAX_SILENCE,
+            undeliverable: Undeliverable::default(),
             digest: None,
             escalation: BTreeMap::new(),
             routes: Vec::new(),
@@ -724,9 +763,30 @@ fn alerting(raw: &FileConfig, issues: &mut Issues) -> AlertingConfig {
             .ok()?;
         Some(DigestConfig { severities: d.severities.clone(), at_utc })
     });
+    let undeliverable = match &a.undeliverable {
+        Some(u) => {
+            for (i, role) in u.notify.iter().enumerate() {
+                if !raw.recipients.contains_key(role) {
+                    issues.add(
+                        &format!("alerting.undeliverable.notify[{i}]"),
+                        format!("unknown role `{role}`"),
+                    );
+                }
+            }
+            let d = Undeliverable::default();
+            Undeliverable {
+                notify: u.notify.clone(),
+                fallback: u.fallback.clone(),
+                give_up_after: u.give_up_after.unwrap_or(d.give_up_after),
+                critical_attempts: u.critical_attempts.map_or(d.critical_attempts, i64::from).max(1),
+            }
+        }
+        None => Undeliverable::default(),
+    };
     AlertingConfig {
         group_wait: a.group_wait,
         max_silence: a.max_silence.unwrap_or(DEFAULT_MAX_SILENCE),
+        undeliverable,
         digest,
         escalation: a.escalation.clone(),
         routes: a.routes.clone(),

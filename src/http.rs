@@ -324,7 +324,8 @@ async fn show_alert(
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert #{id}")))?;
     let history = api.store.alert_events(id).await?;
-    Ok(Json(json!({"alert": alert, "history": history})))
+    let emails = api.store.deliveries_of_alert(id).await?;
+    Ok(Json(json!({"alert": alert, "history": history, "emails": emails})))
 }
 
 #[derive(Deserialize, Default)]

@@ -164,10 +164,17 @@ async fn a_burst_of_alerts_of_one_rule_goes_out_as_one_email() {
     }
 }
 
+/// A safety email never fails quietly: a refused email about a critical alert is tried a
+/// bounded number of times, then recorded as failed, raised as a critical internal alert to
+/// the administrators and the fallback address, shown in the alert's email log, and can be
+/// queued again.
 #[tokio::test]
-async fn a_permanent_refusal_is_recorded_and_not_retried() {
+async fn a_refused_safety_email_is_retried_a_few_times_then_raised_and_can_be_resent() {
     let smtp = SmtpServer::start_rejecting();
-    let d = Deployment::with(Some(&smtp.url()), "");
+    let d = Deployment::with(
+        Some(&smtp.url()),
+        "alerting:\n  group_wait: 1s\n  undeliverable:\n    fallback: oncall@backup.test\n    critical_attempts: 3\n",
+    );
     // The medical monitor's address is refused with 550.
     let config = std::fs::read_to_string(&d.config).unwrap().replace("mm@trial.test", "reject-mm@trial.test");
     std::fs::write(&d.config, config).unwrap();
@@ -175,17 +182,56 @@ async fn a_permanent_refusal_is_recorded_and_not_retried() {
     vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-401")).await;
     assert!(!to(&smtp.messages(), "so@trial.test", "[CRITICAL]").is_empty(), "the accepted notice");
     let store = d.store().await;
-    let n = store.notifications().await.unwrap();
-    let failed = n
-        .into_iter()
-        .find(|n| n.recipient == "reject-mm@trial.test" && n.status == "failed")
-        .expect("the refusal is recorded");
-    assert_eq!(failed.attempts, 1);
-    assert!(failed.last_error.as_deref().unwrap_or_default().contains("550"), "{:?}", failed.last_error);
-    // Well past every retry time (1 s, at most 2 s).
+    let refused = || async {
+        store
+            .notifications()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|n| n.recipient == "reject-mm@trial.test")
+            .unwrap()
+    };
+    let first = refused().await;
+    assert_eq!(
+        (first.status.as_str(), first.attempts),
+        ("pending", 1),
+        "a 5xx on a critical email is tried again"
+    );
+    assert!(first.last_error.as_deref().unwrap_or_default().contains("550"), "{:?}", first.last_error);
+    // Well past every retry time (1 s, then 2 s).
     vigil.advance(Duration::from_secs(3)).await;
     vigil.advance(Duration::from_secs(30)).await;
-    let again = store.notifications().await.unwrap();
-    let same = again.iter().find(|n| n.id == failed.id).unwrap();
-    assert_eq!((same.status.as_str(), same.attempts), ("failed", 1), "a 5xx is not retried");
+    vigil.advance(Duration::from_secs(30)).await;
+    let failed = refused().await;
+    assert_eq!((failed.status.as_str(), failed.attempts), ("failed", 3), "bounded: critical_attempts");
+
+    // The failure is itself a critical alert, to the default role and the fallback address.
+    let alerts = store.alerts().await.unwrap();
+    let raised = alerts.iter().find(|a| a.rule_id == "vigil:undeliverable-email").expect("an internal alert");
+    assert_eq!(raised.severity, vigil::rules::Severity::Critical);
+    assert!(
+        raised.summary.contains("reject-mm@trial.test") && raised.summary.contains("550"),
+        "{}",
+        raised.summary
+    );
+    assert!(
+        raised.summary.contains(&format!("vigil notifications retry {}", failed.id)),
+        "{}",
+        raised.summary
+    );
+    let mail = smtp.messages();
+    for who in ["so@trial.test", "oncall@backup.test"] {
+        assert!(!to(&mail, who, "could not be delivered").is_empty(), "{who} is told");
+    }
+    // The alert's email log shows it.
+    let original = alerts.iter().find(|a| a.rule_id == "infusion-reaction-severe").unwrap();
+    let log = store.deliveries_of_alert(original.id).await.unwrap();
+    assert!(log.iter().any(|m| m.recipient == "reject-mm@trial.test" && m.status == "failed"), "{log:?}");
+
+    // Once the cause is fixed, it is queued again; a notification that did not fail is not.
+    assert!(store.retry_notification(failed.id).await.unwrap());
+    assert_eq!(refused().await.status.as_str(), "pending");
+    let sent =
+        store.notifications().await.unwrap().into_iter().find(|n| n.status.as_str() == "sent").unwrap();
+    assert!(!store.retry_notification(sent.id).await.unwrap());
 }

@@ -80,6 +80,23 @@ impl Router {
     }
 
     /// The roles every alert goes to when its rule and the routes name none.
+    /// Who hears that an email could not be delivered: `alerting.undeliverable.notify`
+    /// (else the default roles) and the fallback address.
+    pub fn undeliverable_recipients(&self) -> Vec<Recipient> {
+        let u = &self.alerting.undeliverable;
+        let roles = if u.notify.is_empty() { &self.default_roles } else { &u.notify };
+        let mut out = self.expand(roles);
+        if let Some(address) = u.fallback.as_ref().filter(|a| !out.iter().any(|r| &r.address == *a)) {
+            out.push(Recipient { role: "fallback".into(), address: address.clone(), blinded: true });
+        }
+        out
+    }
+
+    /// What to do when an email cannot be delivered.
+    pub fn undeliverable(&self) -> &crate::config::Undeliverable {
+        &self.alerting.undeliverable
+    }
+
     pub fn default_recipients(&self) -> Vec<Recipient> {
         self.expand(&self.default_roles)
     }

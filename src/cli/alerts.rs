@@ -130,11 +130,12 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
     let store = open_store(config).await?;
     let alert = store.alert(id).await?;
     let events = store.alert_events(id).await?;
+    let emails = store.deliveries_of_alert(id).await?;
     store.close().await;
     let Some(a) = alert else {
         return Err(Findings(format!("no alert #{id}")).into());
     };
-    print(output, &serde_json::json!({"alert": a, "history": events}), || {
+    print(output, &serde_json::json!({"alert": a, "history": events, "emails": emails}), || {
         println!("Alert #{} [{}] {} — {}", a.id, a.severity.as_str().to_uppercase(), a.status, a.title);
         println!("Subject: {} (site {})", subject_or_cohort(&a.subject), a.site.as_deref().unwrap_or("-"));
         println!("What:    {}", a.summary);
@@ -164,6 +165,19 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
                 e.action,
                 e.actor,
                 e.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
+            );
+        }
+        println!("Emails:");
+        for m in &emails {
+            println!(
+                "  #{} {} to {} ({}): {} after {} attempt(s){}",
+                m.id,
+                m.kind,
+                m.recipient,
+                m.role,
+                m.status.to_uppercase(),
+                m.attempts,
+                m.last_error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default()
             );
         }
         Ok(())

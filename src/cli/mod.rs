@@ -6,6 +6,7 @@
 
 mod alerts;
 mod ingest;
+mod notifications;
 mod report;
 mod rules;
 mod run;
@@ -87,6 +88,11 @@ pub enum Command {
         #[command(subcommand)]
         alerts: alerts::AlertsCommand,
     },
+    /// Emails: resend one that failed.
+    Notifications {
+        #[command(subcommand)]
+        notifications: notifications::NotificationsCommand,
+    },
 }
 
 /// How a listing is printed: for people, or as JSON for programs.
@@ -151,6 +157,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Report { report } => report::run(report).await,
         Command::Alerts { alerts } => alerts::run(alerts).await,
+        Command::Notifications { notifications } => notifications::run(notifications).await,
     }
 }
 

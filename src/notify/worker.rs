@@ -11,8 +11,15 @@ use crate::store::{Delivery, Notice, NotificationKind, NotificationRow, ReportKi
 use lettre::message::Mailbox;
 use std::collections::HashSet;
 
+/// The rule id of the internal alert raised when an email cannot be delivered.
+pub const UNDELIVERABLE: &str = "vigil:undeliverable-email";
+
 pub struct Outbox {
     pub store: Store,
+    /// Who hears of an undeliverable email, and the retry bounds.
+    pub router: crate::alerts::Router,
+    /// The domain of Message-IDs of the internal alerts it queues.
+    pub message_domain: String,
     pub mailer: Mailer,
     pub templates: Templates,
     pub from: Mailbox,
@@ -33,6 +40,8 @@ impl Outbox {
     pub fn new(store: Store, config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
             store,
+            router: crate::alerts::Router::new(config),
+            message_domain: config.email.message_domain().to_string(),
             mailer: super::mailer(&config.email)?,
             templates: Templates::load(config.email.templates_dir.as_deref())?
                 .in_zone(config.study.zones.study),
@@ -73,6 +82,7 @@ impl Outbox {
             };
             done.extend(group.iter().map(|g| g.id));
             let outcome = self.send(&group).await;
+            let outcome = self.settle(&n, outcome).await;
             match &outcome {
                 Delivery::Sent => {
                     pass.sent += 1;
@@ -90,8 +100,91 @@ impl Outbox {
             for g in &group {
                 self.store.record_delivery(g.id, &outcome).await?;
             }
+            if let Delivery::Failed { error } = &outcome {
+                self.raise_undeliverable(&n, error).await?;
+            }
         }
         Ok(pass)
+    }
+
+    /// Bounds the outcome of an attempt: an email about a critical alert is tried again
+    /// after a 5xx up to `critical_attempts` times; one that has waited past
+    /// `give_up_after` is given up, so that its failure is raised instead of retried forever.
+    async fn settle(&self, n: &NotificationRow, outcome: Delivery) -> Delivery {
+        let policy = self.router.undeliverable();
+        match outcome {
+            Delivery::Failed { error }
+                if n.attempts + 1 < policy.critical_attempts && self.is_critical(n).await =>
+            {
+                self.retry(n.attempts, error)
+            }
+            Delivery::Retry { error, .. }
+                if self.store.now() - n.created_at >= policy.give_up_after.chrono() =>
+            {
+                Delivery::Failed { error: format!("given up after {}: {error}", policy.give_up_after) }
+            }
+            other => other,
+        }
+    }
+
+    async fn is_critical(&self, n: &NotificationRow) -> bool {
+        match n.about {
+            Notice::Alert(id) => {
+                matches!(self.store.alert(id).await, Ok(Some(a)) if a.severity == crate::rules::Severity::Critical)
+            }
+            Notice::Report(_) => false,
+        }
+    }
+
+    /// A notification failed for good: a critical internal alert tells the administrators
+    /// and the fallback address, through the same outbox. (If that one fails too, it is
+    /// logged and shown by `/readyz`, not raised again: no loop.)
+    async fn raise_undeliverable(&self, n: &NotificationRow, error: &str) -> anyhow::Result<()> {
+        let about = match n.about {
+            Notice::Alert(id) => match self.store.alert(id).await? {
+                Some(a) if a.rule_id == UNDELIVERABLE => {
+                    tracing::error!(
+                        notification_id = n.id,
+                        "The notice of an undeliverable email failed too."
+                    );
+                    return Ok(());
+                }
+                Some(a) => format!("alert #{} ({}, {})", a.id, a.severity.as_str(), a.title),
+                None => format!("alert #{id}"),
+            },
+            Notice::Report(id) => format!("DSMB report #{id}"),
+        };
+        let now = self.store.now();
+        let alert = crate::alerts::NewAlert {
+            rule_id: UNDELIVERABLE.into(),
+            rule_version: "built-in".into(),
+            subject: String::new(),
+            site: None,
+            episode: format!("notification:{}", n.id),
+            level: 1,
+            severity: crate::rules::Severity::Critical,
+            title: "A safety email could not be delivered".into(),
+            summary: format!(
+                "The email about {about} to {} ({}) was not delivered after {} attempt(s): {error}. \
+                 Resend it with `vigil notifications retry {}` once the cause is fixed.",
+                n.role,
+                n.recipient,
+                n.attempts + 1,
+                n.id
+            ),
+            evidence: serde_json::json!({"notification_id": n.id, "recipient": n.recipient, "role": n.role, "error": error}),
+            recipients: self.router.undeliverable_recipients(),
+            clinical_time: None,
+            delivery: crate::alerts::FirstNotice {
+                notify_at: now,
+                group: UNDELIVERABLE.into(),
+                escalate_at: None,
+            },
+        };
+        let e = crate::store::Evaluation { subject: "", alerts: vec![alert], ..Default::default() };
+        let ids = self.store.commit_evaluation(e, &self.message_domain).await?;
+        tracing::error!(notification_id = n.id, alert_ids = ?ids, "Undeliverable email raised as an internal alert.");
+        Ok(())
     }
 
     /// Builds and sends one email for a group of notifications to one recipient.

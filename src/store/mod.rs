@@ -15,7 +15,8 @@ pub use alerts::{AlertEvent, AlertRow, CohortContribution, CohortTotals, Evaluat
 // The alert types the store records; they live with the policy in `crate::alerts`.
 pub use crate::alerts::{FirstNotice, NewAlert, Recipient, Silence, StillFiring, TransitionError};
 pub use outbox::{
-    BadNotification, Delivery, Notice, NotificationKind, NotificationRow, NotificationStatus, UnknownWord,
+    BadNotification, Delivery, DeliveryEntry, Notice, NotificationKind, NotificationRow, NotificationStatus,
+    UnknownWord,
 };
 pub use records::{BatchOutcome, NewRecord, Rejected};
 pub use reports::{ReportKind, ReportRow, UnknownReportKind};

@@ -118,6 +118,21 @@ pub struct NotificationRow {
     pub last_error: Option<String>,
     pub kind: NotificationKind,
     pub group_key: Option<String>,
+    /// When it was queued.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One line of an alert's email log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryEntry {
+    pub id: i64,
+    pub kind: String,
+    pub role: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub queued_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The outcome of one delivery attempt.
@@ -170,6 +185,7 @@ fn notification_row(r: &sqlx::any::AnyRow) -> anyhow::Result<NotificationRow> {
         last_error: opt_text(r, "last_error"),
         kind: r.try_get::<String, _>("kind")?.parse().map_err(word)?,
         group_key: opt_text(r, "group_key"),
+        created_at: super::to_time(r.try_get("created_at")?),
     })
 }
 
@@ -178,7 +194,7 @@ macro_rules! select_notifications {
     ($tail:literal) => {
         concat!(
             "SELECT id, alert_id, report_id, role, recipient, blinded, message_id, status, attempts, last_error, \
-             kind, group_key FROM notifications ",
+             kind, group_key, created_at FROM notifications ",
             $tail
         )
     };
@@ -254,6 +270,42 @@ impl Store {
         };
         q.execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// The email log of one alert: who was told, how it went.
+    pub async fn deliveries_of_alert(&self, alert_id: i64) -> anyhow::Result<Vec<DeliveryEntry>> {
+        let rows = sqlx::query(select_notifications!("WHERE alert_id = $1 ORDER BY id"))
+            .bind(alert_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let n = notification_row(r)?;
+                Ok(DeliveryEntry {
+                    id: n.id,
+                    kind: n.kind.as_str().to_string(),
+                    role: n.role,
+                    recipient: n.recipient,
+                    status: n.status.as_str().to_string(),
+                    attempts: n.attempts,
+                    last_error: n.last_error,
+                    queued_at: n.created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Queues a failed notification again, due now (`vigil notifications retry`). False if
+    /// there is no such notification or it has not failed.
+    pub async fn retry_notification(&self, id: i64) -> anyhow::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE notifications SET status = 'pending', next_attempt_at = $2 WHERE id = $1 AND status = 'failed'",
+        )
+        .bind(id)
+        .bind(self.now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Every notification, alert and report emails alike.
