@@ -311,3 +311,23 @@ async fn report_deliveries_move_into_the_one_outbox() {
     }
     drop_database(&name).await;
 }
+
+/// A NUL character, escaped or raw, refuses its own line with a reason and the rest of
+/// the batch is stored — on PostgreSQL, whose text cannot hold it.
+#[tokio::test]
+async fn a_nul_character_is_quarantined_per_line_on_postgresql() {
+    let (url, name) = fresh_database().await;
+    let store = Store::connect(&url).await.unwrap();
+    let text = "{\"subject\":\"KS-1\",\"date\":\"2019-02-01\"}\n\
+                {\"subject\":\"KS-2\",\"site\":\"K\\u0000S\"}\n\
+                {\"subject\":\"KS-3\",\"site\":\"K\0S\"}\n\
+                {\"subject\":\"KS-4\",\"date\":\"2019-02-01\"}\n";
+    let parsed = native::parse("nul.ndjson", text);
+    let out = store.store_batch(&parsed.records, &parsed.rejected).await.unwrap();
+    assert_eq!((out.stored, out.quarantined), (2, 2));
+    let lines: Vec<(usize, &str)> = parsed.rejected.iter().map(|r| (r.line, r.field.as_str())).collect();
+    assert_eq!(lines[0], (2, "site"), "{:?}", parsed.rejected);
+    assert_eq!(lines[1].0, 3, "{:?}", parsed.rejected);
+    store.close().await;
+    drop_database(&name).await;
+}

@@ -337,6 +337,26 @@ fn time(field: &str, v: &Option<String>) -> Result<Option<ClinicalTime>, FieldEr
     v.as_deref().map(|s| ClinicalTime::parse(s).map_err(|e| refuse(field, e.to_string()))).transpose()
 }
 
+/// The path (`adverse_events[0].term`) of the first key or string holding a NUL character.
+fn nul_at(v: &serde_json::Value) -> Option<String> {
+    fn path(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => s.contains('\0').then(String::new),
+            serde_json::Value::Array(items) => {
+                items.iter().enumerate().find_map(|(i, item)| path(item).map(|p| format!("[{i}]{p}")))
+            }
+            serde_json::Value::Object(m) => m.iter().find_map(|(k, item)| {
+                if k.contains('\0') {
+                    return Some(format!(".{}", k.replace('\0', "\\u0000")));
+                }
+                path(item).map(|p| format!(".{k}{p}"))
+            }),
+            _ => None,
+        }
+    }
+    path(v).map(|p| p.trim_start_matches('.').to_string())
+}
+
 fn text(v: &Option<String>) -> Option<String> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
@@ -643,6 +663,14 @@ impl Record {
 
     /// Parse one JSON object, naming the field of any type error.
     pub fn from_json(text: &str) -> Result<Self, FieldError> {
+        // A NUL character is valid JSON (`\u0000`) but no database text holds it: refused
+        // here, for this record alone, rather than failing a whole batch in the store.
+        if text.contains('\0') || text.contains("\\u0000") {
+            if let Some(path) = serde_json::from_str::<serde_json::Value>(text).ok().as_ref().and_then(nul_at)
+            {
+                return Err(refuse(path, "holds a NUL character (\\u0000), which no field may contain"));
+            }
+        }
         let de = &mut serde_json::Deserializer::from_str(text);
         let raw: RawRecord = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -715,6 +743,16 @@ mod tests {
       "relapse": false,
       "mri": {"date": "2019-05-20", "t2_new_or_enlarging": 1, "gd_enhancing": 0, "t2_total": 38}
     }"#;
+
+    #[test]
+    fn a_nul_character_refuses_the_record_naming_its_field() {
+        let e =
+            Record::from_json(r#"{"subject":"KS-1","adverse_events":[{"term":"Rash\u0000x"}]}"#).unwrap_err();
+        assert_eq!(e.field, "adverse_events[0].term");
+        assert!(e.message.contains("NUL"), "{}", e.message);
+        // An escaped backslash followed by u0000 is text, not a NUL.
+        assert!(Record::from_json(r#"{"subject":"KS-1","site":"a\\u0000b"}"#).is_ok());
+    }
 
     #[test]
     fn the_design_example_parses() {

@@ -203,7 +203,8 @@ impl Store {
             .bind(q.line as i64)
             .bind(&q.field)
             .bind(&q.reason)
-            .bind(&q.raw)
+            // A raw NUL byte cannot be stored as text (PostgreSQL): kept, escaped.
+            .bind(q.raw.replace('\0', "\\u0000"))
             .bind(now)
             .execute(&mut *tx)
             .await?;
