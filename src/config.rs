@@ -224,6 +224,10 @@ pub struct HttpConfig {
     /// Larger request bodies are refused with 413 (default 10 MiB).
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// vigil serves plain HTTP: an address other than loopback is refused unless this says
+    /// that a TLS proxy (or a private network) carries the traffic.
+    #[serde(default)]
+    pub allow_plaintext_bind: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -571,17 +575,27 @@ impl Config {
         let inbox = env("VIGIL_INBOX").map(PathBuf::from).unwrap_or_else(|| resolve(&raw.inbox));
         let env_http_addr = env("VIGIL_HTTP_ADDR");
         let from_env = env_http_addr.is_some();
-        let http_addr = match env_http_addr.or(raw.http.addr.clone()).filter(|a| !a.trim().is_empty()) {
-            None => None,
-            Some(a) => a
-                .trim()
-                .parse()
-                .map_err(|_| {
-                    let message = format!("`{a}` is not an address such as 127.0.0.1:8465");
-                    issues.add_from_env("http.addr", from_env, message)
-                })
-                .ok(),
-        };
+        let http_addr: Option<std::net::SocketAddr> =
+            match env_http_addr.or(raw.http.addr.clone()).filter(|a| !a.trim().is_empty()) {
+                None => None,
+                Some(a) => a
+                    .trim()
+                    .parse()
+                    .map_err(|_| {
+                        let message = format!("`{a}` is not an address such as 127.0.0.1:8465");
+                        issues.add_from_env("http.addr", from_env, message)
+                    })
+                    .ok(),
+            };
+        // Tokens and safety data would cross the network in clear.
+        if let Some(addr) = http_addr.filter(|a| !a.ip().is_loopback() && !raw.http.allow_plaintext_bind) {
+            let source = if from_env { " (from VIGIL_HTTP_ADDR)" } else { "" };
+            let message = format!(
+                "`{addr}`{source} is not a loopback address and vigil serves plain HTTP: bind to 127.0.0.1 behind a \
+                 TLS proxy, or set http.allow_plaintext_bind: true if a TLS proxy or a private network carries it"
+            );
+            issues.add_from_env("http.addr", from_env, message);
+        }
         let email = email_settings(&raw.email, &env, &resolve, &mut issues);
         check_recipients(&raw, &mut issues);
         let alerting = alerting(&raw, &mut issues);
@@ -915,6 +929,18 @@ mod tests {
         assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("127.0.0.1", 2525, TlsMode::None));
         assert_eq!(c.inbox, PathBuf::from("/data/in"));
         assert_eq!(c.http_addr.unwrap().port(), 9000);
+    }
+
+    #[test]
+    fn a_plaintext_bind_beyond_loopback_is_refused_unless_allowed() {
+        let e = load(&format!("{MINIMAL}http:\n  addr: \"0.0.0.0:8465\"\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("http.addr") && e.contains("not a loopback address"), "{e}");
+        let e = load(MINIMAL, &[("VIGIL_HTTP_ADDR", "10.0.0.5:8465")]).unwrap_err().to_string();
+        assert!(e.contains("VIGIL_HTTP_ADDR"), "{e}");
+        let ok =
+            load(&format!("{MINIMAL}http:\n  addr: \"0.0.0.0:8465\"\n  allow_plaintext_bind: true\n"), &[]);
+        assert_eq!(ok.unwrap().http_addr.unwrap().port(), 8465);
+        assert!(load(&format!("{MINIMAL}http:\n  addr: \"[::1]:8465\"\n"), &[]).is_ok());
     }
 
     #[test]
