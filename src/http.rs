@@ -112,7 +112,28 @@ pub struct ApiState {
     evaluate: crate::evaluate::Wake,
     /// The longest silence a caller may ask for.
     longest_silence: crate::rules::Span,
+    /// Failed authentications in the current window, across callers.
+    failed_auth: Arc<std::sync::Mutex<FailedAuth>>,
 }
+
+/// Failed authentications are counted per window; past the limit they are answered 429
+/// (a caller with a valid token is never held back by someone else's guessing).
+#[derive(Debug)]
+struct FailedAuth {
+    window_started: std::time::Instant,
+    count: u32,
+}
+
+impl Default for FailedAuth {
+    fn default() -> Self {
+        Self { window_started: std::time::Instant::now(), count: 0 }
+    }
+}
+
+const FAILED_AUTH_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+const FAILED_AUTH_LIMIT: u32 = 20;
+/// A request (body included) that takes longer is cut off with 408.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl ApiState {
     pub fn new(store: Store, tokens: Tokens, max_body_bytes: usize, evaluate: crate::evaluate::Wake) -> Self {
@@ -122,6 +143,7 @@ impl ApiState {
             max_body_bytes,
             evaluate,
             longest_silence: crate::config::DEFAULT_MAX_SILENCE,
+            failed_auth: Arc::default(),
         }
     }
 
@@ -179,12 +201,45 @@ impl ApiState {
     }
 }
 
+/// Checks the token before anything reads the body: an unauthenticated upload is refused
+/// at its headers, not after it has been held in memory.
+async fn require_token(
+    State(api): State<ApiState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    if path == "/v1/openapi.json" {
+        return next.run(request).await;
+    }
+    match api.caller(request.headers()) {
+        Ok(_) => next.run(request).await,
+        Err(refused) => {
+            let (count, limited) = {
+                let mut f = api.failed_auth.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if f.window_started.elapsed() > FAILED_AUTH_WINDOW {
+                    *f = FailedAuth::default();
+                }
+                f.count += 1;
+                (f.count, f.count > FAILED_AUTH_LIMIT)
+            };
+            // The first failures of a window are logged one by one, then one line per window.
+            if count <= FAILED_AUTH_LIMIT || count % 100 == 0 {
+                tracing::warn!(%path, failures_in_window = count, "Authentication failed.");
+            }
+            if limited {
+                let retry = [(axum::http::header::RETRY_AFTER, FAILED_AUTH_WINDOW.as_secs().to_string())];
+                let body = Json(json!({"error": "too many failed authentications; try again later"}));
+                return (StatusCode::TOO_MANY_REQUESTS, retry, body).into_response();
+            }
+            refused.into_response()
+        }
+    }
+}
+
 pub fn router(api: ApiState) -> Router {
     let limit = api.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let v1 = Router::new()
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/records", post(post_records))
         .route("/v1/alerts", get(list_alerts))
@@ -193,7 +248,17 @@ pub fn router(api: ApiState) -> Router {
         .route("/v1/alerts/{id}/resolve", post(resolve))
         .route("/v1/silences", post(silence).get(list_silences))
         .route("/v1/subjects/{id}", get(subject))
+        .route_layer(axum::middleware::from_fn_with_state(api.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(v1)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .with_state(api)
 }
 

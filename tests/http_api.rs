@@ -177,6 +177,35 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     assert!(text.contains("vigil_failed_notifications 0"), "{text}");
     assert!(!text.contains("KS-501") && !text.contains("MSC-HIGH"), "{text}");
 
+    // The token is checked before the body is read: a stalled upload without a valid token
+    // is answered at its headers instead of being held in memory.
+    {
+        use std::io::{Read, Write};
+        let host = api.base.trim_start_matches("http://").to_string();
+        let mut stream = std::net::TcpStream::connect(&host).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            stream,
+            "POST /v1/records HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer wrong-token-0123456789\r\n\
+             Content-Type: application/x-ndjson\r\nContent-Length: 60000\r\n\r\n{{\"subject\":"
+        )
+        .unwrap();
+        let mut answer = [0u8; 64];
+        let n = stream.read(&mut answer).expect("an answer before the body is complete");
+        assert!(
+            String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 401"),
+            "{}",
+            String::from_utf8_lossy(&answer[..n])
+        );
+    }
+    // Guessing is slowed down; a caller with a valid token is not.
+    let mut last = 0;
+    for _ in 0..25 {
+        last = api.get("/v1/alerts", Some("guess-0123456789abcdef")).await.0;
+    }
+    assert_eq!(last, 429, "failed authentications are rate-limited");
+    assert_eq!(api.get("/v1/alerts", Some(TOKEN)).await.0, 200);
+
     // Silences are pauses with a reason, never a way to switch vigil off.
     for (body, why) in [
         (r#"{"rule":"mri-new-t2","for":"5200w","comment":"quiet"}"#, "at most"),
