@@ -13,13 +13,17 @@ use crate::alerts::Router;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::evaluate::{Evaluator, Wake};
+use crate::ingest::Between;
 use crate::ingest::DropFolder;
 use crate::notify::Outbox;
 use crate::rules::RuleSet;
 use crate::store::Store;
 use ::notify::Watcher;
 use anyhow::Context;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -37,6 +41,8 @@ pub struct App {
     evaluate_wake: Wake,
     /// When this process started (the origin of report schedules).
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Inbox entries the watcher saw arriving by rename: complete, taken without settling.
+    renamed_in: Arc<Mutex<HashSet<OsString>>>,
 }
 
 /// Loads the rules named by the configuration, or explains every problem.
@@ -116,6 +122,7 @@ impl App {
             evaluator,
             outbox_wake: Arc::new(Notify::new()),
             evaluate_wake: Wake::default(),
+            renamed_in: Arc::default(),
         })
     }
 
@@ -163,15 +170,45 @@ impl App {
     /// Ingests every ready file in the inbox. Returns true if some file was too fresh
     /// to take and the inbox should be looked at again soon.
     pub async fn process_inbox(&self) -> anyhow::Result<bool> {
-        let (files, waiting) = self.folder.ready_files()?;
+        let (files, waiting) = self.folder.ready_files(&self.renamed_in())?;
+        let mut done = HashSet::new();
         for path in files {
-            if let Err(e) = self.folder.ingest_file(&self.store, &path).await {
-                // The file stays in the inbox and is tried again on the next scan.
-                tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot ingest file; will retry.");
+            if done.contains(&path) {
+                continue;
             }
-            self.evaluate().await?;
+            // Between the batches of a bulk file, small files (a site's critical record)
+            // that are ready are stored and evaluated first.
+            let mut small_first = SmallFilesFirst { app: self, current: &path, done: &mut done };
+            self.ingest_one(&path, &mut small_first).await?;
         }
+        self.forget_renames_gone();
         Ok(waiting)
+    }
+
+    /// Stores, files away and evaluates one inbox file.
+    async fn ingest_one(&self, path: &Path, between: &mut impl Between) -> anyhow::Result<()> {
+        self.ingest_only(path, between).await;
+        self.evaluate().await?;
+        Ok(())
+    }
+
+    /// Stores and files away one inbox file.
+    async fn ingest_only(&self, path: &Path, between: &mut impl Between) {
+        if let Err(e) = self.folder.ingest_file_between(&self.store, path, between).await {
+            // The file stays in the inbox and is tried again on the next scan.
+            tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot ingest file; will retry.");
+        }
+    }
+
+    fn renamed_in(&self) -> HashSet<OsString> {
+        self.renamed_in.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Names that left the inbox (filed away, renamed out) are forgotten: a new file of
+    /// the same name written in place must settle again.
+    fn forget_renames_gone(&self) {
+        let mut names = self.renamed_in.lock().unwrap_or_else(|e| e.into_inner());
+        names.retain(|n| self.folder.inbox.join(n).exists());
     }
 
     pub async fn run_until_stopped(
@@ -229,9 +266,15 @@ fn task_exit(name: &str, r: Result<anyhow::Result<()>, tokio::task::JoinError>) 
 }
 
 async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watcher = ::notify::recommended_watcher(move |_event: ::notify::Result<::notify::Event>| {
-        let _ = tx.send(());
+    // Each event says whether it was a file renamed in (complete: no need to wait).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let renamed_in = app.renamed_in.clone();
+    let mut watcher = ::notify::recommended_watcher(move |event: ::notify::Result<::notify::Event>| {
+        let renamed = match event {
+            Ok(event) => note_rename(&mut renamed_in.lock().unwrap_or_else(|e| e.into_inner()), &event),
+            Err(_) => false,
+        };
+        let _ = tx.send(renamed);
     })
     .context("cannot start the inbox watcher")?;
     watcher
@@ -255,14 +298,68 @@ async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
                     tracing::error!(error = %format!("{e:#}"), "Evaluation failed; will retry.");
                 }
             }
-            _ = rx.recv() => {
-                // Let a burst of events settle, then take them all at once.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            renamed = rx.recv() => {
+                // Let a burst of writes settle, then take them all at once; a file renamed
+                // in is complete and taken now.
+                if renamed != Some(true) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 while rx.try_recv().is_ok() {}
             }
             _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Between the batches of a big file: the small files ready meanwhile are stored and
+/// filed, then evaluated together (with the big file's batches committed so far, which
+/// the evaluation takes first: a bulk file thus costs a critical record about a batch).
+struct SmallFilesFirst<'a> {
+    app: &'a App,
+    current: &'a Path,
+    done: &'a mut HashSet<PathBuf>,
+}
+
+impl Between for SmallFilesFirst<'_> {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let (ready, _) = self.app.folder.ready_files(&self.app.renamed_in())?;
+        let mut taken = false;
+        for small in ready.into_iter().filter(|p| p != self.current && DropFolder::is_small(p)) {
+            if self.done.insert(small.clone()) {
+                self.app.ingest_only(&small, &mut crate::ingest::Nothing).await;
+                taken = true;
+            }
+        }
+        // One evaluation for all of them (it covers the big file's batches so far too).
+        if taken {
+            self.app.evaluate().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps `renamed_in` up to date with one watcher event: an entry renamed into the inbox
+/// (Linux inotify IN_MOVED_TO: `Name(To)`, and `Name(Both)` from→to within the inbox) is
+/// complete; one written in place again must settle. Returns whether it was a rename in.
+fn note_rename(renamed_in: &mut HashSet<OsString>, event: &::notify::Event) -> bool {
+    use ::notify::event::{ModifyKind, RenameMode};
+    use ::notify::EventKind;
+    let name = |p: Option<&std::path::PathBuf>| p.and_then(|p| p.file_name()).map(OsString::from);
+    match event.kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => name(event.paths.first()),
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => name(event.paths.last()),
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
+            for p in &event.paths {
+                if let Some(n) = name(Some(p)) {
+                    renamed_in.remove(&n);
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+    .map(|n| renamed_in.insert(n))
+    .is_some()
 }
 
 /// Time passing can raise alerts too (a clock runs out, a visit window closes).
@@ -291,5 +388,40 @@ async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
             _ = app.outbox_wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the platform's watcher really delivers for `x.tmp` written, then renamed to `x`.
+    #[test]
+    fn a_file_renamed_into_the_inbox_is_noted_as_complete_and_its_temp_name_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut watcher = ::notify::recommended_watcher(move |e: ::notify::Result<::notify::Event>| {
+            let _ = tx.send(e);
+        })
+        .unwrap();
+        watcher.watch(dir.path(), ::notify::RecursiveMode::NonRecursive).unwrap();
+        std::fs::write(dir.path().join("critical.ndjson.tmp"), "{}").unwrap();
+        std::fs::rename(dir.path().join("critical.ndjson.tmp"), dir.path().join("critical.ndjson")).unwrap();
+        std::fs::write(dir.path().join("copied.ndjson"), "{}").unwrap();
+
+        let mut renamed_in = HashSet::new();
+        let mut renames = 0;
+        while let Ok(event) = rx.recv_timeout(Duration::from_millis(500)) {
+            renames += usize::from(note_rename(&mut renamed_in, &event.unwrap()));
+        }
+        assert_eq!(renamed_in, HashSet::from([OsString::from("critical.ndjson")]));
+        assert!(renames >= 1);
+
+        // Written in place again after the rename: it must settle like any copy.
+        std::fs::write(dir.path().join("critical.ndjson"), "{}\n{}").unwrap();
+        while let Ok(event) = rx.recv_timeout(Duration::from_millis(500)) {
+            note_rename(&mut renamed_in, &event.unwrap());
+        }
+        assert!(renamed_in.is_empty(), "{renamed_in:?}");
     }
 }

@@ -6,11 +6,14 @@
 //! Order matters for crash safety: records are committed before the file moves, so a
 //! crash in between only means the file is read again, which changes nothing.
 
+pub use super::source::{Between, Nothing};
 use super::{sdtm, Reader};
 use crate::store::{Rejected, Store};
 use anyhow::Context;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -31,8 +34,13 @@ pub struct FileOutcome {
 }
 
 /// Files still being written are skipped: writers should write `name.tmp` (or a dotfile)
-/// and rename, but a plain copy is also safe once it has been quiet this long.
+/// and rename, but a plain copy is also safe once it has been quiet this long. A file seen
+/// arriving by rename is complete and taken at once.
 const SETTLE: Duration = Duration::from_millis(300);
+
+/// Files up to this size are taken between the batches of a bulk file (one batch's worth
+/// of records is well over this), so a bulk import does not hold up a critical record.
+pub const SMALL_FILE: u64 = 256 * 1024;
 
 impl DropFolder {
     pub fn new(inbox: &Path, processed: &Path, quarantine: &Path) -> anyhow::Result<Self> {
@@ -47,8 +55,9 @@ impl DropFolder {
     }
 
     /// Files (and SDTM folders) ready to read, oldest first, and whether some were too
-    /// fresh to take yet.
-    pub fn ready_files(&self) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+    /// fresh to take yet. `renamed_in` names entries seen arriving by rename: complete,
+    /// so they need not settle.
+    pub fn ready_files(&self, renamed_in: &HashSet<OsString>) -> anyhow::Result<(Vec<PathBuf>, bool)> {
         let mut ready = Vec::new();
         let mut waiting = false;
         let now = SystemTime::now();
@@ -70,7 +79,9 @@ impl DropFolder {
                 continue;
             }
             let modified = meta.modified().unwrap_or(now);
-            if now.duration_since(modified).unwrap_or_default() < SETTLE {
+            if !renamed_in.contains(&entry.file_name())
+                && now.duration_since(modified).unwrap_or_default() < SETTLE
+            {
                 waiting = true;
                 continue;
             }
@@ -78,6 +89,11 @@ impl DropFolder {
         }
         ready.sort();
         Ok((ready.into_iter().map(|(_, p)| p).collect(), waiting))
+    }
+
+    /// Whether `path` is a plain file small enough to take between a bulk file's batches.
+    pub fn is_small(path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= SMALL_FILE)
     }
 
     /// Whether `dir` is the processed or the quarantine folder.
@@ -90,14 +106,29 @@ impl DropFolder {
     /// Reads, stores and files away one inbox file or SDTM folder. Each batch is committed
     /// as it is read; the input leaves the inbox only once all of it is.
     pub async fn ingest_file(&self, store: &Store, path: &Path) -> anyhow::Result<FileOutcome> {
+        self.ingest_file_between(store, path, &mut super::source::Nothing).await
+    }
+
+    /// [`Self::ingest_file`], running `between` after each committed batch but the last.
+    pub async fn ingest_file_between(
+        &self,
+        store: &Store,
+        path: &Path,
+        between: &mut impl Between,
+    ) -> anyhow::Result<FileOutcome> {
         let name =
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "unnamed".into());
         let mut rejected: Vec<Rejected> = Vec::new();
         let ingested = match Reader::open(path, &name, None) {
             Ok(mut reader) => {
-                let ingested = super::store_all(store, &mut reader, |batch, outcome| {
-                    rejected.extend(batch.rejected.iter().chain(outcome.conflicts.iter()).cloned());
-                })
+                let ingested = super::source::store_all_between(
+                    store,
+                    &mut reader,
+                    |batch, outcome| {
+                        rejected.extend(batch.rejected.iter().chain(outcome.conflicts.iter()).cloned());
+                    },
+                    between,
+                )
                 .await
                 .with_context(|| format!("cannot store the records of {name}"))?;
                 if let Some(summary) = reader.sdtm_summary() {
@@ -280,11 +311,51 @@ mod tests {
         for p in ["export", "visits.ndjson", "processed", "quarantine"] {
             std::fs::File::open(inbox.join(p)).unwrap().set_modified(old).unwrap();
         }
-        let (ready, waiting) = folder.ready_files().unwrap();
+        let (ready, waiting) = folder.ready_files(&HashSet::new()).unwrap();
         let ready: Vec<String> =
             ready.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!((ready.len(), waiting), (2, false), "{ready:?}");
         assert!(ready.contains(&"export".to_string()) && ready.contains(&"visits.ndjson".to_string()));
+    }
+
+    #[test]
+    fn a_file_renamed_in_is_ready_at_once_while_a_file_written_in_place_settles() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        let folder =
+            DropFolder::new(&inbox, &dir.path().join("processed"), &dir.path().join("quarantine")).unwrap();
+        std::fs::write(inbox.join("critical.ndjson.tmp"), "{}").unwrap();
+        std::fs::rename(inbox.join("critical.ndjson.tmp"), inbox.join("critical.ndjson")).unwrap();
+        std::fs::write(inbox.join("copied.ndjson"), "{}").unwrap();
+        let renamed_in: HashSet<OsString> = [OsString::from("critical.ndjson")].into();
+
+        let (ready, waiting) = folder.ready_files(&renamed_in).unwrap();
+        assert_eq!(ready, [inbox.join("critical.ndjson")]);
+        assert!(waiting, "the copy is still settling");
+        // Without the rename seen, both are too fresh.
+        assert_eq!(folder.ready_files(&HashSet::new()).unwrap(), (vec![], true));
+    }
+
+    #[tokio::test]
+    async fn between_the_batches_of_a_bulk_file_other_work_runs_on_committed_records() {
+        let (_dir, folder, store) = setup().await;
+        let n = super::super::BATCH * 2 + 5;
+        let text: String = (0..n)
+            .map(|i| format!("{{\"subject\":\"S-{i}\",\"date\":\"2019-02-26\",\"record_id\":\"r{i}\"}}\n"))
+            .collect();
+        let path = folder.inbox.join("bulk.ndjson");
+        std::fs::write(&path, text).unwrap();
+        struct Count<'a>(&'a Store, Vec<i64>);
+        impl Between for Count<'_> {
+            async fn run(&mut self) -> anyhow::Result<()> {
+                self.1.push(self.0.record_count().await?);
+                Ok(())
+            }
+        }
+        let mut seen = Count(&store, Vec::new());
+        folder.ingest_file_between(&store, &path, &mut seen).await.unwrap();
+        let batch = super::super::BATCH as i64;
+        assert_eq!(seen.1, [batch, 2 * batch]);
     }
 
     #[tokio::test]

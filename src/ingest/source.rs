@@ -197,11 +197,41 @@ pub struct Ingested {
 pub async fn store_all(
     store: &Store,
     reader: &mut Reader,
+    each: impl FnMut(&Batch, &BatchOutcome),
+) -> anyhow::Result<Ingested> {
+    store_all_between(store, reader, each, &mut Nothing).await
+}
+
+/// Work to run between the batches of a file (see [`store_all_between`]).
+pub trait Between {
+    fn run(&mut self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Nothing between batches.
+pub struct Nothing;
+
+impl Between for Nothing {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`store_all`], running `between` after each committed batch but the last: the drop
+/// folder takes small files there, so a bulk file does not hold up a critical record.
+pub async fn store_all_between(
+    store: &Store,
+    reader: &mut Reader,
     mut each: impl FnMut(&Batch, &BatchOutcome),
+    between: &mut impl Between,
 ) -> anyhow::Result<Ingested> {
     let mut total = Ingested::default();
     let mut subjects = BTreeSet::new();
+    let mut first = true;
     while let Some(batch) = reader.next_batch()? {
+        if !first {
+            between.run().await?;
+        }
+        first = false;
         let outcome = store.store_batch(&batch.records, &batch.rejected).await?;
         total.records += batch.records.len();
         total.stored += outcome.stored;

@@ -1,0 +1,48 @@
+//! The drop folder keeps a critical record from waiting behind a bulk file: small files
+//! ready meanwhile are stored (and evaluated) between the bulk file's batches.
+
+mod common;
+
+use common::{Deployment, InProcess};
+use sqlx::Row;
+use std::time::{Duration, SystemTime};
+
+#[tokio::test]
+async fn a_small_file_is_stored_between_the_batches_of_a_bulk_file_dropped_before_it() {
+    let d = Deployment::new(None);
+    let vigil = InProcess::build(&d).await;
+    let n = vigil::ingest::BATCH * 3;
+    let bulk: String = (0..n)
+        .map(|i| format!("{{\"subject\":\"B-{i}\",\"date\":\"2024-01-02\",\"record_id\":\"b{i}\"}}\n"))
+        .collect();
+    d.drop_file("bulk.ndjson", &bulk);
+    d.drop_file("critical.ndjson", "{\"subject\":\"C-1\",\"date\":\"2024-01-02\",\"record_id\":\"c1\"}\n");
+    // Both have settled; the bulk file is the older, so it is read first.
+    let now = SystemTime::now();
+    for (name, age) in [("bulk.ndjson", 60), ("critical.ndjson", 30)] {
+        let file = std::fs::File::open(d.path("inbox").join(name)).unwrap();
+        file.set_modified(now - Duration::from_secs(age)).unwrap();
+    }
+
+    vigil.app.process_inbox().await.unwrap();
+
+    assert!(d.processed("bulk.ndjson") && d.processed("critical.ndjson"));
+    let db = sqlx::SqlitePool::connect(&d.db_url()).await.unwrap();
+    let seq = |subject_like: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query("SELECT MIN(seq) AS first, MAX(seq) AS last FROM records WHERE subject LIKE $1")
+                .bind(subject_like)
+                .fetch_one(&db)
+                .await
+                .map(|r| (r.get::<i64, _>("first"), r.get::<i64, _>("last")))
+                .unwrap()
+        }
+    };
+    let (bulk_first, bulk_last) = seq("B-%").await;
+    let (critical, _) = seq("C-%").await;
+    assert!(
+        bulk_first < critical && critical < bulk_last,
+        "bulk {bulk_first}..{bulk_last}, critical {critical}"
+    );
+}
