@@ -223,12 +223,12 @@ impl App {
             email = if app.config.email.smtp.is_some() { "smtp" } else { "files" },
             "vigil started."
         );
-        // The outbox first: mail queued before a crash goes out while the backlog that the
-        // crash left pending is evaluated, and each evaluated chunk's alerts follow at once.
+        // The outbox first: mail queued before a crash goes out at once. The backlog a crash
+        // left pending is evaluated by the inbox loop (rung here), which takes files dropped
+        // meanwhile first: the newest records are evaluated first and each chunk's alerts
+        // go out as soon as it is committed. The clock loop starts with a pass.
         let outbox = tokio::spawn(outbox_loop(app.clone()));
-        app.evaluate().await?;
-
-        app.clock_pass().await?;
+        app.evaluate_wake.wake();
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
         let http = match app.config.http_addr {
@@ -366,10 +366,10 @@ fn note_rename(renamed_in: &mut HashSet<OsString>, event: &::notify::Event) -> b
 async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
     let every = Duration::from_secs(app.config.clock_interval_secs);
     loop {
-        tokio::time::sleep(every).await;
         if let Err(e) = app.clock_pass().await {
             tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
         }
+        tokio::time::sleep(every).await;
     }
 }
 

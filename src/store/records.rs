@@ -298,9 +298,10 @@ impl Store {
     }
 
     /// Subjects whose history changed since their last evaluation, with the newest
-    /// record seq seen for each.
+    /// record seq seen for each, newest first: a record that just arrived (a critical
+    /// event dropped during a bulk import or after a restart) is not queued behind a backlog.
     pub async fn pending_subjects(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT subject, up_to_seq FROM pending_evaluation ORDER BY up_to_seq")
+        let rows = sqlx::query("SELECT subject, up_to_seq FROM pending_evaluation ORDER BY up_to_seq DESC")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok((r.try_get("subject")?, r.try_get("up_to_seq")?))).collect()
