@@ -62,6 +62,13 @@ pub const MAX_NESTING: usize = 32;
 /// Deepest accepted syntax tree. The evaluator recurses per level too: 48 levels fit a
 /// 2 MiB thread stack in a debug build (measured), so 40 leaves a margin.
 const MAX_TREE_DEPTH: usize = 40;
+/// Comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) nested deeper than this
+/// are refused: each level multiplies the work by its list's length, so three levels over
+/// list literals can run for minutes and take gigabytes (issue #12). A rule's condition
+/// looks at one event; two levels is already generous.
+const MAX_COMPREHENSION_NESTING: usize = 2;
+/// Longest list literal: with the nesting limit, it bounds the work of a condition.
+const MAX_LIST_LITERAL: usize = 100;
 /// The parser runs on its own thread with this stack: in a debug build each bracket
 /// level takes about 200 KiB of stack, more than a 2 MiB thread has for 32 levels.
 const PARSER_STACK_BYTES: usize = 64 << 20;
@@ -255,6 +262,7 @@ impl Expr {
                 "the expression is nested {depth} operations deep; at most {MAX_TREE_DEPTH} (split it up)"
             ));
         }
+        check_cost(&ast)?;
         check_names(&env, &ast, vars, &mut Vec::new())?;
         let expr = Expr { source: source.to_string(), ast, env };
         let samples: Vec<(&str, Json)> = vars.iter().map(|v| (v.name, v.sample())).collect();
@@ -363,6 +371,32 @@ fn entry_children(e: &EntryExpr) -> Vec<&IdedExpr> {
         EntryExpr::StructField(f) => vec![&f.value],
         EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
     }
+}
+
+/// Refuses what could run for minutes: comprehensions nested too deep, list literals too
+/// long. Checked before the expression is ever run (the sample run included).
+fn check_cost(root: &IdedExpr) -> Result<(), String> {
+    let mut stack = vec![(root, 0usize)];
+    while let Some((e, comprehensions)) = stack.pop() {
+        let nested = match &e.expr {
+            Node::Comprehension(_) => comprehensions + 1,
+            Node::List(l) if l.elements.len() > MAX_LIST_LITERAL => {
+                return Err(format!(
+                    "a list of {} items is longer than a condition needs; at most {MAX_LIST_LITERAL}",
+                    l.elements.len()
+                ))
+            }
+            _ => comprehensions,
+        };
+        if nested > MAX_COMPREHENSION_NESTING {
+            return Err(format!(
+                "`all`/`exists`/`map`/`filter` are nested {nested} deep; at most {MAX_COMPREHENSION_NESTING} \
+                 (each level multiplies the work)"
+            ));
+        }
+        stack.extend(children(e).into_iter().map(|c| (c, nested)));
+    }
+    Ok(())
 }
 
 /// Depth of the syntax tree, without recursion (the tree is not yet known to be shallow).
@@ -795,13 +829,34 @@ mod tests {
     }
 
     #[test]
+    fn a_condition_that_could_run_for_minutes_is_refused_before_it_runs() {
+        // Three nested comprehensions over 30-item lists: 27,000 steps per element of work,
+        // and each level multiplies; refused at load, never run (not even on the sample).
+        let list = format!("[{}]", (1..=30).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+        let bomb = format!("{list}.all(x, {list}.all(y, {list}.all(z, x + y + z > 0)))");
+        let started = std::time::Instant::now();
+        let e = ae_only(&bomb).unwrap_err();
+        assert!(e.contains("nested 3 deep"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused before running");
+        let long = format!(
+            "[{}].exists(x, x == ae.grade)",
+            (1..=101).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+        );
+        assert!(ae_only(&long).unwrap_err().contains("101 items"));
+        // Two levels, and the usual list checks, stay allowed.
+        ae_only("ae.seriousness.exists(s, ['death', 'life_threatening'].exists(t, t == s))").unwrap();
+        ae_only("ae.related in ['possible', 'probable', 'definite']").unwrap();
+    }
+
+    #[test]
     fn the_deepest_accepted_expressions_evaluate_on_a_small_stack() {
         // At the limits, parsing (own thread) and evaluation (here, 2 MiB) must not overflow.
         let cases = [
             format!("{}true{}", "(".repeat(32), ")".repeat(32)),
             format!("{}1{} == [1]", "[".repeat(31), "]".repeat(31)),
             format!("ae.grade{} > 0", " + 1".repeat(36)),
-            format!("{}true{}", "[1].exists(x, ".repeat(19), ")".repeat(19)),
+            // Comprehensions nest at most 2 deep (a cost limit, below the stack's).
+            format!("{}true{}", "[1].exists(x, ".repeat(2), ")".repeat(2)),
             format!("{}1{} == 1", "int(".repeat(32), ")".repeat(32)),
         ];
         std::thread::Builder::new()
