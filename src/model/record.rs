@@ -337,24 +337,59 @@ fn time(field: &str, v: &Option<String>) -> Result<Option<ClinicalTime>, FieldEr
     v.as_deref().map(|s| ClinicalTime::parse(s).map_err(|e| refuse(field, e.to_string()))).transpose()
 }
 
-/// The path (`adverse_events[0].term`) of the first key or string holding a NUL character.
-fn nul_at(v: &serde_json::Value) -> Option<String> {
-    fn path(v: &serde_json::Value) -> Option<String> {
+/// Longest text any field may hold: a term, an id or a reason, not a narrative.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// Why a text cannot be stored or shown as it is, if it cannot.
+fn unfit(text: &str) -> Option<String> {
+    if text.contains('\0') {
+        return Some("holds a NUL character (\\u0000), which no field may contain".into());
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Some(format!(
+            "holds the control character U+{:04X}, which no field may contain (it could rewrite a log line or a terminal)",
+            u32::from(c)
+        ));
+    }
+    let n = text.chars().count();
+    (n > MAX_TEXT_CHARS).then(|| format!("is {n} characters long; at most {MAX_TEXT_CHARS}"))
+}
+
+/// Turns every line break in a string value into one space; true if any changed.
+fn flatten_line_breaks(v: &mut serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) if s.contains(['\n', '\r']) => {
+            *s = s.replace("\r\n", " ").replace(['\n', '\r'], " ");
+            true
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().fold(false, |any, i| flatten_line_breaks(i) || any)
+        }
+        serde_json::Value::Object(m) => m.values_mut().fold(false, |any, i| flatten_line_breaks(i) || any),
+        _ => false,
+    }
+}
+
+/// The path (`adverse_events[0].term`) of the first key or string that is unfit, and why.
+fn unfit_at(v: &serde_json::Value) -> Option<(String, String)> {
+    fn walk(v: &serde_json::Value) -> Option<(String, String)> {
         match v {
-            serde_json::Value::String(s) => s.contains('\0').then(String::new),
-            serde_json::Value::Array(items) => {
-                items.iter().enumerate().find_map(|(i, item)| path(item).map(|p| format!("[{i}]{p}")))
-            }
+            serde_json::Value::String(s) => unfit(s).map(|why| (String::new(), why)),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item).map(|(p, why)| (format!("[{i}]{p}"), why))),
             serde_json::Value::Object(m) => m.iter().find_map(|(k, item)| {
-                if k.contains('\0') {
-                    return Some(format!(".{}", k.replace('\0', "\\u0000")));
+                if let Some(why) = unfit(k) {
+                    let shown: String = k.chars().filter(|c| !c.is_control()).take(40).collect();
+                    return Some((format!(".{shown}"), format!("(a key) {why}")));
                 }
-                path(item).map(|p| format!(".{k}{p}"))
+                walk(item).map(|(p, why)| (format!(".{k}{p}"), why))
             }),
             _ => None,
         }
     }
-    path(v).map(|p| p.trim_start_matches('.').to_string())
+    walk(v).map(|(p, why)| (p.trim_start_matches('.').to_string(), why))
 }
 
 fn text(v: &Option<String>) -> Option<String> {
@@ -663,14 +698,28 @@ impl Record {
 
     /// Parse one JSON object, naming the field of any type error.
     pub fn from_json(text: &str) -> Result<Self, FieldError> {
-        // A NUL character is valid JSON (`\u0000`) but no database text holds it: refused
-        // here, for this record alone, rather than failing a whole batch in the store.
-        if text.contains('\0') || text.contains("\\u0000") {
-            if let Some(path) = serde_json::from_str::<serde_json::Value>(text).ok().as_ref().and_then(nul_at)
-            {
-                return Err(refuse(path, "holds a NUL character (\\u0000), which no field may contain"));
+        // Text that JSON allows but nothing downstream should take: a NUL character (no
+        // database text holds it: refused here, for this record alone, rather than failing
+        // a whole batch in the store), control characters (a log line or a terminal would
+        // run them), and unbounded length. Escapes and C1 characters send the record to the
+        // careful check; plain text costs one scan.
+        let suspicious = text.len() > MAX_TEXT_CHARS
+            || ["\\u", "\\n", "\\r", "\\b", "\\f"].iter().any(|e| text.contains(e))
+            || text.contains(|c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+        let mut flattened = None;
+        if suspicious {
+            if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(text) {
+                if let Some((path, why)) = unfit_at(&v) {
+                    return Err(refuse(path, why));
+                }
+                // A line break inside a value (a quoted CSV cell, an EDC text box) is a
+                // space: no field holds lines, and a log line must stay one line.
+                if flatten_line_breaks(&mut v) {
+                    flattened = Some(v.to_string());
+                }
             }
         }
+        let text = flattened.as_deref().unwrap_or(text);
         let de = &mut serde_json::Deserializer::from_str(text);
         let raw: RawRecord = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -752,6 +801,27 @@ mod tests {
         assert!(e.message.contains("NUL"), "{}", e.message);
         // An escaped backslash followed by u0000 is text, not a NUL.
         assert!(Record::from_json(r#"{"subject":"KS-1","site":"a\\u0000b"}"#).is_ok());
+    }
+
+    #[test]
+    fn control_characters_and_unbounded_text_are_refused_naming_the_field() {
+        let refused = |json: &str| Record::from_json(json).unwrap_err();
+        // An escape sequence that would clear a terminal, a line break that forges a log line.
+        let e = refused(r#"{"subject":"KS-1","adverse_events":[{"term":"Rash\u001b[2J"}]}"#);
+        assert_eq!(e.field, "adverse_events[0].term");
+        assert!(e.message.contains("U+001B"), "{}", e.message);
+        // A line break is a space: a log line stays one line, and no record is lost for it.
+        let r = Record::from_json(r#"{"subject":"KS-1","site":"KS\nINFO forged"}"#).unwrap();
+        assert_eq!(r.site.as_deref(), Some("KS INFO forged"));
+        // A C1 control character, raw (valid JSON).
+        assert!(refused("{\"subject\":\"KS-1\",\"site\":\"K\u{9b}S\"}").message.contains("U+009B"));
+        let long = format!(r#"{{"subject":"KS-1","site":"{}"}}"#, "x".repeat(MAX_TEXT_CHARS + 1));
+        assert!(refused(&long).message.contains("at most 4096"));
+        // Accents, escaped or not, and tabs are text.
+        let ok = Record::from_json(
+            r#"{"subject":"KS-1","site":"Malm\u00f6\tSk\u00e5ne","adverse_events":[{"term":"Éruption"}]}"#,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]
