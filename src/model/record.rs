@@ -357,17 +357,25 @@ fn unfit(text: &str) -> Option<String> {
 
 /// Turns every line break in a string value into one space; true if any changed.
 fn flatten_line_breaks(v: &mut serde_json::Value) -> bool {
+    let mut changed = false;
     match v {
         serde_json::Value::String(s) if s.contains(['\n', '\r']) => {
             *s = s.replace("\r\n", " ").replace(['\n', '\r'], " ");
-            true
+            changed = true;
         }
         serde_json::Value::Array(items) => {
-            items.iter_mut().fold(false, |any, i| flatten_line_breaks(i) || any)
+            for item in items {
+                changed |= flatten_line_breaks(item);
+            }
         }
-        serde_json::Value::Object(m) => m.values_mut().fold(false, |any, i| flatten_line_breaks(i) || any),
-        _ => false,
+        serde_json::Value::Object(m) => {
+            for item in m.values_mut() {
+                changed |= flatten_line_breaks(item);
+            }
+        }
+        _ => {}
     }
+    changed
 }
 
 /// The path (`adverse_events[0].term`) of the first key or string that is unfit, and why.
