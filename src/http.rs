@@ -330,7 +330,8 @@ async fn post_records(
     }
     // The body is in memory already, so it is stored in ONE transaction: a request is
     // committed whole or not at all, and its answer describes all of it.
-    let batch = crate::ingest::native::parse("http", &body);
+    // The source names the token: a change of data is attributed to whoever sent it.
+    let batch = crate::ingest::native::parse(&format!("http:{who}"), &body);
     let outcome = api.store.store_batch(&batch.records, &batch.rejected).await?;
     // Refusals in the order of the body, then the store's (a record_id reused).
     let refused: Vec<Value> =

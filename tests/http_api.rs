@@ -206,6 +206,38 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     assert_eq!(last, 429, "failed authentications are rate-limited");
     assert_eq!(api.get("/v1/alerts", Some(TOKEN)).await.0, 200);
 
+    // A change of data is attributed: a downgrade sent over HTTP that resolves a critical
+    // alert leaves the token's name in the alert's history.
+    let severe = r#"{"subject":"KS-502","site":"KS","record_id":"d1","doses":[{"start":"2019-02-26T09:10:00Z"}],"adverse_events":[{"id":"AE-9","term":"Infusion related reaction","grade":3,"onset":"2019-02-26T09:40:00Z"}]}"#;
+    assert_eq!(api.post("/v1/records", Some(TOKEN), severe.into()).await.0, 202);
+    let alert_of = |status: &'static str| {
+        let api = &api;
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                let (_, alerts) = api.get("/v1/alerts?subject=KS-502", Some(TOKEN)).await;
+                let found = alerts
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["rule_id"] == "infusion-reaction-severe" && a["status"] == status);
+                if let Some(id) = found.and_then(|a| a["id"].as_i64()) {
+                    return id;
+                }
+                assert!(start.elapsed() < Duration::from_secs(20), "no {status} alert for KS-502: {alerts}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let id = alert_of("open").await;
+    let downgrade = r#"{"subject":"KS-502","site":"KS","record_id":"d2","adverse_events":[{"id":"AE-9","term":"Infusion related reaction","grade":1,"onset":"2019-02-26T09:40:00Z"}]}"#;
+    assert_eq!(api.post("/v1/records", Some(TOKEN), downgrade.into()).await.0, 202);
+    assert_eq!(alert_of("resolved").await, id);
+    let (_, shown) = api.get(&format!("/v1/alerts/{id}"), Some(TOKEN)).await;
+    let resolved = shown["history"].as_array().unwrap().iter().find(|e| e["action"] == "resolved").cloned();
+    let comment = resolved.as_ref().and_then(|e| e["comment"].as_str()).unwrap_or_default().to_string();
+    assert!(comment.contains("from http:site-ks"), "{shown}");
+
     // Silences are pauses with a reason, never a way to switch vigil off.
     for (body, why) in [
         (r#"{"rule":"mri-new-t2","for":"5200w","comment":"quiet"}"#, "at most"),

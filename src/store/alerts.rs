@@ -211,6 +211,16 @@ struct KnownAlerts {
     in_force: HashMap<(String, String), Vec<(i64, String)>>,
 }
 
+/// Where a stored record came from (`file:line`, `http:TOKEN-NAME:line`).
+async fn newest_source(tx: &mut Transaction<'_, Any>, seq: i64) -> anyhow::Result<Option<String>> {
+    Ok(sqlx::query("SELECT source FROM records WHERE seq = $1")
+        .bind(seq)
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get("source"))
+        .transpose()?)
+}
+
 fn status_of(r: &AnyRow) -> anyhow::Result<AlertStatus> {
     Ok(r.try_get::<String, _>("status")?.parse()?)
 }
@@ -304,7 +314,17 @@ impl Store {
                 let key = (s.rule_id.clone(), e.subject.to_string());
                 let Some(in_force) = known.in_force.get(&key) else { continue };
                 for id in policy::gone(in_force, &s.episodes) {
-                    self.auto_resolve(&mut tx, now_ms, id, s, message_domain).await?;
+                    // Who changed the data: the newest record the evaluation saw.
+                    let why = match e.pending {
+                        Some((_, seq)) => match newest_source(&mut tx, seq).await? {
+                            Some(source) => {
+                                format!("condition no longer present after record {seq} from {source}")
+                            }
+                            None => "condition no longer present".to_string(),
+                        },
+                        None => "condition no longer present (clock)".to_string(),
+                    };
+                    self.auto_resolve(&mut tx, now_ms, id, s, &why, message_domain).await?;
                 }
             }
         }
@@ -449,6 +469,7 @@ impl Store {
         now_ms: i64,
         id: i64,
         s: &StillFiring,
+        why: &str,
         message_domain: &str,
     ) -> anyhow::Result<()> {
         sqlx::query(
@@ -460,7 +481,7 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         let action = Transition::AutoResolve.action();
-        event(tx, now_ms, id, "vigil", action, Some("condition no longer present")).await?;
+        event(tx, now_ms, id, "vigil", action, Some(why)).await?;
         let notice = Enqueue {
             kind: NotificationKind::Resolved,
             recipients: &s.resolved_notice,
