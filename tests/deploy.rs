@@ -106,3 +106,13 @@ async fn vigil_runs_with_the_units_command_line_and_environment_and_stops_on_sig
     assert!(exit.success(), "exit {exit:?}\n{text}");
     assert!(text.contains("Shutting down."), "{text}");
 }
+
+/// A validation record names exactly what runs: version, commit, build and features.
+#[test]
+fn the_version_names_the_commit_the_build_and_the_pdf_feature() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&format!("vigil {} (commit ", env!("CARGO_PKG_VERSION"))), "{text}");
+    assert!(text.contains("build") && text.contains("pdf reports"), "{text}");
+}

@@ -17,8 +17,24 @@ use std::process::ExitCode;
 use vigil::config::Config;
 use vigil::store::Store;
 
+/// `vigil --version`: the version, the commit and the build features, so that a validation
+/// record can name exactly what runs. A packaging build sets `VIGIL_BUILD_COMMIT`
+/// (`VIGIL_BUILD_COMMIT=$(git rev-parse --short=12 HEAD) cargo build --release --features pdf`).
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (commit {}, {}, pdf reports {})",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("VIGIL_BUILD_COMMIT").unwrap_or("unknown"),
+            if cfg!(debug_assertions) { "debug build" } else { "release build" },
+            if cfg!(feature = "pdf") { "on" } else { "off" },
+        )
+    })
+}
+
 #[derive(Parser)]
-#[command(name = "vigil", version, about = "Safety and adverse-event monitoring for clinical trials")]
+#[command(name = "vigil", version = version(), about = "Safety and adverse-event monitoring for clinical trials")]
 pub struct Cli {
     /// Log as JSON lines (for log collectors) instead of text.
     #[arg(long, global = true, env = "VIGIL_LOG_JSON")]
