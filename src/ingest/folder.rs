@@ -180,12 +180,12 @@ impl DropFolder {
         for r in rejected {
             let entry = json!({
                 "reason": format!("{}:{}: {}: {}", r.source, r.line, r.field, r.reason),
-                "file": r.source, "line": r.line, "field": r.field, "raw": r.raw,
+                "file": r.source, "line": r.line, "field": r.field, "raw": without_arms(&r.raw),
             });
             text.push_str(&entry.to_string());
             text.push('\n');
         }
-        let target = self.quarantine.join(format!("{name}.{hash}.quarantine.ndjson"));
+        let target = self.quarantine.join(fit_name(name, &format!(".{hash}.quarantine.ndjson")));
         write_durably(&target, text.as_bytes())
     }
 
@@ -193,7 +193,7 @@ impl DropFolder {
         let mut target = self.processed.join(name);
         if target.exists() {
             let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
-            target = self.processed.join(format!("{name}.{stamp}"));
+            target = self.processed.join(fit_name(name, &format!(".{stamp}")));
         }
         std::fs::rename(path, &target)
             .with_context(|| format!("cannot move {} to {}", path.display(), target.display()))?;
@@ -233,11 +233,50 @@ fn content_hash(path: &Path) -> String {
     hex::encode(&hasher.finalize()[..4])
 }
 
-/// Writes to a temporary name, fsyncs, renames over the target.
+/// `name` + `suffix`, within the 255 bytes a file name may have: a long name is cut (at a
+/// character boundary) and marked with a hash of the whole, so that a long input name
+/// never makes its derived names impossible (the file would be retried forever).
+fn fit_name(name: &str, suffix: &str) -> String {
+    const MAX: usize = 255;
+    if name.len() + suffix.len() <= MAX {
+        return format!("{name}{suffix}");
+    }
+    let mark = format!("~{}", &hex::encode(Sha256::digest(name.as_bytes()))[..8]);
+    let mut keep = MAX.saturating_sub(suffix.len() + mark.len());
+    while keep > 0 && !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{mark}{suffix}", &name[..keep])
+}
+
+/// A quarantined line without its treatment arms: whoever reads the quarantine (an
+/// operator, a data manager) may be blinded. A line that is not a JSON object is kept.
+fn without_arms(raw: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Object(mut m)) if m.contains_key("arm") || m.contains_key("actual_arm") => {
+            for key in ["arm", "actual_arm"] {
+                if m.contains_key(key) {
+                    m.insert(key.into(), json!("(withheld: blinded information)"));
+                }
+            }
+            serde_json::Value::Object(m).to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+/// Writes to a temporary name (readable by its owner only), fsyncs, renames over the target.
 fn write_durably(target: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp = target.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, target)?;
@@ -268,6 +307,34 @@ mod tests {
         let store =
             Store::connect(&format!("sqlite://{}", dir.path().join("vigil.db").display())).await.unwrap();
         (dir, folder, store)
+    }
+
+    #[tokio::test]
+    async fn a_long_file_name_is_filed_away_with_its_quarantine_and_no_arm_leaks() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, folder, store) = setup().await;
+        // 247 characters: its quarantine name would pass the 255-byte limit of a file name.
+        let name = format!("{}.ndjson", "x".repeat(240));
+        let path = folder.inbox.join(&name);
+        let bad = r#"{"subject":"KS-1","arm":"MSC-HIGH","actual_arm":"MSC-LOW","scores":[{"name":"EDSS","value":10.5}]}"#;
+        std::fs::write(&path, format!("{{\"subject\":\"KS-2\"}}\n{bad}\n")).unwrap();
+        folder.ingest_file(&store, &path).await.expect("filed away, not retried forever");
+        assert_eq!(names(&folder.processed), [name.clone()]);
+        let quarantined = names(&folder.quarantine);
+        assert_eq!(quarantined.len(), 1);
+        assert!(
+            quarantined[0].len() <= 255 && quarantined[0].ends_with(".quarantine.ndjson"),
+            "{quarantined:?}"
+        );
+        let q = folder.quarantine.join(&quarantined[0]);
+        let text = std::fs::read_to_string(&q).unwrap();
+        assert!(text.contains("scores[0].value") && !text.contains("MSC-"), "{text}");
+        assert_eq!(std::fs::metadata(&q).unwrap().permissions().mode() & 0o777, 0o600);
+        // The same name again: processed/ gets a stamped name, still within the limit.
+        std::fs::write(&path, "{\"subject\":\"KS-3\"}\n").unwrap();
+        folder.ingest_file(&store, &path).await.expect("a second file of the same long name");
+        assert!(names(&folder.processed).iter().all(|n| n.len() <= 255));
+        assert_eq!(names(&folder.processed).len(), 2);
     }
 
     fn names(dir: &Path) -> Vec<String> {
