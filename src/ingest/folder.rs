@@ -319,7 +319,7 @@ mod tests {
         let bad = r#"{"subject":"KS-1","arm":"MSC-HIGH","actual_arm":"MSC-LOW","scores":[{"name":"EDSS","value":10.5}]}"#;
         std::fs::write(&path, format!("{{\"subject\":\"KS-2\"}}\n{bad}\n")).unwrap();
         folder.ingest_file(&store, &path).await.expect("filed away, not retried forever");
-        assert_eq!(names(&folder.processed), [name.clone()]);
+        assert_eq!(names(&folder.processed), vec![name.clone()]);
         let quarantined = names(&folder.quarantine);
         assert_eq!(quarantined.len(), 1);
         assert!(
