@@ -54,7 +54,7 @@ impl Reader {
             None if path.is_dir() => Format::Sdtm,
             None => {
                 let mut head = Vec::with_capacity(4096);
-                File::open(path)
+                open_regular(path)
                     .and_then(|f| f.take(4096).read_to_end(&mut head))
                     .with_context(cannot_read)?;
                 Format::detect(path, &String::from_utf8_lossy(&head))
@@ -64,12 +64,13 @@ impl Reader {
             Format::Sdtm => Inner::Sdtm(Box::new(sdtm::SdtmReader::open(path)?)),
             Format::Native if is_ndjson(path).with_context(cannot_read)? => Inner::Lines {
                 source: source.to_string(),
-                input: BufReader::new(File::open(path).with_context(cannot_read)?),
+                input: BufReader::new(open_regular(path).with_context(cannot_read)?),
                 line: 0,
                 buf: Vec::new(),
             },
             _ => {
-                let bytes = std::fs::read(path).with_context(cannot_read)?;
+                let mut bytes = Vec::new();
+                open_regular(path).and_then(|mut f| f.read_to_end(&mut bytes)).with_context(cannot_read)?;
                 match String::from_utf8(bytes) {
                     Ok(text) => parsed(super::parse(format, source, &text)),
                     Err(e) => parsed(Batch {
@@ -157,8 +158,25 @@ fn without_line_end(bytes: &[u8], first: bool) -> &[u8] {
 }
 
 /// NDJSON: the first non-empty line is a complete JSON object on its own.
+/// Opens an input file without following a symbolic link, and checks that what was opened
+/// is a regular file: a link swapped in after the inbox was scanned is refused, not read.
+fn open_regular(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
+}
+
 fn is_ndjson(path: &Path) -> std::io::Result<bool> {
-    let mut input = BufReader::new(File::open(path)?);
+    let mut input = BufReader::new(open_regular(path)?);
     let mut buf = Vec::new();
     let mut first = true;
     loop {
@@ -254,6 +272,19 @@ mod tests {
             out.push(b);
         }
         out
+    }
+
+    #[test]
+    fn a_symbolic_link_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.ndjson");
+        std::fs::write(&secret, "{\"subject\":\"S-1\",\"arm\":\"MSC\"}\n").unwrap();
+        let link = dir.path().join("swapped.ndjson");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let e = Reader::open(&link, "swapped.ndjson", None).err().expect("a link is refused");
+        assert!(format!("{e:#}").contains("cannot read"), "{e:#}");
+        assert!(Reader::open(&link, "swapped.ndjson", Some(Format::Native)).is_err());
+        assert!(Reader::open(&secret, "secret.ndjson", None).is_ok());
     }
 
     #[test]
