@@ -69,8 +69,31 @@ impl Reader {
                 buf: Vec::new(),
             },
             _ => {
+                let file = open_regular(path).with_context(cannot_read)?;
+                let size = file.metadata().with_context(cannot_read)?.len();
+                if size > MAX_WHOLE_FILE {
+                    // Parsed whole, a file takes many times its size in memory: refused
+                    // with the reason (and filed away), never a daemon that dies on it.
+                    return Ok(Self {
+                        format,
+                        inner: parsed(Batch {
+                            records: Vec::new(),
+                            rejected: vec![Rejected {
+                                source: source.to_string(),
+                                line: 0,
+                                field: "file".into(),
+                                reason: format!(
+                                    "{} MiB of {format:?} is read whole; at most {} MiB: split it, or send NDJSON (streamed)",
+                                    size / (1 << 20),
+                                    MAX_WHOLE_FILE >> 20
+                                ),
+                                raw: String::new(),
+                            }],
+                        }),
+                    });
+                }
                 let mut bytes = Vec::new();
-                open_regular(path).and_then(|mut f| f.read_to_end(&mut bytes)).with_context(cannot_read)?;
+                file.take(MAX_WHOLE_FILE + 1).read_to_end(&mut bytes).with_context(cannot_read)?;
                 match String::from_utf8(bytes) {
                     Ok(text) => parsed(super::parse(format, source, &text)),
                     Err(e) => parsed(Batch {
@@ -158,6 +181,10 @@ fn without_line_end(bytes: &[u8], first: bool) -> &[u8] {
 }
 
 /// NDJSON: the first non-empty line is a complete JSON object on its own.
+/// The largest input parsed whole (a JSON array, a FHIR Bundle or NDJSON, a CSV): it takes
+/// many times its size in memory. Native NDJSON and SDTM folders stream and have no limit.
+pub const MAX_WHOLE_FILE: u64 = 32 << 20;
+
 /// Opens an input file without following a symbolic link, and checks that what was opened
 /// is a regular file: a link swapped in after the inbox was scanned is refused, not read.
 fn open_regular(path: &Path) -> std::io::Result<File> {
@@ -272,6 +299,19 @@ mod tests {
             out.push(b);
         }
         out
+    }
+
+    #[test]
+    fn a_file_too_large_to_parse_whole_is_refused_with_its_reason_and_ndjson_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        // A JSON array just over the limit: refused at once, without being read.
+        let big = dir.path().join("big.json");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_WHOLE_FILE + 1).unwrap();
+        let batches = drain(Reader::open(&big, "big.json", Some(Format::Native)).unwrap());
+        let refused = &batches[0].rejected[0];
+        assert_eq!(refused.field, "file");
+        assert!(refused.reason.contains("at most 32 MiB"), "{}", refused.reason);
     }
 
     #[test]
