@@ -43,7 +43,13 @@ pub struct App {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// Inbox entries the watcher saw arriving by rename: complete, taken without settling.
     renamed_in: Arc<Mutex<HashSet<OsString>>>,
+    /// Inbox entries that failed, and how many times in a row while the database answered.
+    failures: Arc<Mutex<std::collections::HashMap<PathBuf, u32>>>,
 }
+
+/// Attempts at a file that fails while the database answers, before it is set aside: the
+/// fault is in the file (or the folder), and a retry every few seconds forever would hide it.
+const ATTEMPTS_PER_FILE: u32 = 5;
 
 /// Loads the rules named by the configuration, or explains every problem.
 pub fn load_rules(config: &Config) -> anyhow::Result<RuleSet> {
@@ -123,6 +129,7 @@ impl App {
             outbox_wake: Arc::new(Notify::new()),
             evaluate_wake: Wake::default(),
             renamed_in: Arc::default(),
+            failures: Arc::default(),
         })
     }
 
@@ -194,9 +201,36 @@ impl App {
 
     /// Stores and files away one inbox file.
     async fn ingest_only(&self, path: &Path, between: &mut impl Between) {
-        if let Err(e) = self.folder.ingest_file_between(&self.store, path, between).await {
-            // The file stays in the inbox and is tried again on the next scan.
-            tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot ingest file; will retry.");
+        let error = match self.folder.ingest_file_between(&self.store, path, between).await {
+            Ok(_) => {
+                self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+                return;
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        // A database that does not answer is a reason to wait, not the file's fault.
+        if self.store.record_count().await.is_err() {
+            tracing::error!(file = %path.display(), %error, "Cannot ingest file (database unreachable); will retry.");
+            return;
+        }
+        let attempts = {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            let n = failures.entry(path.to_path_buf()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if attempts < ATTEMPTS_PER_FILE {
+            tracing::error!(file = %path.display(), %error, attempts, "Cannot ingest file; will retry.");
+            return;
+        }
+        match self.folder.set_aside(path, &format!("failed {attempts} times: {error}")) {
+            Ok(to) => {
+                self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
+                tracing::error!(file = %path.display(), set_aside = %to.display(), %error, "File set aside after repeated failures; it needs a person.");
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot set a failing file aside.")
+            }
         }
     }
 

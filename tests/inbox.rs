@@ -46,3 +46,30 @@ async fn a_small_file_is_stored_between_the_batches_of_a_bulk_file_dropped_befor
         "bulk {bulk_first}..{bulk_last}, critical {critical}"
     );
 }
+
+/// A file that keeps failing while the database answers is set aside with its reason after
+/// a few attempts, instead of being retried every few seconds forever.
+#[tokio::test]
+async fn an_entry_that_keeps_failing_is_set_aside_with_its_reason() {
+    let d = Deployment::new(None);
+    let vigil = InProcess::build(&d).await;
+    // Where processed files go is not a folder any more: filing away fails every time.
+    let processed = d.path("inbox/processed");
+    std::fs::remove_dir_all(&processed).unwrap();
+    std::fs::write(&processed, "not a folder").unwrap();
+    let file = d.path("inbox").join("visit.ndjson");
+    std::fs::write(&file, "{\"subject\":\"S-1\",\"date\":\"2024-01-02\",\"record_id\":\"v1\"}\n").unwrap();
+    let old = SystemTime::now() - Duration::from_secs(60);
+    for f in [&file, &processed] {
+        std::fs::File::open(f).unwrap().set_modified(old).unwrap();
+    }
+    for attempt in 1..=5 {
+        assert!(file.exists(), "still in the inbox before attempt {attempt}");
+        vigil.app.process_inbox().await.unwrap();
+    }
+    assert!(!file.exists(), "set aside after 5 failures");
+    assert!(d.path("inbox/quarantine/visit.ndjson.rejected").is_file());
+    let reason =
+        std::fs::read_to_string(d.path("inbox/quarantine/visit.ndjson.rejected.reason.txt")).unwrap();
+    assert!(reason.starts_with("failed 5 times: ") && reason.contains("cannot move"), "{reason}");
+}

@@ -189,6 +189,23 @@ impl DropFolder {
         write_durably(&target, text.as_bytes())
     }
 
+    /// Moves an inbox entry that keeps failing into the quarantine folder as
+    /// `NAME.rejected`, beside `NAME.rejected.reason.txt` saying why. Returns where it went.
+    pub fn set_aside(&self, path: &Path, reason: &str) -> anyhow::Result<PathBuf> {
+        let name =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "unnamed".into());
+        let target = self.quarantine.join(fit_name(&name, ".rejected"));
+        write_durably(
+            &self.quarantine.join(fit_name(&name, ".rejected.reason.txt")),
+            format!("{reason}\n").as_bytes(),
+        )?;
+        std::fs::rename(path, &target)
+            .with_context(|| format!("cannot move {} to {}", path.display(), target.display()))?;
+        sync_dir(&self.quarantine);
+        sync_dir(&self.inbox);
+        Ok(target)
+    }
+
     fn move_to_processed(&self, path: &Path, name: &str) -> anyhow::Result<()> {
         let mut target = self.processed.join(name);
         if target.exists() {
