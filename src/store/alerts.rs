@@ -3,7 +3,7 @@
 //! who and when — in one transaction per evaluation or transition.
 
 use super::NotificationKind;
-use super::{list_sql, opt_text, rows_sql, to_time, Backend, Store};
+use super::{opt_text, rows_sql, select_in, to_time, Backend, Store, KEYS_PER_QUERY};
 use crate::alerts::lifecycle::{self, parse_severity, AlertStatus, Transition, TransitionError};
 use crate::alerts::policy::{self, Part};
 use crate::alerts::silence::{self, Silence};
@@ -199,9 +199,6 @@ async fn unended_silences(tx: &mut Transaction<'_, Any>) -> anyhow::Result<Vec<S
     rows.iter().map(silence_row).collect()
 }
 
-/// Keys per `IN (…)` lookup, and binds per statement in the multi-row ones.
-const KEYS_PER_STATEMENT: usize = 1_000;
-
 /// What is already recorded about the alerts of the subjects being committed.
 #[derive(Default)]
 struct KnownAlerts {
@@ -329,7 +326,7 @@ impl Store {
             }
         }
         let done: Vec<(&str, i64)> = evaluations.iter().filter_map(|e| e.pending).collect();
-        for chunk in done.chunks(KEYS_PER_STATEMENT / 2) {
+        for chunk in done.chunks(KEYS_PER_QUERY / 2) {
             // Only up to what the evaluation saw: a record stored meanwhile stays pending.
             let clauses: Vec<String> = (0..chunk.len())
                 .map(|i| match self.backend {
@@ -359,16 +356,9 @@ impl Store {
         subjects: &[&str],
     ) -> anyhow::Result<KnownAlerts> {
         let mut known = KnownAlerts::default();
-        for chunk in subjects.chunks(KEYS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT id, rule_id, subject, episode, level, status FROM alerts WHERE subject IN ({}) ORDER BY id",
-                list_sql(self.backend, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for s in chunk {
-                q = q.bind(s.to_string());
-            }
-            for row in q.fetch_all(&mut **tx).await? {
+        for chunk in subjects.chunks(KEYS_PER_QUERY) {
+            let head = "SELECT id, rule_id, subject, episode, level, status FROM alerts WHERE subject";
+            for row in select_in(self.backend, head, chunk, "ORDER BY id").fetch_all(&mut **tx).await? {
                 let (rule_id, subject, episode): (String, String, String) =
                     (row.try_get("rule_id")?, row.try_get("subject")?, row.try_get("episode")?);
                 let level: i64 = row.try_get("level")?;
@@ -395,16 +385,9 @@ impl Store {
             return Ok(());
         }
         let mut before: HashMap<(String, String), Part> = HashMap::new();
-        for chunk in subjects.chunks(KEYS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT rule_id, subject, evaluable, matching, events FROM cohort_contributions WHERE subject IN ({})",
-                list_sql(self.backend, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for s in chunk {
-                q = q.bind(s.to_string());
-            }
-            for r in q.fetch_all(&mut **tx).await? {
+        for chunk in subjects.chunks(KEYS_PER_QUERY) {
+            let head = "SELECT rule_id, subject, evaluable, matching, events FROM cohort_contributions WHERE subject";
+            for r in select_in(self.backend, head, chunk, "").fetch_all(&mut **tx).await? {
                 let part = Part {
                     evaluable: r.try_get::<i64, _>("evaluable")? != 0,
                     matching: r.try_get::<i64, _>("matching")? != 0,
@@ -429,7 +412,7 @@ impl Store {
                 }
             }
         }
-        for chunk in changed.chunks(KEYS_PER_STATEMENT / 5) {
+        for chunk in changed.chunks(KEYS_PER_QUERY / 5) {
             let sql = format!(
                 "INSERT INTO cohort_contributions (rule_id, subject, evaluable, matching, events) VALUES {} \
                  ON CONFLICT (rule_id, subject) DO UPDATE SET \

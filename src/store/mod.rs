@@ -174,6 +174,26 @@ fn owner_only(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Keys per `IN (…)` lookup: well under SQLite's 32,766 and PostgreSQL's 65,535 bound
+/// parameters. Multi-row statements bind at most this many values too.
+pub(crate) const KEYS_PER_QUERY: usize = 1_000;
+
+/// `{head} IN ($1, …) {tail}` with one bind per key: how the store reads the rows of many
+/// subjects (or keys) at once. At most [`KEYS_PER_QUERY`] keys.
+pub(crate) fn select_in(
+    backend: Backend,
+    head: &str,
+    keys: &[impl AsRef<str>],
+    tail: &str,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    let sql = format!("{head} IN ({}) {tail}", list_sql(backend, keys.len()));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for k in keys {
+        q = q.bind(k.as_ref().to_string());
+    }
+    q
+}
+
 /// `$1, $2, …, $n` (PostgreSQL) or `?, ?, …` (SQLite): a list of `n` placeholders for
 /// `IN (…)`. SQLite looks a `$N` name up by a linear scan for every bind, quadratic in a
 /// multi-row statement, so it gets anonymous `?`. (sqlx's `QueryBuilder` writes `?` for the

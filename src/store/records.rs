@@ -1,7 +1,7 @@
 //! Records, adverse-event versions, quarantine and the evaluation queue.
 
 use super::Store;
-use super::{list_sql, rows_sql};
+use super::{rows_sql, select_in, KEYS_PER_QUERY};
 use crate::model::{Record, SubjectHistory, SubjectId};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -39,9 +39,7 @@ pub struct BatchOutcome {
     pub subjects: Vec<String>,
 }
 
-/// Keys per `IN (…)` lookup and rows per multi-row INSERT: well under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bound parameters (8 per row at most).
-const KEYS_PER_LOOKUP: usize = 1_000;
+/// Rows per multi-row INSERT (8 binds per row at most).
 const RECORDS_PER_INSERT: usize = 500;
 
 /// A new record with its canonical text, content hash and idempotency key.
@@ -104,16 +102,9 @@ impl Store {
         // Records stored before content hashes were canonical are keyed by their body's hash.
         let lookups: Vec<&String> =
             keyed.iter().flat_map(|k| std::iter::once(&k.key).chain(&k.body_key)).collect();
-        for chunk in lookups.chunks(KEYS_PER_LOOKUP) {
-            let sql = format!(
-                "SELECT record_key, content_hash FROM records WHERE record_key IN ({})",
-                list_sql(self.backend, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for key in chunk {
-                q = q.bind((*key).clone());
-            }
-            for row in q.fetch_all(&mut *tx).await? {
+        for chunk in lookups.chunks(KEYS_PER_QUERY) {
+            let head = "SELECT record_key, content_hash FROM records WHERE record_key";
+            for row in select_in(self.backend, head, chunk, "").fetch_all(&mut *tx).await? {
                 known.insert(row.try_get("record_key")?, row.try_get("content_hash")?);
             }
         }
@@ -232,16 +223,10 @@ impl Store {
         subjects.dedup();
         // The latest version and content of every event of these subjects.
         let mut latest: HashMap<(String, String), (i64, String)> = HashMap::new();
-        for chunk in subjects.chunks(KEYS_PER_LOOKUP) {
-            let sql = format!(
-                "SELECT subject, ae_id, version, content_hash FROM adverse_event_versions WHERE subject IN ({})",
-                list_sql(self.backend, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for s in chunk {
-                q = q.bind(s.to_string());
-            }
-            for row in q.fetch_all(&mut **tx).await? {
+        for chunk in subjects.chunks(KEYS_PER_QUERY) {
+            let head =
+                "SELECT subject, ae_id, version, content_hash FROM adverse_event_versions WHERE subject";
+            for row in select_in(self.backend, head, chunk, "").fetch_all(&mut **tx).await? {
                 let version: i64 = row.try_get("version")?;
                 let key = (row.try_get("subject")?, row.try_get("ae_id")?);
                 if latest.get(&key).is_none_or(|(v, _)| *v < version) {
@@ -321,16 +306,10 @@ impl Store {
     /// empty history.
     pub async fn histories(&self, subjects: &[&str]) -> anyhow::Result<Vec<SubjectHistory>> {
         let mut found: HashMap<String, Vec<Record>> = HashMap::new();
-        for chunk in subjects.chunks(KEYS_PER_LOOKUP) {
-            let sql = format!(
-                "SELECT seq, subject, body FROM records WHERE subject IN ({}) ORDER BY subject, seq",
-                list_sql(self.backend, chunk.len())
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for s in chunk {
-                q = q.bind(s.to_string());
-            }
-            let rows = q.fetch_all(&self.pool).await?;
+        for chunk in subjects.chunks(KEYS_PER_QUERY) {
+            let head = "SELECT seq, subject, body FROM records WHERE subject";
+            let rows =
+                select_in(self.backend, head, chunk, "ORDER BY subject, seq").fetch_all(&self.pool).await?;
             for (subject, group) in group_by_subject(&rows)? {
                 found.insert(subject, decode(&group)?);
             }
