@@ -9,9 +9,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
-use vigil::alerts::Router;
 use vigil::evaluate::Evaluator;
 use vigil::ingest::Reader;
 use vigil::store::Store;
@@ -85,14 +83,7 @@ async fn vigil(dir: &Path) -> anyhow::Result<(f64, Events)> {
     std::fs::write(rules_dir.join("edss.yaml"), RULE)?;
     let store = Store::connect(&format!("sqlite://{}/vigil.db", dir.display())).await?;
     let rules = vigil::rules::load_rules(&[rules_dir]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let evaluator = Evaluator {
-        store: store.clone(),
-        rules: Arc::new(rules),
-        router: Arc::new(Router::default()),
-        schedule: Arc::new([]),
-        message_domain: "bench".into(),
-        clock: vigil::clock::Clock::System,
-    };
+    let evaluator = Evaluator::unrouted(store.clone(), rules, vigil::clock::Clock::System);
     let started = Instant::now();
     let mut reader = Reader::open(&dir.join("visits.ndjson"), "visits.ndjson", None)?;
     vigil::ingest::store_all(&store, &mut reader, |_, _| {}).await?;

@@ -15,9 +15,7 @@
 //! `cargo bench --bench ingest -- 100 100000` for other sizes.
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Instant;
-use vigil::alerts::Router;
 use vigil::evaluate::Evaluator;
 use vigil::ingest::Reader;
 use vigil::store::Store;
@@ -123,14 +121,7 @@ async fn vigil_ingest(dir: &std::path::Path, file: &std::path::Path) -> anyhow::
     let store = Store::connect(&format!("sqlite://{}/vigil.db", dir.display())).await?;
     let rules = vigil::rules::load_rules(&[concat!(env!("CARGO_MANIFEST_DIR"), "/rules").into()])
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let evaluator = Evaluator {
-        store: store.clone(),
-        rules: Arc::new(rules),
-        router: Arc::new(Router::default()),
-        schedule: Arc::new([]),
-        message_domain: "bench".into(),
-        clock: vigil::clock::Clock::System,
-    };
+    let evaluator = Evaluator::unrouted(store.clone(), rules, vigil::clock::Clock::System);
     let started = Instant::now();
     let mut reader = Reader::open(file, "cohort.ndjson", None)?;
     let ingested = vigil::ingest::store_all(&store, &mut reader, |_, _| {}).await?;

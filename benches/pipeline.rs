@@ -3,9 +3,7 @@
 //! record follows that subject's history, not the size of the cohort: the rate at
 //! 10,000 subjects should be close to the rate at 100.
 
-use std::sync::Arc;
 use std::time::Instant;
-use vigil::alerts::Router;
 use vigil::evaluate::Evaluator;
 use vigil::ingest::native;
 use vigil::store::Store;
@@ -34,14 +32,7 @@ async fn run(subjects: usize) -> anyhow::Result<f64> {
     let store = Store::connect(&format!("sqlite://{}/bench.db", dir.path().display())).await?;
     let rules = vigil::rules::load_rules(&[concat!(env!("CARGO_MANIFEST_DIR"), "/rules").into()])
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let evaluator = Evaluator {
-        store: store.clone(),
-        rules: Arc::new(rules),
-        router: Arc::new(Router::default()),
-        schedule: Arc::new([]),
-        message_domain: "bench".into(),
-        clock: vigil::clock::Clock::System,
-    };
+    let evaluator = Evaluator::unrouted(store.clone(), rules, vigil::clock::Clock::System);
     // The cohort's existing history, stored in large batches (not measured).
     let history: Vec<String> = (0..subjects).flat_map(|s| (0..HISTORY).map(move |v| record(s, v))).collect();
     for chunk in history.chunks(5_000) {

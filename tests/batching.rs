@@ -5,8 +5,6 @@
 //! totals, on SQLite and on PostgreSQL's code path alike (the statements are shared).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use vigil::alerts::Router;
 use vigil::evaluate::Evaluator;
 use vigil::ingest::native;
 use vigil::store::Store;
@@ -58,14 +56,7 @@ async fn evaluator(dir: &std::path::Path, name: &str) -> Evaluator {
     let rules = vigil::rules::load_rules(&[concat!(env!("CARGO_MANIFEST_DIR"), "/rules").into()]).unwrap();
     // A fixed evaluation time, so time-driven rules see the same clock in both runs.
     let clock = vigil::clock::Clock::manual("2024-08-01T00:00:00Z".parse().unwrap());
-    Evaluator {
-        store,
-        rules: Arc::new(rules),
-        router: Arc::new(Router::default()),
-        schedule: Arc::new([]),
-        message_domain: "test".into(),
-        clock,
-    }
+    Evaluator::unrouted(store, rules, clock)
 }
 
 /// The alerts in force as (rule, subject, episode), and each cohort rule's totals.

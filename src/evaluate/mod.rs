@@ -30,6 +30,19 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
+    /// An evaluator that routes to nobody (no recipients, no schedule): for benchmarks and
+    /// tests that look at what the rules find, not at who hears of it.
+    pub fn unrouted(store: Store, rules: RuleSet, clock: Clock) -> Self {
+        Self {
+            store,
+            rules: Arc::new(rules),
+            router: Arc::new(Router::default()),
+            schedule: Arc::new([]),
+            message_domain: "localhost".into(),
+            clock,
+        }
+    }
+
     /// Evaluates every subject whose history changed (all rules), then the cohort rules.
     /// Returns the ids of the alerts raised.
     pub async fn evaluate_pending(&self) -> anyhow::Result<Vec<i64>> {
