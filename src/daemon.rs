@@ -209,7 +209,7 @@ impl App {
             Err(e) => format!("{e:#}"),
         };
         // A database that does not answer is a reason to wait, not the file's fault.
-        if self.store.record_count().await.is_err() {
+        if self.store.ping().await.is_err() {
             tracing::error!(file = %path.display(), %error, "Cannot ingest file (database unreachable); will retry.");
             return;
         }

@@ -340,6 +340,12 @@ impl Store {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM quarantine").fetch_one(&self.pool).await?.try_get("n")?)
     }
 
+    /// Whether the database answers (one trivial statement; no table is read).
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub async fn record_count(&self) -> anyhow::Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM records").fetch_one(&self.pool).await?.try_get("n")?)
     }
