@@ -12,7 +12,7 @@
 
 use crate::config::Config;
 use crate::store::Store;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -201,11 +201,16 @@ impl ApiState {
     }
 }
 
+/// The name of the token a request was authenticated with: put there by `require_token`,
+/// taken by every `/v1` handler, so that none can run unauthenticated.
+#[derive(Debug, Clone)]
+struct Caller(String);
+
 /// Checks the token before anything reads the body: an unauthenticated upload is refused
 /// at its headers, not after it has been held in memory.
 async fn require_token(
     State(api): State<ApiState>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path().to_string();
@@ -213,7 +218,10 @@ async fn require_token(
         return next.run(request).await;
     }
     match api.caller(request.headers()) {
-        Ok(_) => next.run(request).await,
+        Ok(name) => {
+            request.extensions_mut().insert(Caller(name));
+            next.run(request).await
+        }
         Err(refused) => {
             let (count, limited) = {
                 let mut f = api.failed_auth.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -318,10 +326,9 @@ async fn openapi() -> impl IntoResponse {
 /// committed: 202 with per-line results, or 422 when no line could be read.
 async fn post_records(
     State(api): State<ApiState>,
-    headers: HeaderMap,
+    Extension(Caller(who)): Extension<Caller>,
     body: String,
 ) -> Result<Response, ApiError> {
-    let who = api.caller(&headers)?;
     if body.trim().is_empty() {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -363,10 +370,9 @@ struct AlertQuery {
 
 async fn list_alerts(
     State(api): State<ApiState>,
-    headers: HeaderMap,
+    _authenticated: Extension<Caller>,
     Query(q): Query<AlertQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    api.caller(&headers)?;
     let alerts: Vec<_> = api
         .store
         .alerts()
@@ -380,10 +386,9 @@ async fn list_alerts(
 
 async fn show_alert(
     State(api): State<ApiState>,
-    headers: HeaderMap,
+    _authenticated: Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    api.caller(&headers)?;
     let alert = api
         .store
         .alert(id)
@@ -401,37 +406,36 @@ struct Comment {
 
 async fn transition(
     api: &ApiState,
-    headers: &HeaderMap,
+    who: &str,
     id: i64,
     action: crate::alerts::Transition,
     body: &str,
 ) -> Result<Json<Value>, ApiError> {
-    let who = api.caller(headers)?;
     let c: Comment = if body.trim().is_empty() {
         Comment::default()
     } else {
         serde_json::from_str(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?
     };
-    let alert = api.store.transition(id, action, &who, c.comment.as_deref()).await?;
+    let alert = api.store.transition(id, action, who, c.comment.as_deref()).await?;
     Ok(Json(json!(alert)))
 }
 
 async fn ack(
     State(api): State<ApiState>,
-    headers: HeaderMap,
+    Extension(Caller(who)): Extension<Caller>,
     Path(id): Path<i64>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    transition(&api, &headers, id, crate::alerts::Transition::Acknowledge, &body).await
+    transition(&api, &who, id, crate::alerts::Transition::Acknowledge, &body).await
 }
 
 async fn resolve(
     State(api): State<ApiState>,
-    headers: HeaderMap,
+    Extension(Caller(who)): Extension<Caller>,
     Path(id): Path<i64>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    transition(&api, &headers, id, crate::alerts::Transition::Resolve, &body).await
+    transition(&api, &who, id, crate::alerts::Transition::Resolve, &body).await
 }
 
 #[derive(Deserialize)]
@@ -447,10 +451,9 @@ struct NewSilence {
 
 async fn silence(
     State(api): State<ApiState>,
-    headers: HeaderMap,
+    Extension(Caller(who)): Extension<Caller>,
     body: String,
 ) -> Result<Response, ApiError> {
-    let who = api.caller(&headers)?;
     let s: NewSilence =
         serde_json::from_str(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
     if s.rule.is_none() && s.subject.is_none() && s.site.is_none() {
@@ -468,18 +471,19 @@ async fn silence(
     Ok((StatusCode::CREATED, Json(json!({"id": id, "expires_at": expires}))).into_response())
 }
 
-async fn list_silences(State(api): State<ApiState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    api.caller(&headers)?;
+async fn list_silences(
+    State(api): State<ApiState>,
+    _authenticated: Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(api.store.silences().await?)))
 }
 
 /// A subject's timeline: its records (never the arm) and its alerts.
 async fn subject(
     State(api): State<ApiState>,
-    headers: HeaderMap,
+    _authenticated: Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    api.caller(&headers)?;
     crate::model::SubjectId::parse(&id)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("subject: {e}")))?;
     let history = api.store.history(&id).await?;
