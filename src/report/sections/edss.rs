@@ -316,10 +316,10 @@ mod report_tests {
         assert!(f.html().contains("EDSS worse than baseline at W48: 2 of 5"));
     }
 
-    #[test]
-    fn confirmed_worsening_uses_the_progression_rules() {
+    /// The cohort and KS-109: 2.0 → 3.5 at W12 (+1.5), still 3.5 at W24 (84 days later),
+    /// nothing after — confirmed under a 12-week definition, not under a 24-week one.
+    fn cohort_with_ks109() -> Vec<crate::model::SubjectHistory> {
         let mut subjects = cohort();
-        // KS-109: 2.0 → 3.5 at W12 (+1.5), still 3.5 at W24 (84 days later): confirmed.
         subjects.push(history(
             "KS-109",
             vec![
@@ -328,7 +328,12 @@ mod report_tests {
                 rec("KS-109", "W24", &edss(3.5)),
             ],
         ));
-        let f = Fixture::new(subjects);
+        subjects
+    }
+
+    #[test]
+    fn confirmed_worsening_uses_the_progression_rules() {
+        let f = Fixture::new(cohort_with_ks109());
         let e = f.summary().total.edss;
         assert_eq!(e.followed, 7);
         assert_eq!(e.confirmed_worsening, 1);
@@ -340,17 +345,7 @@ mod report_tests {
 
     #[test]
     fn confirmed_worsening_uses_the_whole_definition_of_the_cited_rule() {
-        let mut subjects = cohort();
-        // KS-109: 2.0 → 3.5 at W12, still 3.5 at W24 (84 days later), nothing after.
-        subjects.push(history(
-            "KS-109",
-            vec![
-                rec("KS-109", "BL", &format!("{},{DOSE}", edss(2.0))),
-                rec("KS-109", "W12", &edss(3.5)),
-                rec("KS-109", "W24", &edss(3.5)),
-            ],
-        ));
-        let mut f = Fixture::new(subjects);
+        let mut f = Fixture::new(cohort_with_ks109());
         assert_eq!(f.summary().total.edss.confirmed_worsening, 1, "12 weeks: W24 confirms");
         // The pack's rule asks for 24 weeks: W24 is too early and no later visit exists.
         let yaml = "rules:\n  - id: edss-24w\n    kind: disability_progression\n    score: EDSS\n    \
