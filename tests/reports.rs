@@ -36,21 +36,24 @@ fn ingested() -> (SmtpServer, Deployment, String) {
     (smtp, d, cfg)
 }
 
+/// `vigil report dsmb --config CFG --as-of AS_OF --out OUT EXTRA…`, which must succeed:
+/// the path of the HTML it wrote.
+fn dsmb(d: &Deployment, cfg: &str, as_of: &str, out: &std::path::Path, extra: &[&str]) -> String {
+    let out = out.to_str().unwrap();
+    let mut args = vec!["report", "dsmb", "--config", cfg, "--as-of", as_of, "--out", out];
+    args.extend_from_slice(extra);
+    let o = d.vigil(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 #[test]
 fn a_report_is_archived_with_its_hash_emailed_and_reproducible() {
     let (smtp, d, cfg) = ingested();
 
     let run = |out: &str, email: bool| {
-        let out_dir = d.path(out);
-        let mut args = vec!["report", "dsmb", "--config", &cfg, "--as-of", "2014-01-01", "--out"];
-        let dir = out_dir.to_str().unwrap().to_string();
-        args.push(&dir);
-        if email {
-            args.push("--email");
-        }
-        let o = d.vigil(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
+        let extra: &[&str] = if email { &["--email"] } else { &[] };
+        dsmb(&d, &cfg, "2014-01-01", &d.path(out), extra)
     };
     let first = run("a", true);
     let second = run("b", false);
@@ -84,20 +87,7 @@ fn a_report_is_archived_with_its_hash_emailed_and_reproducible() {
 fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
     let (smtp, d, cfg) = ingested();
     let out = d.path("closed");
-    let o = d.vigil(&[
-        "report",
-        "dsmb",
-        "--config",
-        &cfg,
-        "--as-of",
-        "2014-01-01",
-        "--closed",
-        "--email",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let path = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let path = dsmb(&d, &cfg, "2014-01-01", &out, &["--closed", "--email"]);
     let html = std::fs::read_to_string(&path).unwrap();
     assert!(html.contains("CLOSED"), "marked closed");
     assert!(html.contains("MSC"), "the closed report shows the arm");
@@ -119,17 +109,7 @@ fn the_closed_report_splits_by_arm_and_never_goes_to_a_blinded_role() {
         assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
     }
     // The open and closed reports of one cut share no fingerprint in their names.
-    let open = d.vigil(&[
-        "report",
-        "dsmb",
-        "--config",
-        &cfg,
-        "--as-of",
-        "2014-01-01",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let open_path = String::from_utf8_lossy(&open.stdout).trim().to_string();
+    let open_path = dsmb(&d, &cfg, "2014-01-01", &out, &[]);
     let tail = |p: &str| p.rsplit('-').next().unwrap_or_default().trim_end_matches(".html").to_string();
     assert_ne!(tail(&open_path), tail(&path), "{open_path} {path}");
 }
@@ -141,10 +121,7 @@ fn a_back_filled_trial_reports_the_alerts_whose_finding_falls_before_the_cutoff(
     let (_smtp, d, cfg) = ingested();
     let report = |as_of: &str| {
         let out = d.path(&format!("cut-{as_of}"));
-        let o =
-            d.vigil(&["report", "dsmb", "--config", &cfg, "--as-of", as_of, "--out", out.to_str().unwrap()]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let html = std::fs::read_to_string(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+        let html = std::fs::read_to_string(dsmb(&d, &cfg, as_of, &out, &[])).unwrap();
         let csv_dir = out.read_dir().unwrap().flatten().find(|e| e.path().is_dir()).unwrap().path();
         let listing = std::fs::read_dir(&csv_dir)
             .unwrap()
@@ -196,19 +173,7 @@ fn the_closed_report_splits_an_sdtm_export_by_actual_treatment() {
     let o = d.vigil(&["ingest", "--config", &cfg, "--format", "sdtm", dir.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = d.path("closed");
-    let o = d.vigil(&[
-        "report",
-        "dsmb",
-        "--config",
-        &cfg,
-        "--as-of",
-        "2021-01-01",
-        "--closed",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let html = std::fs::read_to_string(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    let html = std::fs::read_to_string(dsmb(&d, &cfg, "2021-01-01", &out, &["--closed"])).unwrap();
     assert!(html.contains("High (N=1)"), "S-2 did not receive the high dose");
     assert!(html.contains("Low (N=2)"), "S-2 received the low dose");
 }
