@@ -45,6 +45,12 @@ struct FileConfig {
     rules: Vec<PathBuf>,
     #[serde(default)]
     rescan_interval_secs: Option<u64>,
+    /// How long a file written in place (not renamed in) must stand still before it is taken.
+    #[serde(default)]
+    inbox_settle: Option<crate::rules::Span>,
+    /// How long a line file whose last line has no newline must stand still.
+    #[serde(default)]
+    inbox_unterminated_wait: Option<crate::rules::Span>,
     /// How often clock-driven rules (SAE clocks, overdue visits) are evaluated.
     #[serde(default)]
     clock_interval_secs: Option<u64>,
@@ -453,6 +459,8 @@ pub struct Config {
     pub quarantine_dir: PathBuf,
     pub rules: Vec<PathBuf>,
     pub rescan_interval_secs: u64,
+    /// When a file written in place is complete (see [`Settle`]).
+    pub settle: Settle,
     pub clock_interval_secs: u64,
     pub http_addr: Option<std::net::SocketAddr>,
     pub http_token_file: Option<PathBuf>,
@@ -519,6 +527,26 @@ impl Issues<'_> {
         if !roles.contains_key(role) {
             self.add(key, format!("role `{role}` is not defined under recipients"));
         }
+    }
+}
+
+/// Files still being written are skipped. Writers should write `name.tmp` (or a dotfile)
+/// and rename: a file seen arriving by rename is complete and taken at once. A file
+/// written in place is taken once it has stood still (same size and mtime) for the
+/// configured settle time and no process on this machine has it open for writing; a
+/// line-format file whose last line has no newline waits longer (its writer may be
+/// between the halves of a line).
+#[derive(Debug, Clone, Copy)]
+pub struct Settle {
+    /// How long a file written in place must stand still (`inbox_settle`).
+    pub quiet: std::time::Duration,
+    /// How long a line file without a final newline must stand still (`inbox_unterminated_wait`).
+    pub unterminated: std::time::Duration,
+}
+
+impl Default for Settle {
+    fn default() -> Self {
+        Self { quiet: std::time::Duration::from_secs(2), unterminated: std::time::Duration::from_secs(60) }
     }
 }
 
@@ -626,6 +654,14 @@ impl Config {
             inbox,
             rules: raw.rules.iter().map(|p| resolve(p)).collect(),
             rescan_interval_secs: rescan,
+            settle: {
+                let default = Settle::default();
+                let secs = |s: crate::rules::Span| std::time::Duration::from_secs(s.seconds().unsigned_abs());
+                Settle {
+                    quiet: raw.inbox_settle.map_or(default.quiet, secs),
+                    unterminated: raw.inbox_unterminated_wait.map_or(default.unterminated, secs),
+                }
+            },
             clock_interval_secs: raw.clock_interval_secs.unwrap_or(60).max(1),
             http_addr,
             http_token_file: raw.http.token_file.as_deref().map(resolve),

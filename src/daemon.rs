@@ -23,19 +23,17 @@ use anyhow::Context;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
 pub struct App {
-    pub config: Config,
+    /// What the config and rules files say, swapped whole by a reload (SIGHUP, `POST
+    /// /v1/reload`): each pass takes the current one at its start and keeps it to its end.
+    setup: RwLock<Arc<Setup>>,
     pub store: Store,
-    pub rules: Arc<RuleSet>,
-    pub router: Arc<Router>,
     pub folder: DropFolder,
-    pub outbox: Outbox,
     pub clock: Clock,
-    evaluator: Evaluator,
     outbox_wake: Arc<Notify>,
     /// Records were stored elsewhere (the HTTP API): evaluate the pending subjects.
     evaluate_wake: Wake,
@@ -45,6 +43,102 @@ pub struct App {
     renamed_in: Arc<Mutex<HashSet<OsString>>>,
     /// Inbox entries that failed, and how many times in a row while the database answered.
     failures: Arc<Mutex<std::collections::HashMap<PathBuf, u32>>>,
+    /// The files being written in place and what was last seen of them (size, mtime).
+    growing: Mutex<crate::ingest::Settling>,
+}
+
+/// Everything read from the configuration and the rules files: the stages built from them.
+/// A reload builds a new one beside the old and swaps it in only if all of it is valid.
+pub struct Setup {
+    pub config: Config,
+    pub rules: Arc<RuleSet>,
+    pub router: Arc<Router>,
+    pub outbox: Outbox,
+    evaluator: Evaluator,
+    /// Each file it was read from (config, rules, templates) with its SHA-256.
+    pub files: Vec<(PathBuf, String)>,
+}
+
+impl Setup {
+    fn build(config: Config, store: &Store, clock: &Clock) -> anyhow::Result<Self> {
+        let rules = Arc::new(load_rules(&config)?);
+        let outbox = Outbox::new(store.clone(), &config)?;
+        let router = Arc::new(Router::new(&config));
+        let evaluator = Evaluator {
+            store: store.clone(),
+            rules: rules.clone(),
+            router: router.clone(),
+            schedule: config.study.schedule.clone().into(),
+            message_domain: config.email.message_domain().to_string(),
+            clock: clock.clone(),
+        };
+        let files = fingerprints(&config);
+        Ok(Self { config, rules, router, outbox, evaluator, files })
+    }
+}
+
+/// The files a setup is read from, each with the SHA-256 of its content (the record of
+/// what was running when; a file that cannot be read shows as `unreadable`).
+fn fingerprints(config: &Config) -> Vec<(PathBuf, String)> {
+    use sha2::{Digest, Sha256};
+    let mut paths = vec![config.source.clone()];
+    for r in &config.rules {
+        match std::fs::read_dir(r) {
+            Ok(entries) => {
+                let mut inner: Vec<PathBuf> =
+                    entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+                inner.sort();
+                paths.extend(inner);
+            }
+            Err(_) => paths.push(r.clone()),
+        }
+    }
+    if let Some(dir) = &config.email.templates_dir {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut inner: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+            inner.sort();
+            paths.extend(inner);
+        }
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let hash = std::fs::read(&p)
+                .map_or_else(|_| "unreadable".to_string(), |b| hex::encode(Sha256::digest(b)));
+            (p, hash)
+        })
+        .collect()
+}
+
+/// What a reload did: applied (with the files now running and the settings that wait for
+/// a restart), or refused with every problem, the running setup untouched.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reloaded {
+    pub rules: usize,
+    pub files: Vec<(String, String)>,
+    /// Settings that changed but only take effect at the next start.
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// Settings read once at start (the database, the folders, the listener).
+fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |name, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    check("database_url", old.database_url != new.database_url);
+    check("inbox", old.inbox != new.inbox);
+    check("processed_dir", old.processed_dir != new.processed_dir);
+    check("quarantine_dir", old.quarantine_dir != new.quarantine_dir);
+    check("http.listen", old.http_addr != new.http_addr);
+    check("http.token_file", old.http_token_file != new.http_token_file);
+    check("http.max_body_bytes", old.http_max_body_bytes != new.http_max_body_bytes);
+    // The store reads times without an offset in these zones.
+    check("study.timezone / study.sites", old.study.zones != new.study.zones);
+    changed
 }
 
 /// Attempts at a file that fails while the database answers, before it is set aside: the
@@ -101,41 +195,69 @@ impl App {
 
     /// The app on `clock` (a manual clock in tests), shared by the store and every stage.
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let rules = Arc::new(load_rules(&config)?);
         let store = Store::connect_with_clock(&config.database_url, clock.clone())
             .await?
             .with_zones(config.study.zones.clone());
         let folder = DropFolder::new(&config.inbox, &config.processed_dir, &config.quarantine_dir)?;
-        let outbox = Outbox::new(store.clone(), &config)?;
-        let router = Arc::new(Router::new(&config));
-        let evaluator = Evaluator {
-            store: store.clone(),
-            rules: rules.clone(),
-            router: router.clone(),
-            schedule: config.study.schedule.clone().into(),
-            message_domain: config.email.message_domain().to_string(),
-            clock: clock.clone(),
-        };
+        let setup = Setup::build(config, &store, &clock)?;
+        store.record_config_load("start", Ok(&setup.files)).await?;
         Ok(Self {
             started_at: clock.now(),
-            config,
+            setup: RwLock::new(Arc::new(setup)),
             store,
-            rules,
-            router,
             folder,
-            outbox,
             clock,
-            evaluator,
             outbox_wake: Arc::new(Notify::new()),
             evaluate_wake: Wake::default(),
             renamed_in: Arc::default(),
             failures: Arc::default(),
+            growing: Mutex::default(),
         })
+    }
+
+    /// The setup in force now (config, rules, router, outbox).
+    pub fn setup(&self) -> Arc<Setup> {
+        self.setup.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the configuration file again (and the rules and templates it names) and swaps
+    /// the new setup in if every part is valid; otherwise the running one stays and the
+    /// error names each problem (file:line:col). Either way the attempt is recorded.
+    pub async fn reload(&self, by: &str) -> anyhow::Result<Reloaded> {
+        let old = self.setup();
+        let built = Config::load(&old.config.source)
+            .and_then(|config| Setup::build(config, &self.store, &self.clock));
+        let new = match built {
+            Ok(new) => new,
+            Err(e) => {
+                let error = format!("{e:#}");
+                self.store.record_config_load(by, Err(&error)).await?;
+                tracing::error!(by, %error, "Reload refused; the running configuration and rules stay.");
+                anyhow::bail!("reload refused, the running configuration and rules stay:\n{error}");
+            }
+        };
+        let reloaded = Reloaded {
+            rules: new.rules.rules.len(),
+            files: new.files.iter().map(|(p, h)| (p.display().to_string(), h.clone())).collect(),
+            needs_restart: restart_only(&old.config, &new.config),
+        };
+        self.store.record_config_load(by, Ok(&new.files)).await?;
+        *self.setup.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+        tracing::warn!(
+            by,
+            rules = reloaded.rules,
+            needs_restart = ?reloaded.needs_restart,
+            "Configuration and rules reloaded."
+        );
+        // New rules may find something in what is stored, and new recipients may be due mail.
+        self.outbox_wake.notify_one();
+        Ok(reloaded)
     }
 
     /// Evaluates every subject with new records and wakes the outbox if anything was raised.
     pub async fn evaluate(&self) -> anyhow::Result<Vec<i64>> {
-        self.evaluator
+        self.setup()
+            .evaluator
             .evaluate_pending_then(|ids| {
                 if !ids.is_empty() {
                     self.outbox_wake.notify_one();
@@ -144,9 +266,9 @@ impl App {
             .await
     }
 
-    /// The evaluate stage (a cheap clone-able handle).
-    pub fn evaluator(&self) -> &Evaluator {
-        &self.evaluator
+    /// The evaluate stage of the setup in force (a cheap clone-able handle).
+    pub fn evaluator(&self) -> Evaluator {
+        self.setup().evaluator.clone()
     }
 
     /// The handle that wakes the evaluate loop: lower stages that store records (the
@@ -158,8 +280,9 @@ impl App {
     /// The clock pass: clock-driven rules (SAE clocks, overdue visits), cohort rules,
     /// escalations due, silences expired, reports due.
     pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
-        let raised = self.evaluator.clock_pass().await?;
-        let publisher = crate::publish::Publisher::new(&self.store, &self.rules, &self.config);
+        let setup = self.setup();
+        let raised = setup.evaluator.clock_pass().await?;
+        let publisher = crate::publish::Publisher::new(&self.store, &setup.rules, &setup.config);
         if let Err(e) = publisher.run_due(self.started_at, self.clock.now()).await {
             tracing::error!(error = %format!("{e:#}"), "Scheduled report failed; will retry.");
         }
@@ -170,14 +293,14 @@ impl App {
 
     /// One outbox pass: every alert notification and report email that is due.
     pub async fn deliver_outbox(&self) -> anyhow::Result<()> {
-        self.outbox.deliver_due().await?;
+        self.setup().outbox.deliver_due().await?;
         Ok(())
     }
 
     /// Ingests every ready file in the inbox. Returns true if some file was too fresh
     /// to take and the inbox should be looked at again soon.
     pub async fn process_inbox(&self) -> anyhow::Result<bool> {
-        let (files, waiting) = self.folder.ready_files(&self.renamed_in())?;
+        let (files, waiting) = self.ready_files()?;
         let mut done = HashSet::new();
         for path in files {
             if done.contains(&path) {
@@ -234,6 +357,13 @@ impl App {
         }
     }
 
+    /// The inbox entries ready to take (see [`DropFolder::ready_files`]).
+    fn ready_files(&self) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+        let settle = self.setup().config.settle;
+        let mut settling = self.growing.lock().unwrap_or_else(|e| e.into_inner());
+        self.folder.ready_files(&self.renamed_in(), &mut settling, settle)
+    }
+
     fn renamed_in(&self) -> HashSet<OsString> {
         self.renamed_in.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -250,11 +380,13 @@ impl App {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let app = Arc::new(self);
+        let setup = app.setup();
+        let config = &setup.config;
         tracing::info!(
-            rules = app.rules.rules.len(),
-            inbox = %app.config.inbox.display(),
-            database = %crate::config::redact(&app.config.database_url),
-            email = if app.config.email.smtp.is_some() { "smtp" } else { "files" },
+            rules = setup.rules.rules.len(),
+            inbox = %config.inbox.display(),
+            database = %crate::config::redact(&config.database_url),
+            email = if config.email.smtp.is_some() { "smtp" } else { "files" },
             "vigil started."
         );
         // The outbox first: mail queued before a crash goes out at once. The backlog a crash
@@ -265,10 +397,11 @@ impl App {
         app.evaluate_wake.wake();
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
-        let http = match app.config.http_addr {
+        let reloads = tokio::spawn(reload_loop(app.clone()));
+        let http = match config.http_addr {
             Some(addr) => {
                 let state =
-                    crate::http::ApiState::from_config(&app.config, app.store.clone(), app.evaluate_wake())?;
+                    crate::http::ApiState::from_config(config, app.store.clone(), app.evaluate_wake())?;
                 Some(tokio::spawn(crate::http::serve(addr, state)))
             }
             None => None,
@@ -284,6 +417,7 @@ impl App {
             r = inbox => task_exit("inbox", r),
             r = outbox => task_exit("outbox", r),
             r = clock => task_exit("clock", r),
+            r = reloads => task_exit("reload", r),
             r = http_done => task_exit("http", r),
         };
         app.store.close().await;
@@ -312,10 +446,10 @@ async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
     })
     .context("cannot start the inbox watcher")?;
     watcher
-        .watch(&app.config.inbox, ::notify::RecursiveMode::NonRecursive)
-        .with_context(|| format!("cannot watch {}", app.config.inbox.display()))?;
-    let rescan = Duration::from_secs(app.config.rescan_interval_secs);
+        .watch(&app.folder.inbox, ::notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("cannot watch {}", app.folder.inbox.display()))?;
     loop {
+        let rescan = Duration::from_secs(app.setup().config.rescan_interval_secs);
         let waiting = match app.process_inbox().await {
             Ok(w) => w,
             Err(e) => {
@@ -356,7 +490,7 @@ struct SmallFilesFirst<'a> {
 
 impl Between for SmallFilesFirst<'_> {
     async fn run(&mut self) -> anyhow::Result<()> {
-        let (ready, _) = self.app.folder.ready_files(&self.app.renamed_in())?;
+        let (ready, _) = self.app.ready_files()?;
         let mut taken = false;
         for small in ready.into_iter().filter(|p| p != self.current && DropFolder::is_small(p)) {
             if self.done.insert(small.clone()) {
@@ -398,13 +532,27 @@ fn note_rename(renamed_in: &mut HashSet<OsString>, event: &::notify::Event) -> b
 
 /// Time passing can raise alerts too (a clock runs out, a visit window closes).
 async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
-    let every = Duration::from_secs(app.config.clock_interval_secs);
     loop {
+        let every = Duration::from_secs(app.setup().config.clock_interval_secs);
         if let Err(e) = app.clock_pass().await {
             tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// SIGHUP reloads the configuration and rules (`systemctl reload vigil`).
+async fn reload_loop(app: Arc<App>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        while hangups.recv().await.is_some() {
+            // A refused reload is logged and recorded; the daemon goes on as it was.
+            let _ = app.reload("signal:SIGHUP").await;
+        }
+    }
+    std::future::pending().await
 }
 
 async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {

@@ -73,3 +73,36 @@ async fn an_entry_that_keeps_failing_is_set_aside_with_its_reason() {
         std::fs::read_to_string(d.path("inbox/quarantine/visit.ndjson.rejected.reason.txt")).unwrap();
     assert!(reason.starts_with("failed 5 times: ") && reason.contains("cannot move"), "{reason}");
 }
+
+/// A writer that does not use the `.tmp`-and-rename convention and pauses longer than the
+/// settle time between its records: the daemon does not take the file under it (it would be
+/// filed away while the writer goes on appending there), and every record arrives once.
+#[tokio::test]
+async fn a_file_written_slowly_in_place_is_taken_whole_once_its_writer_is_done() {
+    use std::io::Write;
+    let d = Deployment::with(None, "inbox_settle: 1s\n");
+    let daemon = d.start();
+    let path = d.path("inbox").join("slow.ndjson");
+    let mut writer = std::fs::File::create(&path).unwrap();
+    let mut line = |n: usize| {
+        writeln!(writer, "{{\"subject\":\"KS-{n:03}\",\"date\":\"2026-03-02\",\"record_id\":\"r{n}\"}}")
+            .unwrap();
+    };
+    (0..5).for_each(&mut line);
+    // A pause well over the settle time between whole lines (the writer holds the file open)…
+    std::thread::sleep(Duration::from_millis(2500));
+    (5..10).for_each(&mut line);
+    // … and one in the middle of a line.
+    write!(writer, "{{\"subject\":").unwrap();
+    writer.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    writeln!(writer, "\"KS-100\",\"date\":\"2026-03-02\",\"record_id\":\"h\"}}").unwrap();
+    drop(writer);
+    common::wait_for("slow.ndjson filed", Duration::from_secs(20), || {
+        d.processed("slow.ndjson").then_some(())
+    });
+    let store = d.store().await;
+    assert_eq!(store.record_count().await.unwrap(), 11, "{}", daemon.log_text());
+    assert!(d.quarantine_files().is_empty(), "nothing quarantined: {:?}", d.quarantine_files());
+    store.close().await;
+}

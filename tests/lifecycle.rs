@@ -235,3 +235,54 @@ async fn a_refused_safety_email_is_retried_a_few_times_then_raised_and_can_be_re
         store.notifications().await.unwrap().into_iter().find(|n| n.status.as_str() == "sent").unwrap();
     assert!(!store.retry_notification(sent.id).await.unwrap());
 }
+
+/// Resolved means "no longer present". An alert a person resolves while its condition
+/// still holds opens again at the next evaluation (and its recipients hear of it again);
+/// one that resolved itself when an AE was downgraded opens again when the AE is
+/// upgraded back, instead of staying quiet because its episode was seen before.
+#[tokio::test]
+async fn a_resolved_alert_whose_condition_holds_opens_again() {
+    let smtp = SmtpServer::start();
+    let d = Deployment::new(Some(&smtp.url()));
+    let vigil = InProcess::build(&d).await;
+    vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-103")).await;
+    let critical = |mail: &[common::Email]| to(mail, "so@trial.test", "[CRITICAL] KS-103").len();
+    assert_eq!(critical(&smtp.messages()), 1);
+    let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
+    let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id = alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap()
+        ["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+
+    // Resolved by hand while the grade 3 reaction is still on record: it comes back.
+    vigil_ok(&d, &["alerts", "resolve", &id, "--by", "someone", "--comment", "nothing to see"]);
+    vigil.settle().await;
+    let show = vigil_ok(&d, &["alerts", "show", &id]);
+    assert!(show.contains("[CRITICAL] open"), "{show}");
+    assert!(show.contains("re-opened") && show.contains("condition still present"), "{show}");
+    assert_eq!(critical(&smtp.messages()), 2, "the recipients hear of it again");
+
+    // Downgraded by the site: resolves itself. Upgraded back: opens again, and is told.
+    let h2 = |grade: u8| {
+        format!(
+            r#"{{"subject":"KS-103","site":"KS","arm":"{ARM}","visit":"H2","record_id":"KS-103-h2-{grade}","adverse_events":[{{"id":"AE-1","term":"Infusion related reaction","onset":"2019-02-26T09:35:00+01:00","grade":{grade},"related":"probable"}}]}}"#
+        )
+    };
+    vigil.ingest(&d, "down.ndjson", &h2(2)).await;
+    let show = vigil_ok(&d, &["alerts", "show", &id]);
+    assert!(show.contains("resolved") && show.contains("condition no longer present"), "{show}");
+    vigil.ingest(&d, "up.ndjson", &h2(3)).await;
+    let store = d.store().await;
+    let alert = store.alert(id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(alert.status.as_str(), "open");
+    let severe = store.alerts().await.unwrap();
+    assert_eq!(
+        severe.iter().filter(|a| a.rule_id == "infusion-reaction-severe").count(),
+        1,
+        "the same alert"
+    );
+    store.close().await;
+    assert_eq!(critical(&smtp.messages()), 3);
+}

@@ -87,6 +87,9 @@ pub enum Transition {
     Escalate,
     /// The silence that kept the alert quiet expired.
     Reopen,
+    /// A resolved alert's condition is found again (or was still there when a person
+    /// resolved it): resolved means "no longer present", so it opens again.
+    Recur,
 }
 
 /// A refused transition (e.g. acknowledging a resolved alert).
@@ -111,6 +114,7 @@ impl Transition {
             (Self::Silence, Open) => Some(Silenced),
             (Self::Escalate, Open) => Some(Open),
             (Self::Reopen, Silenced) => Some(Open),
+            (Self::Recur, Resolved) => Some(Open),
             _ => None,
         }
     }
@@ -128,6 +132,7 @@ impl Transition {
             Self::Silence => "silenced",
             Self::Escalate => "escalated",
             Self::Reopen => "unsilenced",
+            Self::Recur => "re-opened",
         }
     }
 
@@ -218,5 +223,7 @@ mod tests {
         assert_eq!(raised(true), Silenced);
         assert_eq!(raised(false), Open);
         assert!(notify_on_reopen(0) && !notify_on_reopen(2));
+        assert_eq!(Transition::Recur.apply(Resolved), Some(Open));
+        assert_eq!(Transition::Recur.from_statuses_sql(), "'resolved'");
     }
 }

@@ -40,7 +40,7 @@ pub async fn ingest(
     let raised = app.evaluate().await?;
     println!("{} alerts raised", raised.len());
     if deliver {
-        let pass = app.outbox.deliver_due().await?;
+        let pass = app.setup().outbox.deliver_due().await?;
         println!("{} emails sent, {} to retry, {} failed", pass.sent, pass.retrying, pass.failed);
     }
     app.store.close().await;

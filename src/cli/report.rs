@@ -75,10 +75,11 @@ async fn dsmb(
     let app = vigil::daemon::App::build(config).await?;
     let kind = if closed { vigil::publish::Kind::Closed } else { vigil::publish::Kind::Open };
     let request = vigil::publish::ReportRequest { kind, as_of, reason: "manual".into(), out, email };
-    let publisher = vigil::publish::Publisher::new(&app.store, &app.rules, &app.config);
+    let setup = app.setup();
+    let publisher = vigil::publish::Publisher::new(&app.store, &setup.rules, &setup.config);
     let report = publisher.generate(&request, app.clock.now()).await?;
     if email {
-        let sent = app.outbox.deliver_due_of(Some(vigil::store::NotificationKind::Report)).await?.sent;
+        let sent = setup.outbox.deliver_due_of(Some(vigil::store::NotificationKind::Report)).await?.sent;
         eprintln!("{sent} report emails sent");
     }
     app.store.close().await;

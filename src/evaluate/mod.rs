@@ -73,8 +73,10 @@ impl Evaluator {
     /// What time alone changes: clock-driven rules (SAE clocks, overdue visits) for every
     /// subject, cohort rules, escalations that fell due, silences that expired.
     pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
+        // Subjects marked for a new look by other means (a person resolved one of their
+        // alerts from the command line) are evaluated here at the latest.
+        let mut raised = self.evaluate_pending().await?;
         let as_of = self.clock.now();
-        let mut raised = Vec::new();
         if self.rules.rules.iter().any(|r| r.kind.is_time_driven()) {
             let all = self.store.subjects().await?;
             for chunk in all.chunks(SUBJECTS_PER_COMMIT) {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone)]
 pub struct DropFolder {
@@ -33,10 +33,30 @@ pub struct FileOutcome {
     pub subjects: Vec<String>,
 }
 
-/// Files still being written are skipped: writers should write `name.tmp` (or a dotfile)
-/// and rename, but a plain copy is also safe once it has been quiet this long. A file seen
-/// arriving by rename is complete and taken at once.
-const SETTLE: Duration = Duration::from_millis(300);
+pub use crate::config::Settle;
+
+/// What the inbox scans have seen of files written in place: (size, mtime) and since
+/// when (this process's clock, so a network share's skewed mtimes do not matter).
+#[derive(Debug, Default)]
+pub struct Settling {
+    seen: std::collections::HashMap<PathBuf, (u64, Option<SystemTime>, Instant)>,
+}
+
+impl Settling {
+    /// How long `path` has stood still with this size and mtime, as far as we have watched.
+    fn still_for(&mut self, path: &Path, len: u64, modified: Option<SystemTime>, now: Instant) -> Duration {
+        let entry = self.seen.entry(path.to_path_buf()).or_insert((len, modified, now));
+        if (entry.0, entry.1) != (len, modified) {
+            *entry = (len, modified, now);
+        }
+        now.duration_since(entry.2)
+    }
+
+    /// Forgets files no longer in the inbox.
+    fn keep_only(&mut self, present: &HashSet<PathBuf>) {
+        self.seen.retain(|p, _| present.contains(p));
+    }
+}
 
 /// Files up to this size are taken between the batches of a bulk file (one batch's worth
 /// of records is well over this), so a bulk import does not hold up a critical record.
@@ -54,13 +74,20 @@ impl DropFolder {
         })
     }
 
-    /// Files (and SDTM folders) ready to read, oldest first, and whether some were too
-    /// fresh to take yet. `renamed_in` names entries seen arriving by rename: complete,
-    /// so they need not settle.
-    pub fn ready_files(&self, renamed_in: &HashSet<OsString>) -> anyhow::Result<(Vec<PathBuf>, bool)> {
+    /// Files (and SDTM folders) ready to read, oldest first, and whether some were not
+    /// ready yet (look again soon). `renamed_in` names entries seen arriving by rename:
+    /// complete, so they need not settle; the others must stand still (see [`Settle`]).
+    pub fn ready_files(
+        &self,
+        renamed_in: &HashSet<OsString>,
+        settling: &mut Settling,
+        settle: Settle,
+    ) -> anyhow::Result<(Vec<PathBuf>, bool)> {
         let mut ready = Vec::new();
         let mut waiting = false;
-        let now = SystemTime::now();
+        let now = Instant::now();
+        let mut present = HashSet::new();
+        let mut writers: Option<HashSet<(u64, u64)>> = None;
         for entry in std::fs::read_dir(&self.inbox)
             .with_context(|| format!("cannot read inbox {}", self.inbox.display()))?
         {
@@ -78,15 +105,29 @@ impl DropFolder {
             if meta.is_dir() && self.is_own_folder(&path) {
                 continue;
             }
-            let modified = meta.modified().unwrap_or(now);
-            if !renamed_in.contains(&entry.file_name())
-                && now.duration_since(modified).unwrap_or_default() < SETTLE
-            {
-                waiting = true;
-                continue;
+            let modified = meta.modified().ok();
+            present.insert(path.clone());
+            if !renamed_in.contains(&entry.file_name()) {
+                let still = settling.still_for(&path, meta.len(), modified, now);
+                let needed = if meta.is_file() && unterminated_line_file(&path, meta.len()) {
+                    settle.unterminated.max(settle.quiet)
+                } else {
+                    settle.quiet
+                };
+                let open = meta.is_file() && {
+                    use std::os::unix::fs::MetadataExt;
+                    writers
+                        .get_or_insert_with(|| open_for_writing(&self.inbox))
+                        .contains(&(meta.dev(), meta.ino()))
+                };
+                if still < needed || open {
+                    waiting = true;
+                    continue;
+                }
             }
-            ready.push((modified, path));
+            ready.push((modified.unwrap_or(SystemTime::UNIX_EPOCH), path));
         }
+        settling.keep_only(&present);
         ready.sort();
         Ok((ready.into_iter().map(|(_, p)| p).collect(), waiting))
     }
@@ -309,6 +350,61 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Whether a line-format file (NDJSON, CSV) ends inside a line: its writer may not be done.
+fn unterminated_line_file(path: &Path, len: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let line_format = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["ndjson", "jsonl", "csv", "txt"].contains(&e.to_ascii_lowercase().as_str()));
+    if !line_format || len == 0 {
+        return false;
+    }
+    let mut last = [0u8; 1];
+    std::fs::File::open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::End(-1))?;
+            f.read_exact(&mut last)
+        })
+        .is_ok_and(|()| last[0] != b'\n')
+}
+
+/// The files under `dir` that some process on this machine has open for writing, as
+/// (device, inode): a writer that pauses longer than the settle time still holds its file
+/// open, and the file must not be filed away under it. Read from /proc; where that is not
+/// readable (another OS, another user's processes hidden) the settle time alone decides.
+fn open_for_writing(dir: &Path) -> HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = HashSet::new();
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for p in procs.flatten() {
+        let pid = p.file_name();
+        if !pid.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            if !target.starts_with(&dir) {
+                continue;
+            }
+            let info = p.path().join("fdinfo").join(fd.file_name());
+            let writable = std::fs::read_to_string(info).ok().and_then(|text| {
+                let flags = text.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                u32::from_str_radix(flags.trim(), 8).ok()
+            });
+            // O_WRONLY = 1, O_RDWR = 2.
+            if writable.is_some_and(|f| f & 0b11 != 0) {
+                if let Ok(m) = std::fs::metadata(fd.path()) {
+                    out.insert((m.dev(), m.ino()));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,7 +491,9 @@ mod tests {
         for p in ["export", "visits.ndjson", "processed", "quarantine"] {
             std::fs::File::open(inbox.join(p)).unwrap().set_modified(old).unwrap();
         }
-        let (ready, waiting) = folder.ready_files(&HashSet::new()).unwrap();
+        let at_once = Settle { quiet: Duration::ZERO, unterminated: Duration::ZERO };
+        let (ready, waiting) =
+            folder.ready_files(&HashSet::new(), &mut Settling::default(), at_once).unwrap();
         let ready: Vec<String> =
             ready.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!((ready.len(), waiting), (2, false), "{ready:?}");
@@ -410,14 +508,51 @@ mod tests {
             DropFolder::new(&inbox, &dir.path().join("processed"), &dir.path().join("quarantine")).unwrap();
         std::fs::write(inbox.join("critical.ndjson.tmp"), "{}").unwrap();
         std::fs::rename(inbox.join("critical.ndjson.tmp"), inbox.join("critical.ndjson")).unwrap();
-        std::fs::write(inbox.join("copied.ndjson"), "{}").unwrap();
+        std::fs::write(inbox.join("copied.ndjson"), "{}\n").unwrap();
         let renamed_in: HashSet<OsString> = [OsString::from("critical.ndjson")].into();
 
-        let (ready, waiting) = folder.ready_files(&renamed_in).unwrap();
+        let mut settling = Settling::default();
+        let settle = Settle { quiet: Duration::from_millis(300), unterminated: Duration::from_secs(60) };
+        let (ready, waiting) = folder.ready_files(&renamed_in, &mut settling, settle).unwrap();
         assert_eq!(ready, [inbox.join("critical.ndjson")]);
         assert!(waiting, "the copy is still settling");
         // Without the rename seen, both are too fresh.
-        assert_eq!(folder.ready_files(&HashSet::new()).unwrap(), (vec![], true));
+        assert_eq!(
+            folder.ready_files(&HashSet::new(), &mut Settling::default(), settle).unwrap(),
+            (vec![], true)
+        );
+        // Once it has stood still for the settle time, the copy is taken.
+        std::thread::sleep(Duration::from_millis(350));
+        let (ready, waiting) = folder.ready_files(&renamed_in, &mut settling, settle).unwrap();
+        assert_eq!((ready.len(), waiting), (2, false));
+    }
+
+    /// A writer that pauses longer than the settle time still has its file open: the file
+    /// is not taken (it would be filed away under the writer, who goes on appending
+    /// there), nor is a line cut in half once the writer has gone.
+    #[test]
+    fn a_file_open_for_writing_or_ending_inside_a_line_is_not_taken() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        let folder =
+            DropFolder::new(&inbox, &dir.path().join("processed"), &dir.path().join("quarantine")).unwrap();
+        let settle = Settle { quiet: Duration::ZERO, unterminated: Duration::from_millis(400) };
+        let mut settling = Settling::default();
+        let mut ready = || folder.ready_files(&HashSet::new(), &mut settling, settle).unwrap();
+
+        let mut writer = std::fs::File::create(inbox.join("slow.ndjson")).unwrap();
+        writer.write_all(b"{\"subject\":\"KS-101\"}\n").unwrap();
+        writer.flush().unwrap();
+        assert_eq!(ready(), (vec![], true), "open for writing");
+        drop(writer);
+        assert_eq!(ready().0, [inbox.join("slow.ndjson")], "closed and ending with a newline");
+
+        std::fs::write(inbox.join("half.ndjson"), "{\"subject\":\"KS-101\"}\n{\"subj").unwrap();
+        std::fs::remove_file(inbox.join("slow.ndjson")).unwrap();
+        assert_eq!(ready(), (vec![], true), "the last line is not finished");
+        std::thread::sleep(Duration::from_millis(450));
+        assert_eq!(ready().0, [inbox.join("half.ndjson")], "still unfinished after the longer wait: taken");
     }
 
     #[tokio::test]

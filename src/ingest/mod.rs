@@ -11,7 +11,7 @@ pub mod native;
 pub mod sdtm;
 mod source;
 
-pub use folder::{Between, DropFolder, FileOutcome, Nothing};
+pub use folder::{Between, DropFolder, FileOutcome, Nothing, Settle, Settling};
 pub use source::{store_all, Ingested, Reader, BATCH};
 
 use crate::store::{NewRecord, Rejected};

@@ -307,19 +307,40 @@ impl OpenFile {
             raw,
         };
         self.summary.rows += 1;
+        let arms: Vec<usize> =
+            ARM_VARIABLES.iter().filter_map(|v| self.columns.index.get(*v).copied()).collect();
         let row = match row {
             Ok(row) if row.len() == self.columns.len() => row,
             Ok(row) => {
                 self.summary.rejected += 1;
                 let reason = format!("{} fields, but the header has {}", row.len(), self.columns.len());
-                batch.rejected.push(reject(row.line, "row", reason, row.raw));
+                // Which field is the arm is unknown when the row does not fit the header.
+                let raw = if arms.is_empty() { row.raw } else { WITHHELD_ROW.to_string() };
+                batch.rejected.push(reject(row.line, "row", reason, raw));
                 return;
             }
             Err(bad) => {
                 self.summary.rejected += 1;
-                batch.rejected.push(reject(bad.line, "row", bad.reason, bad.raw));
+                let raw = if arms.is_empty() { bad.raw } else { WITHHELD_ROW.to_string() };
+                batch.rejected.push(reject(bad.line, "row", bad.reason, raw));
                 return;
             }
+        };
+        // What a quarantined row shows: never the arm (quarantine is read by blinded staff).
+        let shown = |row: &CsvRow| {
+            if arms.is_empty() {
+                return row.raw.clone();
+            }
+            let fields: Vec<String> = (0..row.len())
+                .map(|i| {
+                    if arms.contains(&i) {
+                        "(withheld: blinded information)".to_string()
+                    } else {
+                        quote(row.field(i))
+                    }
+                })
+                .collect();
+            fields.join(",")
         };
         let mapped = match (self.domain.map)(&Row { columns: &self.columns, row: &row }) {
             Ok(Mapped::Record(m)) => m,
@@ -329,7 +350,7 @@ impl OpenFile {
             }
             Err(r) => {
                 self.summary.rejected += 1;
-                batch.rejected.push(reject(row.line, &r.variable, r.reason, row.raw));
+                batch.rejected.push(reject(row.line, &r.variable, r.reason, shown(&row)));
                 return;
             }
         };
@@ -353,9 +374,24 @@ impl OpenFile {
                 self.summary.rejected += 1;
                 let variable = mapped.vars.variable_of(&e.field).unwrap_or(&e.field).to_string();
                 let reason = format!("{}: {}", e.field, e.message);
-                batch.rejected.push(reject(row.line, &variable, reason, row.raw));
+                batch.rejected.push(reject(row.line, &variable, reason, shown(&row)));
             }
         }
+    }
+}
+
+/// The variables that carry the treatment arm (DM): withheld from quarantined rows.
+const ARM_VARIABLES: [&str; 4] = ["ARM", "ARMCD", "ACTARM", "ACTARMCD"];
+
+/// A row of a file with an arm column that cannot be split by its header.
+const WITHHELD_ROW: &str = "(withheld: a row of a file with the treatment arm that does not fit its header)";
+
+/// A CSV field as written back: quoted when it holds a comma, a quote or a line break.
+fn quote(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
     }
 }
 
@@ -967,6 +1003,21 @@ mod tests {
         assert_eq!((imp.rejected[0].source.as_str(), imp.rejected[0].field.as_str()), ("lb.csv", "LBSEQ"));
         let dir = tempfile::tempdir().unwrap();
         assert!(read_dir(dir.path()).is_err());
+    }
+
+    /// Quarantine is read by blinded staff: a refused DM row shows every field but the arm.
+    #[test]
+    fn a_refused_demographics_row_is_quarantined_without_its_arm() {
+        let dm = "USUBJID,SITEID,ARM,ACTARM,RFXSTDTC\n\
+                  X-1,701,Xanomeline High Dose,Xanomeline High Dose,not-a-date\n\
+                  X-2,701,\"Placebo, oral\",Placebo,2014-01-02,one too many\n";
+        let imp = import(&[("dm.csv", dm)]);
+        assert_eq!(imp.rejected.len(), 2, "{:?}", imp.rejected);
+        for r in &imp.rejected {
+            assert!(!r.raw.contains("Xanomeline") && !r.raw.contains("Placebo"), "{}", r.raw);
+        }
+        assert!(imp.rejected[0].raw.starts_with("X-1,701,(withheld"), "{}", imp.rejected[0].raw);
+        assert!(imp.rejected[0].raw.ends_with(",not-a-date"), "the rest stays for the data manager");
     }
 
     // --- The CDISC pilot study (README facts) ----------------------------------------------

@@ -9,7 +9,6 @@ use crate::model::{Record, Seriousness, SubjectHistory, SubjectId};
 use chrono::TimeZone;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/cdiscpilot01");
 
@@ -175,7 +174,6 @@ fn closed_input<'a>(pilot: &'a Pilot, rule: &'a crate::rules::EdssRule) -> DsmbI
 
 #[test]
 fn the_cdisc_pilot_reproduces_the_readme_facts() {
-    let started = Instant::now();
     let pilot = load();
     let rule = crate::rules::EdssRule::default();
     let input = closed_input(&pilot, &rule);
@@ -337,7 +335,6 @@ fn the_cdisc_pilot_reproduces_the_readme_facts() {
         let _ = std::fs::write(format!("{dir}/pilot-closed.html"), &html);
         let _ = std::fs::write(format!("{dir}/pilot-open.html"), &open_html);
     }
-    assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
 }
 
 /// The pilot as `vigil ingest --format sdtm` reads it: seriousness follows AESER (3
@@ -443,7 +440,7 @@ fn the_cdisc_pilot_pdf_converts_to_pages() {
     for closed in [false, true] {
         let input = DsmbInput { closed, ..closed_input(&pilot, &rule) };
         let summary = summarize(&input);
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         let pdf = render_pdf(&input, &summary).unwrap_or_else(|e| panic!("{e}"));
         eprintln!(
             "pilot {} PDF: {} bytes in {:?}",

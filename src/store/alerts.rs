@@ -206,6 +206,8 @@ struct KnownAlerts {
     highest: HashMap<(String, String, String), i64>,
     /// (rule, subject) → the alerts (id, episode) still in force.
     in_force: HashMap<(String, String), Vec<(i64, String)>>,
+    /// (rule, subject, episode) → the newest alert (id, status).
+    latest: HashMap<(String, String, String), (i64, AlertStatus)>,
 }
 
 /// Where a stored record came from (`file:line`, `http:TOKEN-NAME:line`).
@@ -250,15 +252,36 @@ impl Store {
         subjects.sort_unstable();
         subjects.dedup();
         let mut tx = self.begin_write().await?;
-        let known = self.known_alerts(&mut tx, &subjects).await?;
+        let mut known = self.known_alerts(&mut tx, &subjects).await?;
         let mut highest = known.highest;
         self.record_contributions(&mut tx, &evaluations, &subjects).await?;
         let any_alert = evaluations.iter().any(|e| !e.alerts.is_empty());
         let silences = if any_alert { unended_silences(&mut tx).await? } else { Vec::new() };
         let mut raised = Vec::new();
-        for a in evaluations.iter().flat_map(|e| &e.alerts) {
+        let found: Vec<(&Evaluation<'_>, &NewAlert)> =
+            evaluations.iter().flat_map(|e| e.alerts.iter().map(move |a| (e, a))).collect();
+        for (e, a) in found {
             let key = (a.rule_id.clone(), a.subject.clone(), a.episode.clone());
             if !policy::raises_alert(a.level, highest.get(&key).copied()) {
+                // Not news, unless its alert was resolved: then the condition is back (or
+                // was never gone), and the alert opens again.
+                if let Some(&(id, status)) = known.latest.get(&key) {
+                    if Transition::Recur.apply(status).is_some() {
+                        let why = match e.pending {
+                            Some((_, seq)) => match newest_source(&mut tx, seq).await? {
+                                Some(source) => {
+                                    format!("condition still present after record {seq} from {source}")
+                                }
+                                None => "condition still present".to_string(),
+                            },
+                            None => "condition still present (clock)".to_string(),
+                        };
+                        let silence = silence::matching(&silences, a.target(), now).map(|s| s.id);
+                        self.recur(&mut tx, now_ms, id, a, silence, &why, message_domain).await?;
+                        known.latest.insert(key, (id, lifecycle::raised(silence.is_some())));
+                        raised.push(id);
+                    }
+                }
                 continue;
             }
             highest.insert(key, a.level);
@@ -362,10 +385,12 @@ impl Store {
                 let (rule_id, subject, episode): (String, String, String) =
                     (row.try_get("rule_id")?, row.try_get("subject")?, row.try_get("episode")?);
                 let level: i64 = row.try_get("level")?;
-                let top =
-                    known.highest.entry((rule_id.clone(), subject.clone(), episode.clone())).or_insert(level);
+                let key = (rule_id.clone(), subject.clone(), episode.clone());
+                let top = known.highest.entry(key.clone()).or_insert(level);
                 *top = (*top).max(level);
-                if Transition::AutoResolve.apply(status_of(&row)?).is_some() {
+                let status = status_of(&row)?;
+                known.latest.insert(key, (row.try_get("id")?, status));
+                if Transition::AutoResolve.apply(status).is_some() {
                     known.in_force.entry((rule_id, subject)).or_default().push((row.try_get("id")?, episode));
                 }
             }
@@ -446,6 +471,49 @@ impl Store {
         Ok(())
     }
 
+    /// A resolved alert whose condition is present: open again (or silenced, if a silence
+    /// covers it now), its recipients told again, its escalation started again.
+    #[allow(clippy::too_many_arguments)]
+    async fn recur(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        now_ms: i64,
+        id: i64,
+        a: &NewAlert,
+        silence: Option<i64>,
+        why: &str,
+        message_domain: &str,
+    ) -> anyhow::Result<()> {
+        let status = lifecycle::raised(silence.is_some());
+        sqlx::query(
+            "UPDATE alerts SET status = $3, next_escalation_at = $4, escalation_step = 0, silence_id = $5, \
+             updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .bind(status.as_str())
+        .bind(if silence.is_some() { None } else { a.delivery.escalate_at.map(|t| t.timestamp_millis()) })
+        .bind(silence)
+        .execute(&mut **tx)
+        .await?;
+        event(tx, now_ms, id, "vigil", Transition::Recur.action(), Some(why)).await?;
+        match silence {
+            Some(s) => {
+                let why = format!("by silence #{s}");
+                event(tx, now_ms, id, "vigil", Transition::Silence.action(), Some(&why)).await
+            }
+            None => {
+                let notice = Enqueue {
+                    kind: NotificationKind::Alert,
+                    recipients: &a.recipients,
+                    at_ms: a.delivery.notify_at.timestamp_millis().max(now_ms),
+                    group: Some(&a.delivery.group),
+                };
+                enqueue(tx, now_ms, id, notice, message_domain).await
+            }
+        }
+    }
+
     async fn auto_resolve(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -516,6 +584,18 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         event(&mut tx, now_ms, id, actor, transition.action(), comment).await?;
+        if transition == Transition::Resolve {
+            // Resolved means "no longer present": the next evaluation looks again, and the
+            // alert re-opens if its condition holds (a lasting finding is acknowledged).
+            sqlx::query(
+                "INSERT INTO pending_evaluation (subject, up_to_seq) \
+                 SELECT subject, MAX(seq) FROM records WHERE subject = (SELECT subject FROM alerts WHERE id = $1) \
+                 GROUP BY subject ON CONFLICT (subject) DO NOTHING",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         self.alert(id).await?.ok_or_else(|| TransitionError::NotFound(id).into())
     }

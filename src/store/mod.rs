@@ -6,6 +6,7 @@
 //! written is the store's `Clock`'s, never the machine's directly, so tests can move it.
 
 mod alerts;
+mod loads;
 mod outbox;
 mod records;
 mod reports;
@@ -14,6 +15,7 @@ mod vitals;
 pub use alerts::{AlertEvent, AlertRow, CohortContribution, CohortTotals, Evaluation};
 // The alert types the store records; they live with the policy in `crate::alerts`.
 pub use crate::alerts::{FirstNotice, NewAlert, Recipient, Silence, StillFiring, TransitionError};
+pub use loads::ConfigLoad;
 pub use outbox::{
     BadNotification, Delivery, DeliveryEntry, Notice, NotificationKind, NotificationRow, NotificationStatus,
     UnknownWord,

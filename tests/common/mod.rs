@@ -269,6 +269,12 @@ impl Deployment {
     pub fn with_rules(smtp_url: Option<&str>, extra: &str, rules: &str) -> Deployment {
         let dir = tempfile::tempdir().expect("temp dir");
         let smtp = smtp_url.map(|u| format!("  smtp_url: \"{u}\"\n")).unwrap_or_default();
+        // Tests drop files by rename; in-process tests see no rename events, so no settling.
+        let settle = if extra.contains("inbox_settle:") {
+            ""
+        } else {
+            "inbox_settle: 0s\ninbox_unterminated_wait: 0s\n"
+        };
         let config = format!(
             "study:\n  title: Test study\n  visits: [BL, H2, D7, W4, W12, W24, W48]\n\
              \x20 schedule:\n    - {{visit: D7, day: 7, window_days: 1}}\n    - {{visit: W4, day: 29, window_days: 3}}\n\
@@ -276,7 +282,7 @@ impl Deployment {
              \x20   - {{visit: W24, day: 169, window_days: 14, assessments: [EDSS]}}\n\
              \x20   - {{visit: W48, day: 337, window_days: 14, assessments: [EDSS, MRI]}}\n\
              database_url: \"sqlite://vigil.db\"\ninbox: inbox\nrules: [\"{rules}\"]\n\
-             rescan_interval_secs: 1\n\
+             rescan_interval_secs: 1\n{settle}\
              email:\n  from: \"vigil <vigil@trial.test>\"\n{smtp}  outbox_dir: outbox\n  retry_initial_secs: 1\n  retry_max_secs: 2\n\
              recipients:\n  safety-officer:\n    addresses: [\"so@trial.test\"]\n\
              \x20 medical-monitor:\n    addresses: [\"mm@trial.test\"]\n\
@@ -384,6 +390,12 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, …) to the daemon.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{name}");
     }
 
     /// SIGKILL: a crash, not a clean stop.
