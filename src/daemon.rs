@@ -45,6 +45,8 @@ pub struct App {
     failures: Arc<Mutex<std::collections::HashMap<PathBuf, u32>>>,
     /// The files being written in place and what was last seen of them (size, mtime).
     growing: Mutex<crate::ingest::Settling>,
+    /// Set on SIGTERM: each loop finishes the pass it is in and returns.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Everything read from the configuration and the rules files: the stages built from them.
@@ -212,6 +214,7 @@ impl App {
             renamed_in: Arc::default(),
             failures: Arc::default(),
             growing: Mutex::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -412,13 +415,30 @@ impl App {
                 None => std::future::pending().await,
             }
         };
-        let result = tokio::select! {
-            _ = shutdown => { tracing::info!("Shutting down."); Ok(()) }
-            r = inbox => task_exit("inbox", r),
-            r = outbox => task_exit("outbox", r),
-            r = clock => task_exit("clock", r),
-            r = reloads => task_exit("reload", r),
-            r = http_done => task_exit("http", r),
+        let (mut inbox, mut outbox, mut clock) = (inbox, outbox, clock);
+        let failed = tokio::select! {
+            _ = shutdown => None,
+            r = &mut inbox => Some(task_exit("inbox", r)),
+            r = &mut outbox => Some(task_exit("outbox", r)),
+            r = &mut clock => Some(task_exit("clock", r)),
+            r = reloads => Some(task_exit("reload", r)),
+            r = http_done => Some(task_exit("http", r)),
+        };
+        let result = match failed {
+            Some(r) => r,
+            None => {
+                // In-flight work (a batch being stored, an evaluation, an email being sent)
+                // is finished; each loop stops at its next wait. What would not finish in
+                // time is safe anyway: it is in the database and picked up at the next start.
+                tracing::info!("Shutting down: finishing the work in progress.");
+                app.stopping.send_replace(true);
+                let all = async { tokio::join!(inbox, outbox, clock) };
+                match tokio::time::timeout(Duration::from_secs(25), all).await {
+                    Ok(_) => tracing::info!("Stopped cleanly."),
+                    Err(_) => tracing::warn!("Stopped with work in progress; it resumes at the next start."),
+                }
+                Ok(())
+            }
         };
         app.store.close().await;
         result
@@ -448,7 +468,11 @@ async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
     watcher
         .watch(&app.folder.inbox, ::notify::RecursiveMode::NonRecursive)
         .with_context(|| format!("cannot watch {}", app.folder.inbox.display()))?;
+    let mut stop = app.stopping.subscribe();
     loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
         let rescan = Duration::from_secs(app.setup().config.rescan_interval_secs);
         let waiting = match app.process_inbox().await {
             Ok(w) => w,
@@ -460,6 +484,7 @@ async fn inbox_loop(app: Arc<App>) -> anyhow::Result<()> {
         };
         let wait = if waiting { Duration::from_millis(350) } else { rescan };
         tokio::select! {
+            _ = stop.changed() => return Ok(()),
             _ = app.evaluate_wake.woken() => {
                 // Records came in another way (HTTP): evaluate them now.
                 if let Err(e) = app.evaluate().await {
@@ -532,12 +557,16 @@ fn note_rename(renamed_in: &mut HashSet<OsString>, event: &::notify::Event) -> b
 
 /// Time passing can raise alerts too (a clock runs out, a visit window closes).
 async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
+    let mut stop = app.stopping.subscribe();
     loop {
         let every = Duration::from_secs(app.setup().config.clock_interval_secs);
         if let Err(e) = app.clock_pass().await {
             tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
         }
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
     }
 }
 
@@ -556,6 +585,7 @@ async fn reload_loop(app: Arc<App>) -> anyhow::Result<()> {
 }
 
 async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
+    let mut stop = app.stopping.subscribe();
     loop {
         if let Err(e) = app.deliver_outbox().await {
             tracing::error!(error = %format!("{e:#}"), "Outbox pass failed; will retry.");
@@ -567,6 +597,7 @@ async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
             _ => Duration::from_secs(30),
         };
         tokio::select! {
+            _ = stop.changed() => return Ok(()),
             _ = app.outbox_wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }

@@ -33,7 +33,11 @@ fn main() -> ExitCode {
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // No colours: every escape character in the log is one that came from outside, escaped.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(cli::logging::EscapedStderr);
     if json {
         builder.json().init();
     } else {

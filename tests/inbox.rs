@@ -106,3 +106,19 @@ async fn a_file_written_slowly_in_place_is_taken_whole_once_its_writer_is_done()
     assert!(d.quarantine_files().is_empty(), "nothing quarantined: {:?}", d.quarantine_files());
     store.close().await;
 }
+
+/// A file name (or any text from outside) with terminal control characters reaches the
+/// log escaped: it cannot clear an operator's screen or forge a log line.
+#[tokio::test]
+async fn control_characters_from_outside_never_reach_the_log_raw() {
+    let d = Deployment::new(None);
+    let daemon = d.start();
+    let name = "evil\u{1b}[2J\rforged.ndjson";
+    d.drop_file(name, "{\"subject\":\"KS-1\",\"date\":\"not a date\u{1b}[31m\"}\n");
+    let log = common::wait_for("the quarantine logged", Duration::from_secs(20), || {
+        let log = daemon.log_text();
+        log.contains("Line quarantined").then_some(log)
+    });
+    assert!(!log.contains('\u{1b}') && !log.contains('\r'), "raw control characters in the log:\n{log:?}");
+    assert!(log.contains("evil\\x1b[2J\\x0dforged.ndjson"), "{log}");
+}

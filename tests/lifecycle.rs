@@ -286,3 +286,50 @@ async fn a_resolved_alert_whose_condition_holds_opens_again() {
     store.close().await;
     assert_eq!(critical(&smtp.messages()), 3);
 }
+
+/// A recipient whose server keeps answering "try again later" (4xx) is retried with a
+/// capped backoff, and given up once the notification has waited `give_up_after`: the
+/// give-up is raised as a critical internal alert, like a refusal, not retried forever.
+#[tokio::test]
+async fn an_email_that_keeps_being_deferred_is_given_up_and_raised() {
+    let smtp = SmtpServer::start_rejecting();
+    let d = Deployment::with(
+        Some(&smtp.url()),
+        "alerting:\n  group_wait: 1s\n  undeliverable:\n    fallback: oncall@backup.test\n    give_up_after: 1h\n",
+    );
+    let config = std::fs::read_to_string(&d.config).unwrap().replace("mm@trial.test", "busy-mm@trial.test");
+    std::fs::write(&d.config, config).unwrap();
+    let vigil = InProcess::build(&d).await;
+    vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-402")).await;
+    let store = d.store().await;
+    let deferred = || async {
+        store
+            .notifications()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|n| n.recipient == "busy-mm@trial.test")
+            .unwrap()
+    };
+    let first = deferred().await;
+    assert_eq!(first.status.as_str(), "pending");
+    assert!(first.last_error.as_deref().unwrap_or_default().contains("451"), "{:?}", first.last_error);
+    // Within the hour it stays pending, retried; past it, it is given up.
+    for _ in 0..5 {
+        vigil.advance(Duration::from_secs(600)).await;
+    }
+    assert_eq!(deferred().await.status.as_str(), "pending", "still within give_up_after");
+    vigil.advance(Duration::from_secs(900)).await;
+    vigil.advance(Duration::from_secs(60)).await;
+    let given_up = deferred().await;
+    assert_eq!(given_up.status.as_str(), "failed");
+    assert!(
+        given_up.last_error.as_deref().unwrap_or_default().contains("given up after 1 h"),
+        "{given_up:?}"
+    );
+    let alerts = store.alerts().await.unwrap();
+    let raised = alerts.iter().find(|a| a.rule_id == "vigil:undeliverable-email").expect("an internal alert");
+    assert!(raised.summary.contains("busy-mm@trial.test"), "{}", raised.summary);
+    assert!(!to(&smtp.messages(), "oncall@backup.test", "could not be delivered").is_empty());
+    store.close().await;
+}

@@ -6,6 +6,7 @@
 
 mod alerts;
 mod ingest;
+pub mod logging;
 mod notifications;
 mod report;
 mod rules;
