@@ -158,6 +158,7 @@ impl App {
     /// The clock pass: clock-driven rules (SAE clocks, overdue visits), cohort rules,
     /// escalations due, silences expired, reports due.
     pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
+        let _timing = crate::metrics::clock_pass_timer();
         let raised = self.evaluator.clock_pass().await?;
         let publisher = crate::publish::Publisher::new(&self.store, &self.rules, &self.config);
         if let Err(e) = publisher.run_due(self.started_at, self.clock.now()).await {

@@ -12,15 +12,25 @@
 
 use crate::config::Config;
 use crate::store::Store;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Known API tokens, kept only as SHA-256 digests.
 #[derive(Debug, Clone, Default)]
@@ -112,26 +122,70 @@ pub struct ApiState {
     evaluate: crate::evaluate::Wake,
     /// The longest silence a caller may ask for.
     longest_silence: crate::rules::Span,
-    /// Failed authentications in the current window, across callers.
+    /// Failed authentications in the current window, across callers and per client.
     failed_auth: Arc<std::sync::Mutex<FailedAuth>>,
+    /// Connections served at once; more wait in the listen queue.
+    max_connections: usize,
+    /// A connection on which no byte moves for this long is closed.
+    idle_timeout: Duration,
 }
 
-/// Failed authentications are counted per window; past the limit they are answered 429
-/// (a caller with a valid token is never held back by someone else's guessing).
+/// Failed authentications are counted per window, in all and per client address; past
+/// either limit they are answered 429 (a caller with a valid token is never held back by
+/// someone else's guessing: only failures are counted and refused).
 #[derive(Debug)]
 struct FailedAuth {
     window_started: std::time::Instant,
     count: u32,
+    /// Failures per client in this window; emptied with it, so bounded by what one window
+    /// can bring, and by [`FAILED_AUTH_CLIENTS`] besides.
+    by_client: HashMap<IpAddr, u32>,
 }
 
 impl Default for FailedAuth {
     fn default() -> Self {
-        Self { window_started: std::time::Instant::now(), count: 0 }
+        Self { window_started: std::time::Instant::now(), count: 0, by_client: HashMap::new() }
+    }
+}
+
+impl FailedAuth {
+    /// Counts one failure (from `client`, if known): (failures in all, the client's
+    /// failures, whether it is answered 429).
+    fn fail(&mut self, client: Option<IpAddr>) -> (u32, u32, bool) {
+        if self.window_started.elapsed() > FAILED_AUTH_WINDOW {
+            *self = FailedAuth::default();
+        }
+        self.count += 1;
+        let mine = match client {
+            Some(ip) if self.by_client.len() < FAILED_AUTH_CLIENTS || self.by_client.contains_key(&ip) => {
+                let n = self.by_client.entry(ip).or_insert(0);
+                *n += 1;
+                *n
+            }
+            // Too many addresses this window: the limit in all still holds.
+            _ => 0,
+        };
+        (self.count, mine, self.count > FAILED_AUTH_LIMIT || mine > FAILED_AUTH_PER_CLIENT)
+    }
+}
+
+/// The address failures are counted under: an IPv6 client by its /64, the block one host
+/// is usually given (it could otherwise take a new address per guess).
+fn client_key(addr: SocketAddr) -> IpAddr {
+    match addr.ip().to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
 const FAILED_AUTH_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 const FAILED_AUTH_LIMIT: u32 = 20;
+/// Below the limit in all, so one guessing client is stopped before it stops the others.
+const FAILED_AUTH_PER_CLIENT: u32 = 10;
+const FAILED_AUTH_CLIENTS: usize = 10_000;
 /// A request (body included) that takes longer is cut off with 408.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -144,6 +198,8 @@ impl ApiState {
             evaluate,
             longest_silence: crate::config::DEFAULT_MAX_SILENCE,
             failed_auth: Arc::default(),
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 
@@ -159,6 +215,8 @@ impl ApiState {
         }
         let mut state = Self::new(store, tokens, config.http_max_body_bytes, evaluate);
         state.longest_silence = config.alerting.max_silence;
+        state.max_connections = config.http_max_connections;
+        state.idle_timeout = Duration::from_secs(config.http_idle_timeout_secs);
         Ok(state)
     }
 }
@@ -223,17 +281,18 @@ async fn require_token(
             next.run(request).await
         }
         Err(refused) => {
-            let (count, limited) = {
-                let mut f = api.failed_auth.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if f.window_started.elapsed() > FAILED_AUTH_WINDOW {
-                    *f = FailedAuth::default();
-                }
-                f.count += 1;
-                (f.count, f.count > FAILED_AUTH_LIMIT)
-            };
-            // The first failures of a window are logged one by one, then one line per window.
-            if count <= FAILED_AUTH_LIMIT || count % 100 == 0 {
-                tracing::warn!(%path, failures_in_window = count, "Authentication failed.");
+            // Absent only when the router is served without connection info.
+            let client = request.extensions().get::<ConnectInfo<Client>>().map(|c| c.0 .0);
+            let (count, mine, limited) = api
+                .failed_auth
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .fail(client.map(client_key));
+            // The first failures of a window are logged one by one, then the moment a
+            // client is held back, then one line per 100. The token presented never is.
+            if count <= FAILED_AUTH_LIMIT || mine == FAILED_AUTH_PER_CLIENT + 1 || count % 100 == 0 {
+                let client = client.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+                tracing::warn!(%path, %client, failures_in_window = count, client_failures_in_window = mine, "Authentication failed.");
             }
             if limited {
                 let retry = [(axum::http::header::RETRY_AFTER, FAILED_AUTH_WINDOW.as_secs().to_string())];
@@ -270,11 +329,173 @@ pub fn router(api: ApiState) -> Router {
         .with_state(api)
 }
 
-pub async fn serve(addr: std::net::SocketAddr, state: ApiState) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "HTTP server listening.");
-    axum::serve(listener, router(state)).await?;
+pub async fn serve(addr: SocketAddr, state: ApiState) -> anyhow::Result<()> {
+    let inner = tokio::net::TcpListener::bind(addr).await?;
+    let (max, idle) = (state.max_connections.clamp(1, Semaphore::MAX_PERMITS), state.idle_timeout);
+    tracing::info!(addr = %inner.local_addr()?, max_connections = max, idle_timeout_secs = idle.as_secs(), "HTTP server listening.");
+    let listener = Limited { inner, slots: Arc::new(Semaphore::new(max)), max, idle, full_since: None };
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<Client>()).await?;
     Ok(())
+}
+
+/// The peer of a connection, as handlers and middleware see it (`ConnectInfo<Client>`).
+#[derive(Debug, Clone, Copy)]
+struct Client(SocketAddr);
+
+impl Connected<IncomingStream<'_, Limited>> for Client {
+    fn connect_info(stream: IncomingStream<'_, Limited>) -> Self {
+        Client(*stream.remote_addr())
+    }
+}
+
+/// A TCP listener that serves at most `slots` connections at once: a connection is
+/// accepted only with a free slot, and the slot goes back when the connection is dropped.
+/// Beyond the limit, connections wait in the kernel's listen queue, costing vigil nothing.
+struct Limited {
+    inner: tokio::net::TcpListener,
+    slots: Arc<Semaphore>,
+    max: usize,
+    idle: Duration,
+    /// When the limit was last found reached (logged once per minute at most).
+    full_since: Option<std::time::Instant>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = IdleIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (IdleIo, SocketAddr) {
+        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                if self.full_since.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max_connections = self.max,
+                        "HTTP connection limit reached: new connections wait until one closes."
+                    );
+                    self.full_since = Some(std::time::Instant::now());
+                }
+                // Fails only once the semaphore is closed, which nothing does.
+                Arc::clone(&self.slots).acquire_owned().await.ok()
+            }
+        };
+        // axum's own accept: it logs and retries errors (out of file descriptors, …).
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        (IdleIo::new(io, slot, self.idle), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that is closed when no byte has moved either way for `idle`: no request,
+/// a stalled header or body, a client that stopped reading its answer. The timer is only
+/// looked at while reading or writing waits, so a busy connection pays for no timer reset.
+struct IdleIo {
+    io: tokio::net::TcpStream,
+    idle: Duration,
+    last_progress: tokio::time::Instant,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The connection's slot under the limit, given back on drop.
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl IdleIo {
+    fn new(io: tokio::net::TcpStream, slot: Option<OwnedSemaphorePermit>, idle: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            io,
+            idle,
+            last_progress: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + idle)),
+            _slot: slot,
+        }
+    }
+
+    /// Called when the socket is not ready: an error once the connection has been idle
+    /// too long, else pending (with the timer armed to wake this task).
+    fn idle_check<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        loop {
+            let due = self.last_progress + self.idle;
+            if tokio::time::Instant::now() >= due {
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connection idle for too long",
+                )));
+            }
+            if self.deadline.deadline() != due {
+                self.deadline.as_mut().reset(due);
+            }
+            match self.deadline.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => continue,
+            }
+        }
+    }
+
+    fn progress<T>(&mut self, moved: bool, ready: std::io::Result<T>) -> Poll<std::io::Result<T>> {
+        if moved {
+            self.last_progress = tokio::time::Instant::now();
+        }
+        Poll::Ready(ready)
+    }
+}
+
+impl AsyncRead for IdleIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                let moved = buf.filled().len() > before;
+                this.progress(moved, r)
+            }
+            Poll::Pending => this.idle_check(cx),
+        }
+    }
+}
+
+impl AsyncWrite for IdleIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write(cx, data) {
+            Poll::Ready(r) => this.progress(matches!(r, Ok(n) if n > 0), r),
+            Poll::Pending => this.idle_check(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write_vectored(cx, data) {
+            Poll::Ready(r) => this.progress(matches!(r, Ok(n) if n > 0), r),
+            Poll::Pending => this.idle_check(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_flush(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => this.idle_check(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 /// Ready: the database answers. The body says what an operator acts on: the evaluation
@@ -299,11 +520,14 @@ async fn readyz(State(api): State<ApiState>) -> (StatusCode, Json<Value>) {
     }
 }
 
-/// Prometheus metrics: counts and ages from the store (no subject, no arm).
+/// Prometheus metrics: counts and ages from the store, timings from this process (no
+/// subject, no arm).
 async fn metrics(State(api): State<ApiState>) -> Response {
     match api.store.vitals().await {
-        Ok(v) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], v.prometheus())
-            .into_response(),
+        Ok(v) => {
+            let text = v.prometheus() + &crate::metrics::prometheus();
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "Metrics: the database does not answer.");
             StatusCode::SERVICE_UNAVAILABLE.into_response()

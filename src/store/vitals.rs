@@ -22,6 +22,8 @@ pub struct Vitals {
     pub oldest_pending_critical_seconds: i64,
     /// Notifications that failed for good (a safety email that did not go out).
     pub failed_notifications: i64,
+    /// Escalation steps taken, ever (one `escalated` event each).
+    pub escalations: i64,
 }
 
 impl Store {
@@ -58,6 +60,7 @@ impl Store {
             oldest_pending_notification_seconds: age(oldest),
             oldest_pending_critical_seconds: age(oldest_critical),
             failed_notifications: count("SELECT COUNT(*) AS n FROM notifications WHERE status = 'failed'").await?,
+            escalations: count("SELECT COUNT(*) AS n FROM alert_events WHERE action = 'escalated'").await?,
         })
     }
 }
@@ -66,13 +69,22 @@ impl Vitals {
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
-        let mut metric = |name: &str, help: &str, samples: &[(String, i64)]| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        let mut typed = |name: &str, kind: &str, help: &str, samples: &[(String, i64)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
             for (labels, v) in samples {
                 out.push_str(&format!("{name}{labels} {v}\n"));
             }
         };
         let plain = |v: i64| vec![(String::new(), v)];
+        // A count of events in the store only grows: a counter, whatever the restarts.
+        typed(
+            "vigil_escalations_total",
+            "counter",
+            "Escalation steps taken (alert_events with action escalated).",
+            &plain(self.escalations),
+        );
+        let mut metric =
+            |name: &str, help: &str, samples: &[(String, i64)]| typed(name, "gauge", help, samples);
         metric("vigil_records", "Records stored.", &plain(self.records));
         metric("vigil_quarantined_records", "Lines quarantined with their reason.", &plain(self.quarantined));
         metric(
