@@ -723,6 +723,28 @@ async fn subject(
 #[cfg(test)]
 mod tests {
     #[test]
+    fn failures_are_counted_per_ipv4_address_and_per_ipv6_slash_64() {
+        let key = |a: &str| super::client_key(a.parse().unwrap()).to_string();
+        assert_eq!(key("10.1.2.3:5000"), "10.1.2.3");
+        assert_eq!(key("[::ffff:10.1.2.3]:5000"), "10.1.2.3");
+        assert_eq!(key("[2001:db8:1:2:aaaa::1]:5000"), key("[2001:db8:1:2:bbbb::9]:6000"));
+        assert_ne!(key("[2001:db8:1:2::1]:5000"), key("[2001:db8:1:3::1]:5000"));
+    }
+
+    #[test]
+    fn one_client_is_held_back_before_the_others_and_the_window_resets_per_client_too() {
+        let mut f = super::FailedAuth::default();
+        let (a, b) = (Some("10.0.0.1".parse().unwrap()), Some("10.0.0.2".parse().unwrap()));
+        for _ in 0..super::FAILED_AUTH_PER_CLIENT {
+            assert!(!f.fail(a).2);
+        }
+        assert_eq!(f.fail(a), (11, 11, true));
+        assert_eq!(f.fail(b), (12, 1, false));
+        f.window_started -= super::FAILED_AUTH_WINDOW * 2;
+        assert_eq!(f.fail(a), (1, 1, false));
+    }
+
+    #[test]
     fn a_short_token_is_refused_with_its_variable() {
         let e = super::strong_enough("VIGIL_API_TOKEN", "x").unwrap_err().to_string();
         assert!(e.contains("VIGIL_API_TOKEN") && e.contains("1 characters"), "{e}");

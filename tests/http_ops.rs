@@ -128,6 +128,25 @@ fn stalled_connections_are_closed_when_idle_and_no_more_than_the_limit_are_serve
         assert!(body.trim_start().starts_with('['), "{body}");
     }
     assert!(daemon.log_text().contains("HTTP connection limit reached"), "{}", daemon.log_text());
+
+    // A kept-alive connection is answered, then closed once no next request comes.
+    let mut kept = connect(port);
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let asked = Instant::now();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match kept.read(&mut buf) {
+            Ok(0) => break asked.elapsed(),
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("a kept-alive connection was never closed")
+            }
+            Err(_) => break asked.elapsed(),
+        }
+    };
+    assert!(String::from_utf8_lossy(&text).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&text));
+    assert!(closed >= idle - Duration::from_millis(500), "closed after {closed:?}");
 }
 
 #[tokio::test]
