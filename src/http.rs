@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -282,7 +283,7 @@ async fn require_token(
         }
         Err(refused) => {
             // Absent only when the router is served without connection info.
-            let client = request.extensions().get::<ConnectInfo<Client>>().map(|c| c.0 .0);
+            let client = request.extensions().get::<ConnectInfo<Client>>().map(|c| c.0.addr);
             let (count, mine, limited) = api
                 .failed_auth
                 .lock()
@@ -316,7 +317,7 @@ pub fn router(api: ApiState) -> Router {
         .route("/v1/silences", post(silence).get(list_silences))
         .route("/v1/subjects/{id}", get(subject))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), require_token));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -325,26 +326,74 @@ pub fn router(api: ApiState) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
-        ))
-        .with_state(api)
+        ));
+    let idle = api.idle_timeout;
+    idle_aware(routes.with_state(api), idle)
 }
 
 pub async fn serve(addr: SocketAddr, state: ApiState) -> anyhow::Result<()> {
     let inner = tokio::net::TcpListener::bind(addr).await?;
     let (max, idle) = (state.max_connections.clamp(1, Semaphore::MAX_PERMITS), state.idle_timeout);
     tracing::info!(addr = %inner.local_addr()?, max_connections = max, idle_timeout_secs = idle.as_secs(), "HTTP server listening.");
-    let listener = Limited { inner, slots: Arc::new(Semaphore::new(max)), max, idle, full_since: None };
+    let listener = Limited::new(inner, max, idle);
     axum::serve(listener, router(state).into_make_service_with_connect_info::<Client>()).await?;
     Ok(())
 }
 
-/// The peer of a connection, as handlers and middleware see it (`ConnectInfo<Client>`).
-#[derive(Debug, Clone, Copy)]
-struct Client(SocketAddr);
+/// What the idle timeout needs around the routes: a request body that stalls for the idle
+/// timeout fails (the handler reading it answers, and the connection closes), and while a
+/// request is being worked on, the connection is not idle (a slow commit is not cut off;
+/// the request timeout bounds it).
+fn idle_aware(routes: Router, idle: Duration) -> Router {
+    routes
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle))
+        .layer(axum::middleware::from_fn(mark_working))
+}
+
+/// Marks the connection busy while the request is inside the router.
+async fn mark_working(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let _working = request.extensions().get::<ConnectInfo<Client>>().map(|c| Working::enter(&c.0.conn));
+    next.run(request).await
+}
+
+/// The peer of a connection and its state, as middleware sees them (`ConnectInfo<Client>`).
+#[derive(Debug, Clone)]
+struct Client {
+    addr: SocketAddr,
+    conn: Arc<ConnState>,
+}
 
 impl Connected<IncomingStream<'_, Limited>> for Client {
     fn connect_info(stream: IncomingStream<'_, Limited>) -> Self {
-        Client(*stream.remote_addr())
+        Client { addr: *stream.remote_addr(), conn: Arc::clone(&stream.io().state) }
+    }
+}
+
+/// Shared by a connection's IO and the requests on it.
+#[derive(Debug)]
+struct ConnState {
+    opened: tokio::time::Instant,
+    /// Requests on this connection inside the router.
+    working: AtomicUsize,
+    /// When the last one left it, in ms after `opened`: the idle time counts from there.
+    work_ended_ms: AtomicU64,
+}
+
+/// A request at work on a connection, from entering the router to its response.
+struct Working(Arc<ConnState>);
+
+impl Working {
+    fn enter(conn: &Arc<ConnState>) -> Self {
+        conn.working.fetch_add(1, Ordering::AcqRel);
+        Working(Arc::clone(conn))
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        let ms = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.work_ended_ms.fetch_max(ms, Ordering::AcqRel);
+        self.0.working.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -358,6 +407,12 @@ struct Limited {
     idle: Duration,
     /// When the limit was last found reached (logged once per minute at most).
     full_since: Option<std::time::Instant>,
+}
+
+impl Limited {
+    fn new(inner: tokio::net::TcpListener, max: usize, idle: Duration) -> Self {
+        Self { inner, slots: Arc::new(Semaphore::new(max)), max, idle, full_since: None }
+    }
 }
 
 impl axum::serve::Listener for Limited {
@@ -389,11 +444,13 @@ impl axum::serve::Listener for Limited {
     }
 }
 
-/// A connection that is closed when no byte has moved either way for `idle`: no request,
-/// a stalled header or body, a client that stopped reading its answer. The timer is only
-/// looked at while reading or writing waits, so a busy connection pays for no timer reset.
+/// A connection that is closed when no byte has moved either way for `idle` while it waits
+/// on its client: no request, a stalled header, a client that stopped reading its answer
+/// (a stalled body is [`idle_aware`]'s). Not while vigil works on a request. The timer is
+/// only looked at while reading or writing waits, so a busy connection pays for no reset.
 struct IdleIo {
     io: tokio::net::TcpStream,
+    state: Arc<ConnState>,
     idle: Duration,
     last_progress: tokio::time::Instant,
     deadline: Pin<Box<tokio::time::Sleep>>,
@@ -404,8 +461,10 @@ struct IdleIo {
 impl IdleIo {
     fn new(io: tokio::net::TcpStream, slot: Option<OwnedSemaphorePermit>, idle: Duration) -> Self {
         let now = tokio::time::Instant::now();
+        let state = ConnState { opened: now, working: AtomicUsize::new(0), work_ended_ms: AtomicU64::new(0) };
         Self {
             io,
+            state: Arc::new(state),
             idle,
             last_progress: now,
             deadline: Box::pin(tokio::time::sleep_until(now + idle)),
@@ -416,8 +475,21 @@ impl IdleIo {
     /// Called when the socket is not ready: an error once the connection has been idle
     /// too long, else pending (with the timer armed to wake this task).
     fn idle_check<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        // At work: not idle, but look again within `idle`, since nothing else wakes this
+        // task once the response is written if the client then goes silent.
+        if self.state.working.load(Ordering::Acquire) > 0 {
+            let now = tokio::time::Instant::now();
+            if self.deadline.deadline() <= now {
+                self.deadline.as_mut().reset(now + self.idle);
+            }
+            // Registers the wake-up; the deadline is in the future, so it is pending.
+            let _ = self.deadline.as_mut().poll(cx);
+            return Poll::Pending;
+        }
+        let work_ended =
+            self.state.opened + Duration::from_millis(self.state.work_ended_ms.load(Ordering::Acquire));
         loop {
-            let due = self.last_progress + self.idle;
+            let due = self.last_progress.max(work_ended) + self.idle;
             if tokio::time::Instant::now() >= due {
                 return Poll::Ready(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -722,6 +794,49 @@ async fn subject(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server with the connection handling of `serve` on a free port, idle after 300 ms.
+    async fn serve_test(routes: Router) -> SocketAddr {
+        let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = inner.local_addr().unwrap();
+        let listener = Limited::new(inner, 4, Duration::from_millis(300));
+        let app = idle_aware(routes, Duration::from_millis(300));
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<Client>()).await
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_request_slower_than_the_idle_timeout_is_answered_and_a_silent_client_is_not() {
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            "done"
+        };
+        let addr = serve_test(Router::new().route("/slow", get(slow))).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let asked = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"), "{answer}");
+        // Then idle: closed (read_to_end returned) some 300 ms after the answer.
+        let took = asked.elapsed();
+        assert!(took >= Duration::from_millis(1100) && took < Duration::from_secs(3), "{took:?}");
+
+        // A body that stalls is not "work": it is closed at the idle timeout.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{").await.unwrap();
+        let asked = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "a stalled body was never closed");
+        assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+    }
+
     #[test]
     fn failures_are_counted_per_ipv4_address_and_per_ipv6_slash_64() {
         let key = |a: &str| super::client_key(a.parse().unwrap()).to_string();
