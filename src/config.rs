@@ -231,7 +231,7 @@ pub struct HttpConfig {
     /// Connections served at once; more wait to be accepted (default 256).
     #[serde(default)]
     pub max_connections: Option<usize>,
-    /// A connection that waits this long on its client with no byte moving is closed (default 60).
+    /// How long a connection may wait on its client (headers, a body, an unread answer); default 60.
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,
 }

@@ -444,15 +444,17 @@ impl axum::serve::Listener for Limited {
     }
 }
 
-/// A connection that is closed when no byte has moved either way for `idle` while it waits
-/// on its client: no request, a stalled header, a client that stopped reading its answer
-/// (a stalled body is [`idle_aware`]'s). Not while vigil works on a request. The timer is
-/// only looked at while reading or writing waits, so a busy connection pays for no reset.
+/// A connection that waits on its client for `idle` is closed: a request's headers must
+/// all arrive within `idle` of the connection opening or of the last answer (a byte now
+/// and then does not keep a connection: slow loris), and an answer may not stay unread
+/// for `idle`. A stalled body is [`idle_aware`]'s; time vigil works on a request does not
+/// count. The timer is only looked at while the socket waits: a busy one pays no reset.
 struct IdleIo {
     io: tokio::net::TcpStream,
     state: Arc<ConnState>,
     idle: Duration,
-    last_progress: tokio::time::Instant,
+    /// When the client last took some of an answer.
+    last_write: tokio::time::Instant,
     deadline: Pin<Box<tokio::time::Sleep>>,
     /// The connection's slot under the limit, given back on drop.
     _slot: Option<OwnedSemaphorePermit>,
@@ -466,7 +468,7 @@ impl IdleIo {
             io,
             state: Arc::new(state),
             idle,
-            last_progress: now,
+            last_write: now,
             deadline: Box::pin(tokio::time::sleep_until(now + idle)),
             _slot: slot,
         }
@@ -489,7 +491,7 @@ impl IdleIo {
         let work_ended =
             self.state.opened + Duration::from_millis(self.state.work_ended_ms.load(Ordering::Acquire));
         loop {
-            let due = self.last_progress.max(work_ended) + self.idle;
+            let due = self.last_write.max(work_ended) + self.idle;
             if tokio::time::Instant::now() >= due {
                 return Poll::Ready(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -506,9 +508,9 @@ impl IdleIo {
         }
     }
 
-    fn progress<T>(&mut self, moved: bool, ready: std::io::Result<T>) -> Poll<std::io::Result<T>> {
-        if moved {
-            self.last_progress = tokio::time::Instant::now();
+    fn wrote(&mut self, ready: std::io::Result<usize>) -> Poll<std::io::Result<usize>> {
+        if matches!(ready, Ok(n) if n > 0) {
+            self.last_write = tokio::time::Instant::now();
         }
         Poll::Ready(ready)
     }
@@ -521,12 +523,8 @@ impl AsyncRead for IdleIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                let moved = buf.filled().len() > before;
-                this.progress(moved, r)
-            }
+            Poll::Ready(r) => Poll::Ready(r),
             Poll::Pending => this.idle_check(cx),
         }
     }
@@ -536,7 +534,7 @@ impl AsyncWrite for IdleIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_write(cx, data) {
-            Poll::Ready(r) => this.progress(matches!(r, Ok(n) if n > 0), r),
+            Poll::Ready(r) => this.wrote(r),
             Poll::Pending => this.idle_check(cx),
         }
     }
@@ -548,7 +546,7 @@ impl AsyncWrite for IdleIo {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_write_vectored(cx, data) {
-            Poll::Ready(r) => this.progress(matches!(r, Ok(n) if n > 0), r),
+            Poll::Ready(r) => this.wrote(r),
             Poll::Pending => this.idle_check(cx),
         }
     }

@@ -147,6 +147,26 @@ fn stalled_connections_are_closed_when_idle_and_no_more_than_the_limit_are_serve
     };
     assert!(String::from_utf8_lossy(&text).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&text));
     assert!(closed >= idle - Duration::from_millis(500), "closed after {closed:?}");
+
+    // A client that drips its headers a byte at a time is closed at the idle timeout too.
+    let mut drip = connect(port);
+    let mut writer = drip.try_clone().unwrap();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let header =
+            b"GET /v1/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        for b in header {
+            if writer.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let closed = wait_closed(&mut drip).expect("a client dripping its headers was never closed") - started;
+    assert!(
+        closed >= idle - Duration::from_millis(500) && closed < idle + Duration::from_secs(3),
+        "{closed:?}"
+    );
 }
 
 #[tokio::test]
