@@ -9,6 +9,10 @@
 //! The API holds a narrow handle ([`ApiState`]): the store, the tokens, the body limit and
 //! a wake handle for the evaluator. Records are committed before the answer; evaluating
 //! them is the evaluator's job, woken here rather than run inside the request.
+//!
+//! The server holds at most `http.max_connections` connections (more wait to be accepted)
+//! and closes one that waits `http.idle_timeout_secs` on its client; failed
+//! authentications are answered 429 past a limit per window, in all and per client address.
 
 use crate::config::Config;
 use crate::store::Store;
@@ -127,7 +131,7 @@ pub struct ApiState {
     failed_auth: Arc<std::sync::Mutex<FailedAuth>>,
     /// Connections served at once; more wait in the listen queue.
     max_connections: usize,
-    /// A connection on which no byte moves for this long is closed.
+    /// A connection that waits this long on its client is closed (see [`IdleIo`]).
     idle_timeout: Duration,
 }
 

@@ -130,3 +130,45 @@ impl Vitals {
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::alerts::{FirstNotice, NewAlert, Recipient};
+    use crate::store::{Evaluation, Store};
+
+    #[tokio::test]
+    async fn an_escalation_step_is_counted_and_exposed_as_a_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("v.db").display())).await.unwrap();
+        let so = Recipient { role: "safety-officer".into(), address: "so@trial.test".into(), blinded: true };
+        let alert = NewAlert {
+            rule_id: "ae-grade".into(),
+            rule_version: "v1".into(),
+            subject: "KS-101".into(),
+            site: Some("KS".into()),
+            episode: "ae:AE-1".into(),
+            level: 3,
+            severity: crate::rules::Severity::Warning,
+            title: "AE grade".into(),
+            summary: "Rash grade 3".into(),
+            evidence: serde_json::json!({}),
+            clinical_time: None,
+            recipients: vec![so.clone()],
+            delivery: FirstNotice {
+                notify_at: chrono::DateTime::UNIX_EPOCH,
+                group: "rule:ae-grade".into(),
+                escalate_at: Some(chrono::DateTime::UNIX_EPOCH),
+            },
+        };
+        let evaluation = Evaluation { subject: "KS-101", alerts: vec![alert], ..Default::default() };
+        let ids = store.commit_evaluation(evaluation, "trial.test").await.unwrap();
+        assert_eq!(store.vitals().await.unwrap().escalations, 0);
+        let row = store.alert(ids[0]).await.unwrap().unwrap();
+        assert!(store.escalate(&row, &[so], None, "trial.test").await.unwrap());
+        let v = store.vitals().await.unwrap();
+        assert_eq!(v.escalations, 1);
+        assert!(v
+            .prometheus()
+            .contains("# TYPE vigil_escalations_total counter\nvigil_escalations_total 1\n"));
+    }
+}
