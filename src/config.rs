@@ -234,6 +234,12 @@ pub struct HttpConfig {
     /// that a TLS proxy (or a private network) carries the traffic.
     #[serde(default)]
     pub allow_plaintext_bind: bool,
+    /// Connections served at once; more wait to be accepted (default 256).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// How long a connection may wait on its client (headers, a body, an unread answer); default 60.
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -465,6 +471,8 @@ pub struct Config {
     pub http_addr: Option<std::net::SocketAddr>,
     pub http_token_file: Option<PathBuf>,
     pub http_max_body_bytes: usize,
+    pub http_max_connections: usize,
+    pub http_idle_timeout_secs: u64,
     pub email: EmailSettings,
     pub recipients: BTreeMap<String, RoleConfig>,
     pub default_roles: Vec<String>,
@@ -633,6 +641,12 @@ impl Config {
         if rescan == 0 {
             issues.add("rescan_interval_secs", "must be at least 1");
         }
+        if raw.http.max_connections == Some(0) {
+            issues.add("http.max_connections", "must be at least 1");
+        }
+        if raw.http.idle_timeout_secs == Some(0) {
+            issues.add("http.idle_timeout_secs", "must be at least 1");
+        }
         let report = report(&raw, &resolve, &mut issues);
         let (Some(email), Some(report), true) = (email, report, issues.found.is_empty()) else {
             return Err(ConfigError { file, issues: issues.found });
@@ -666,6 +680,8 @@ impl Config {
             http_addr,
             http_token_file: raw.http.token_file.as_deref().map(resolve),
             http_max_body_bytes: raw.http.max_body_bytes.unwrap_or(10 << 20),
+            http_max_connections: raw.http.max_connections.unwrap_or(256),
+            http_idle_timeout_secs: raw.http.idle_timeout_secs.unwrap_or(60),
             email,
             recipients: raw.recipients,
             default_roles: raw.default_roles,

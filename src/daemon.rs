@@ -135,7 +135,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     check("inbox", old.inbox != new.inbox);
     check("processed_dir", old.processed_dir != new.processed_dir);
     check("quarantine_dir", old.quarantine_dir != new.quarantine_dir);
-    check("http.listen", old.http_addr != new.http_addr);
+    check("http.addr", old.http_addr != new.http_addr);
     check("http.token_file", old.http_token_file != new.http_token_file);
     check("http.max_body_bytes", old.http_max_body_bytes != new.http_max_body_bytes);
     // The store reads times without an offset in these zones.
@@ -283,6 +283,7 @@ impl App {
     /// The clock pass: clock-driven rules (SAE clocks, overdue visits), cohort rules,
     /// escalations due, silences expired, reports due.
     pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
+        let _timing = crate::metrics::clock_pass_timer();
         let setup = self.setup();
         let raised = setup.evaluator.clock_pass().await?;
         let publisher = crate::publish::Publisher::new(&self.store, &setup.rules, &setup.config);
@@ -400,11 +401,13 @@ impl App {
         app.evaluate_wake.wake();
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
-        let reloads = tokio::spawn(reload_loop(app.clone()));
+        let (reload_requests, reload_asked) = tokio::sync::mpsc::channel(4);
+        let reloads = tokio::spawn(reload_loop(app.clone(), reload_asked));
         let http = match config.http_addr {
             Some(addr) => {
                 let state =
-                    crate::http::ApiState::from_config(config, app.store.clone(), app.evaluate_wake())?;
+                    crate::http::ApiState::from_config(config, app.store.clone(), app.evaluate_wake())?
+                        .with_reload(reload_requests);
                 Some(tokio::spawn(crate::http::serve(addr, state)))
             }
             None => None,
@@ -570,18 +573,36 @@ async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
     }
 }
 
-/// SIGHUP reloads the configuration and rules (`systemctl reload vigil`).
-async fn reload_loop(app: Arc<App>) -> anyhow::Result<()> {
+/// SIGHUP (`systemctl reload vigil`) and `POST /v1/reload` reload the configuration and
+/// rules, one at a time.
+async fn reload_loop(
+    app: Arc<App>,
+    mut asked: tokio::sync::mpsc::Receiver<crate::http::ReloadRequest>,
+) -> anyhow::Result<()> {
     #[cfg(unix)]
-    {
-        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .context("cannot listen for SIGHUP")?;
-        while hangups.recv().await.is_some() {
-            // A refused reload is logged and recorded; the daemon goes on as it was.
-            let _ = app.reload("signal:SIGHUP").await;
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
+    loop {
+        #[cfg(unix)]
+        let hangup = hangups.recv();
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<Option<()>>();
+        tokio::select! {
+            Some(()) = hangup => {
+                // A refused reload is logged and recorded; the daemon goes on as it was.
+                let _ = app.reload("signal:SIGHUP").await;
+            }
+            Some(request) = asked.recv() => {
+                let outcome = app
+                    .reload(&request.by)
+                    .await
+                    .map(|done| serde_json::to_value(done).unwrap_or_default())
+                    .map_err(|e| format!("{e:#}"));
+                let _ = request.answer.send(outcome);
+            }
+            else => std::future::pending::<()>().await,
         }
     }
-    std::future::pending().await
 }
 
 async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {

@@ -9,18 +9,33 @@
 //! The API holds a narrow handle ([`ApiState`]): the store, the tokens, the body limit and
 //! a wake handle for the evaluator. Records are committed before the answer; evaluating
 //! them is the evaluator's job, woken here rather than run inside the request.
+//!
+//! The server holds at most `http.max_connections` connections (more wait to be accepted)
+//! and closes one that waits `http.idle_timeout_secs` on its client; failed
+//! authentications are answered 429 past a limit per window, in all and per client address.
 
 use crate::config::Config;
 use crate::store::Store;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Known API tokens, kept only as SHA-256 digests.
 #[derive(Debug, Clone, Default)]
@@ -112,26 +127,79 @@ pub struct ApiState {
     evaluate: crate::evaluate::Wake,
     /// The longest silence a caller may ask for.
     longest_silence: crate::rules::Span,
-    /// Failed authentications in the current window, across callers.
+    /// Failed authentications in the current window, across callers and per client.
     failed_auth: Arc<std::sync::Mutex<FailedAuth>>,
+    /// Connections served at once; more wait in the listen queue.
+    max_connections: usize,
+    /// A connection that waits this long on its client is closed (see [`IdleIo`]).
+    idle_timeout: Duration,
+    /// Where `POST /v1/reload` asks the daemon to reload (None: not offered).
+    reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
 
-/// Failed authentications are counted per window; past the limit they are answered 429
-/// (a caller with a valid token is never held back by someone else's guessing).
+/// A request to reload the configuration and rules, made by `by`; the answer is what the
+/// reload did (as JSON) or why it was refused (every problem, file:line:col).
+pub struct ReloadRequest {
+    pub by: String,
+    pub answer: tokio::sync::oneshot::Sender<Result<Value, String>>,
+}
+
+/// Failed authentications are counted per window, in all and per client address; past
+/// either limit they are answered 429 (a caller with a valid token is never held back by
+/// someone else's guessing: only failures are counted and refused).
 #[derive(Debug)]
 struct FailedAuth {
     window_started: std::time::Instant,
     count: u32,
+    /// Failures per client in this window; emptied with it, so bounded by what one window
+    /// can bring, and by [`FAILED_AUTH_CLIENTS`] besides.
+    by_client: HashMap<IpAddr, u32>,
 }
 
 impl Default for FailedAuth {
     fn default() -> Self {
-        Self { window_started: std::time::Instant::now(), count: 0 }
+        Self { window_started: std::time::Instant::now(), count: 0, by_client: HashMap::new() }
+    }
+}
+
+impl FailedAuth {
+    /// Counts one failure (from `client`, if known): (failures in all, the client's
+    /// failures, whether it is answered 429).
+    fn fail(&mut self, client: Option<IpAddr>) -> (u32, u32, bool) {
+        if self.window_started.elapsed() > FAILED_AUTH_WINDOW {
+            *self = FailedAuth::default();
+        }
+        self.count += 1;
+        let mine = match client {
+            Some(ip) if self.by_client.len() < FAILED_AUTH_CLIENTS || self.by_client.contains_key(&ip) => {
+                let n = self.by_client.entry(ip).or_insert(0);
+                *n += 1;
+                *n
+            }
+            // Too many addresses this window: the limit in all still holds.
+            _ => 0,
+        };
+        (self.count, mine, self.count > FAILED_AUTH_LIMIT || mine > FAILED_AUTH_PER_CLIENT)
+    }
+}
+
+/// The address failures are counted under: an IPv6 client by its /64, the block one host
+/// is usually given (it could otherwise take a new address per guess).
+fn client_key(addr: SocketAddr) -> IpAddr {
+    match addr.ip().to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
     }
 }
 
 const FAILED_AUTH_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 const FAILED_AUTH_LIMIT: u32 = 20;
+/// Below the limit in all, so one guessing client is stopped before it stops the others.
+const FAILED_AUTH_PER_CLIENT: u32 = 10;
+const FAILED_AUTH_CLIENTS: usize = 10_000;
 /// A request (body included) that takes longer is cut off with 408.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -144,6 +212,9 @@ impl ApiState {
             evaluate,
             longest_silence: crate::config::DEFAULT_MAX_SILENCE,
             failed_auth: Arc::default(),
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(60),
+            reload: None,
         }
     }
 
@@ -159,7 +230,15 @@ impl ApiState {
         }
         let mut state = Self::new(store, tokens, config.http_max_body_bytes, evaluate);
         state.longest_silence = config.alerting.max_silence;
+        state.max_connections = config.http_max_connections;
+        state.idle_timeout = Duration::from_secs(config.http_idle_timeout_secs);
         Ok(state)
+    }
+
+    /// Offers `POST /v1/reload`, answered by whoever holds the other end.
+    pub fn with_reload(mut self, reload: tokio::sync::mpsc::Sender<ReloadRequest>) -> Self {
+        self.reload = Some(reload);
+        self
     }
 }
 
@@ -223,17 +302,18 @@ async fn require_token(
             next.run(request).await
         }
         Err(refused) => {
-            let (count, limited) = {
-                let mut f = api.failed_auth.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if f.window_started.elapsed() > FAILED_AUTH_WINDOW {
-                    *f = FailedAuth::default();
-                }
-                f.count += 1;
-                (f.count, f.count > FAILED_AUTH_LIMIT)
-            };
-            // The first failures of a window are logged one by one, then one line per window.
-            if count <= FAILED_AUTH_LIMIT || count % 100 == 0 {
-                tracing::warn!(%path, failures_in_window = count, "Authentication failed.");
+            // Absent only when the router is served without connection info.
+            let client = request.extensions().get::<ConnectInfo<Client>>().map(|c| c.0.addr);
+            let (count, mine, limited) = api
+                .failed_auth
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .fail(client.map(client_key));
+            // The first failures of a window are logged one by one, then the moment a
+            // client is held back, then one line per 100. The token presented never is.
+            if count <= FAILED_AUTH_LIMIT || mine == FAILED_AUTH_PER_CLIENT + 1 || count % 100 == 0 {
+                let client = client.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+                tracing::warn!(%path, %client, failures_in_window = count, client_failures_in_window = mine, "Authentication failed.");
             }
             if limited {
                 let retry = [(axum::http::header::RETRY_AFTER, FAILED_AUTH_WINDOW.as_secs().to_string())];
@@ -255,9 +335,10 @@ pub fn router(api: ApiState) -> Router {
         .route("/v1/alerts/{id}/ack", post(ack))
         .route("/v1/alerts/{id}/resolve", post(resolve))
         .route("/v1/silences", post(silence).get(list_silences))
+        .route("/v1/reload", post(reload))
         .route("/v1/subjects/{id}", get(subject))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), require_token));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -266,15 +347,246 @@ pub fn router(api: ApiState) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
-        ))
-        .with_state(api)
+        ));
+    let idle = api.idle_timeout;
+    idle_aware(routes.with_state(api), idle)
 }
 
-pub async fn serve(addr: std::net::SocketAddr, state: ApiState) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "HTTP server listening.");
-    axum::serve(listener, router(state)).await?;
+pub async fn serve(addr: SocketAddr, state: ApiState) -> anyhow::Result<()> {
+    let inner = tokio::net::TcpListener::bind(addr).await?;
+    let (max, idle) = (state.max_connections.clamp(1, Semaphore::MAX_PERMITS), state.idle_timeout);
+    tracing::info!(addr = %inner.local_addr()?, max_connections = max, idle_timeout_secs = idle.as_secs(), "HTTP server listening.");
+    let listener = Limited::new(inner, max, idle);
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<Client>()).await?;
     Ok(())
+}
+
+/// What the idle timeout needs around the routes: a request body that stalls for the idle
+/// timeout fails (the handler reading it answers, and the connection closes), and while a
+/// request is being worked on, the connection is not idle (a slow commit is not cut off;
+/// the request timeout bounds it).
+fn idle_aware(routes: Router, idle: Duration) -> Router {
+    routes
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(idle))
+        .layer(axum::middleware::from_fn(mark_working))
+}
+
+/// Marks the connection busy while the request is inside the router.
+async fn mark_working(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let _working = request.extensions().get::<ConnectInfo<Client>>().map(|c| Working::enter(&c.0.conn));
+    next.run(request).await
+}
+
+/// The peer of a connection and its state, as middleware sees them (`ConnectInfo<Client>`).
+#[derive(Debug, Clone)]
+struct Client {
+    addr: SocketAddr,
+    conn: Arc<ConnState>,
+}
+
+impl Connected<IncomingStream<'_, Limited>> for Client {
+    fn connect_info(stream: IncomingStream<'_, Limited>) -> Self {
+        Client { addr: *stream.remote_addr(), conn: Arc::clone(&stream.io().state) }
+    }
+}
+
+/// Shared by a connection's IO and the requests on it.
+#[derive(Debug)]
+struct ConnState {
+    opened: tokio::time::Instant,
+    /// Requests on this connection inside the router.
+    working: AtomicUsize,
+    /// When the last one left it, in ms after `opened`: the idle time counts from there.
+    work_ended_ms: AtomicU64,
+}
+
+/// A request at work on a connection, from entering the router to its response.
+struct Working(Arc<ConnState>);
+
+impl Working {
+    fn enter(conn: &Arc<ConnState>) -> Self {
+        conn.working.fetch_add(1, Ordering::AcqRel);
+        Working(Arc::clone(conn))
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        let ms = u64::try_from(self.0.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.work_ended_ms.fetch_max(ms, Ordering::AcqRel);
+        self.0.working.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A TCP listener that serves at most `slots` connections at once: a connection is
+/// accepted only with a free slot, and the slot goes back when the connection is dropped.
+/// Beyond the limit, connections wait in the kernel's listen queue, costing vigil nothing.
+struct Limited {
+    inner: tokio::net::TcpListener,
+    slots: Arc<Semaphore>,
+    max: usize,
+    idle: Duration,
+    /// When the limit was last found reached (logged once per minute at most).
+    full_since: Option<std::time::Instant>,
+}
+
+impl Limited {
+    fn new(inner: tokio::net::TcpListener, max: usize, idle: Duration) -> Self {
+        Self { inner, slots: Arc::new(Semaphore::new(max)), max, idle, full_since: None }
+    }
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = IdleIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (IdleIo, SocketAddr) {
+        let slot = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                if self.full_since.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    tracing::warn!(
+                        max_connections = self.max,
+                        "HTTP connection limit reached: new connections wait until one closes."
+                    );
+                    self.full_since = Some(std::time::Instant::now());
+                }
+                // Fails only once the semaphore is closed, which nothing does.
+                Arc::clone(&self.slots).acquire_owned().await.ok()
+            }
+        };
+        // axum's own accept: it logs and retries errors (out of file descriptors, …).
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        (IdleIo::new(io, slot, self.idle), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that waits on its client for `idle` is closed: a request's headers must
+/// all arrive within `idle` of the connection opening or of the last answer (a byte now
+/// and then does not keep a connection: slow loris), and an answer may not stay unread
+/// for `idle`. A stalled body is [`idle_aware`]'s; time vigil works on a request does not
+/// count. The timer is only looked at while the socket waits: a busy one pays no reset.
+struct IdleIo {
+    io: tokio::net::TcpStream,
+    state: Arc<ConnState>,
+    idle: Duration,
+    /// When the client last took some of an answer.
+    last_write: tokio::time::Instant,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The connection's slot under the limit, given back on drop.
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl IdleIo {
+    fn new(io: tokio::net::TcpStream, slot: Option<OwnedSemaphorePermit>, idle: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        let state = ConnState { opened: now, working: AtomicUsize::new(0), work_ended_ms: AtomicU64::new(0) };
+        Self {
+            io,
+            state: Arc::new(state),
+            idle,
+            last_write: now,
+            deadline: Box::pin(tokio::time::sleep_until(now + idle)),
+            _slot: slot,
+        }
+    }
+
+    /// Called when the socket is not ready: an error once the connection has been idle
+    /// too long, else pending (with the timer armed to wake this task).
+    fn idle_check<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        // At work: not idle, but look again within `idle`, since nothing else wakes this
+        // task once the response is written if the client then goes silent.
+        if self.state.working.load(Ordering::Acquire) > 0 {
+            let now = tokio::time::Instant::now();
+            if self.deadline.deadline() <= now {
+                self.deadline.as_mut().reset(now + self.idle);
+            }
+            // Registers the wake-up; the deadline is in the future, so it is pending.
+            let _ = self.deadline.as_mut().poll(cx);
+            return Poll::Pending;
+        }
+        let work_ended =
+            self.state.opened + Duration::from_millis(self.state.work_ended_ms.load(Ordering::Acquire));
+        loop {
+            let due = self.last_write.max(work_ended) + self.idle;
+            if tokio::time::Instant::now() >= due {
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connection idle for too long",
+                )));
+            }
+            if self.deadline.deadline() != due {
+                self.deadline.as_mut().reset(due);
+            }
+            match self.deadline.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => continue,
+            }
+        }
+    }
+
+    fn wrote(&mut self, ready: std::io::Result<usize>) -> Poll<std::io::Result<usize>> {
+        if matches!(ready, Ok(n) if n > 0) {
+            self.last_write = tokio::time::Instant::now();
+        }
+        Poll::Ready(ready)
+    }
+}
+
+impl AsyncRead for IdleIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => this.idle_check(cx),
+        }
+    }
+}
+
+impl AsyncWrite for IdleIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write(cx, data) {
+            Poll::Ready(r) => this.wrote(r),
+            Poll::Pending => this.idle_check(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write_vectored(cx, data) {
+            Poll::Ready(r) => this.wrote(r),
+            Poll::Pending => this.idle_check(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_flush(cx) {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => this.idle_check(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 /// Ready: the database answers. The body says what an operator acts on: the evaluation
@@ -299,11 +611,14 @@ async fn readyz(State(api): State<ApiState>) -> (StatusCode, Json<Value>) {
     }
 }
 
-/// Prometheus metrics: counts and ages from the store (no subject, no arm).
+/// Prometheus metrics: counts and ages from the store, timings from this process (no
+/// subject, no arm).
 async fn metrics(State(api): State<ApiState>) -> Response {
     match api.store.vitals().await {
-        Ok(v) => ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], v.prometheus())
-            .into_response(),
+        Ok(v) => {
+            let text = v.prometheus() + &crate::metrics::prometheus();
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "Metrics: the database does not answer.");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -449,6 +764,22 @@ struct NewSilence {
     comment: String,
 }
 
+/// Reloads the configuration, rules and templates: 200 with the files now in force, or
+/// 422 with every problem while the running set goes on.
+async fn reload(
+    State(api): State<ApiState>,
+    Extension(Caller(who)): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let unavailable = || ApiError(StatusCode::SERVICE_UNAVAILABLE, "this server does not reload".into());
+    let sender = api.reload.clone().ok_or_else(unavailable)?;
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    sender.send(ReloadRequest { by: format!("http:{who}"), answer }).await.map_err(|_| unavailable())?;
+    match answered.await.map_err(|_| unavailable())? {
+        Ok(done) => Ok(Json(done)),
+        Err(problems) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, problems)),
+    }
+}
+
 async fn silence(
     State(api): State<ApiState>,
     Extension(Caller(who)): Extension<Caller>,
@@ -498,6 +829,71 @@ async fn subject(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server with the connection handling of `serve` on a free port, idle after 300 ms.
+    async fn serve_test(routes: Router) -> SocketAddr {
+        let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = inner.local_addr().unwrap();
+        let listener = Limited::new(inner, 4, Duration::from_millis(300));
+        let app = idle_aware(routes, Duration::from_millis(300));
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<Client>()).await
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_request_slower_than_the_idle_timeout_is_answered_and_a_silent_client_is_not() {
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            "done"
+        };
+        let addr = serve_test(Router::new().route("/slow", get(slow))).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let asked = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"), "{answer}");
+        // Then idle: closed (read_to_end returned) some 300 ms after the answer.
+        let took = asked.elapsed();
+        assert!(took >= Duration::from_millis(1100) && took < Duration::from_secs(3), "{took:?}");
+
+        // A body that stalls is not "work": it is closed at the idle timeout.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{").await.unwrap();
+        let asked = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "a stalled body was never closed");
+        assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+    }
+
+    #[test]
+    fn failures_are_counted_per_ipv4_address_and_per_ipv6_slash_64() {
+        let key = |a: &str| super::client_key(a.parse().unwrap()).to_string();
+        assert_eq!(key("10.1.2.3:5000"), "10.1.2.3");
+        assert_eq!(key("[::ffff:10.1.2.3]:5000"), "10.1.2.3");
+        assert_eq!(key("[2001:db8:1:2:aaaa::1]:5000"), key("[2001:db8:1:2:bbbb::9]:6000"));
+        assert_ne!(key("[2001:db8:1:2::1]:5000"), key("[2001:db8:1:3::1]:5000"));
+    }
+
+    #[test]
+    fn one_client_is_held_back_before_the_others_and_the_window_resets_per_client_too() {
+        let mut f = super::FailedAuth::default();
+        let (a, b) = (Some("10.0.0.1".parse().unwrap()), Some("10.0.0.2".parse().unwrap()));
+        for _ in 0..super::FAILED_AUTH_PER_CLIENT {
+            assert!(!f.fail(a).2);
+        }
+        assert_eq!(f.fail(a), (11, 11, true));
+        assert_eq!(f.fail(b), (12, 1, false));
+        f.window_started -= super::FAILED_AUTH_WINDOW * 2;
+        assert_eq!(f.fail(a), (1, 1, false));
+    }
+
     #[test]
     fn a_short_token_is_refused_with_its_variable() {
         let e = super::strong_enough("VIGIL_API_TOKEN", "x").unwrap_err().to_string();

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod evaluate;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod publish;

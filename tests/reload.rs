@@ -85,3 +85,60 @@ async fn sighup_swaps_in_valid_rules_and_refuses_broken_ones_while_the_old_ones_
     assert!(loads[1].detail["problems"].as_str().unwrap().contains(&at));
     store.close().await;
 }
+
+/// `vigil reload` asks the running daemon through its API and prints the answer: the files
+/// now in force, or every problem of a refused set (exit 1) while the old set runs on.
+#[tokio::test]
+async fn vigil_reload_goes_through_the_api_and_says_what_came_of_it() {
+    const TOKEN: &str = "reload-token-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, rash_rule(3)).unwrap();
+    let port = common::free_port();
+    let d = Deployment::with_rules(
+        None,
+        &format!("http:\n  addr: \"127.0.0.1:{port}\"\n"),
+        &rules.display().to_string(),
+    );
+    let token_file = d.path("tokens.txt");
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()))
+    };
+    std::fs::write(&token_file, format!("operator {hash}\n")).unwrap();
+    let cfg = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("http:\n", &format!("http:\n  token_file: \"{}\"\n", token_file.display()));
+    std::fs::write(&d.config, cfg).unwrap();
+    let _daemon = d.start();
+    wait_for("the HTTP server", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let reload = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["reload", "--config"])
+            .arg(&d.config)
+            .env("VIGIL_API_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+
+    std::fs::write(&rules, rash_rule(2)).unwrap();
+    let ok = reload();
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{out}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(out.contains("reloaded: 1 rules") && out.contains(&rules.display().to_string()), "{out}");
+
+    std::fs::write(&rules, "rules:\n  - id: rash\n    kind: no_such_kind\n").unwrap();
+    let refused = reload();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{}:3:", rules.display())), "{err}");
+    d.drop_file("a.ndjson", &rash("KS-201", 2));
+    wait_alerts(&d, "KS-201", 1).await;
+
+    let store = d.store().await;
+    let actors: Vec<String> = store.config_loads().await.unwrap().into_iter().map(|l| l.actor).collect();
+    assert_eq!(actors, ["start", "http:operator", "http:operator"]);
+    store.close().await;
+}

@@ -8,6 +8,7 @@ mod alerts;
 mod ingest;
 pub mod logging;
 mod notifications;
+mod reload;
 mod report;
 mod rules;
 mod run;
@@ -105,6 +106,12 @@ pub enum Command {
         #[command(subcommand)]
         alerts: alerts::AlertsCommand,
     },
+    /// Ask the running daemon to reload its configuration, rules and templates (through
+    /// its API, with VIGIL_API_TOKEN); prints the files now in force or every problem.
+    Reload {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+    },
     /// Emails: resend one that failed.
     Notifications {
         #[command(subcommand)]
@@ -175,6 +182,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report { report } => report::run(report).await,
         Command::Alerts { alerts } => alerts::run(alerts).await,
         Command::Notifications { notifications } => notifications::run(notifications).await,
+        Command::Reload { config } => reload::run(&config).await,
     }
 }
 

@@ -98,6 +98,7 @@ impl Evaluator {
         as_of: DateTime<Utc>,
         pass: Pass,
     ) -> anyhow::Result<Vec<i64>> {
+        let _timing = crate::metrics::evaluation_timer(subjects.len());
         let names: Vec<&str> = subjects.iter().map(|(s, _)| *s).collect();
         let histories = self.store.histories(&names).await?;
         let (rules, router, schedule) =

@@ -22,6 +22,8 @@ pub struct Vitals {
     pub oldest_pending_critical_seconds: i64,
     /// Notifications that failed for good (a safety email that did not go out).
     pub failed_notifications: i64,
+    /// Escalation steps taken, ever (one `escalated` event each).
+    pub escalations: i64,
 }
 
 impl Store {
@@ -58,6 +60,7 @@ impl Store {
             oldest_pending_notification_seconds: age(oldest),
             oldest_pending_critical_seconds: age(oldest_critical),
             failed_notifications: count("SELECT COUNT(*) AS n FROM notifications WHERE status = 'failed'").await?,
+            escalations: count("SELECT COUNT(*) AS n FROM alert_events WHERE action = 'escalated'").await?,
         })
     }
 }
@@ -66,13 +69,22 @@ impl Vitals {
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
-        let mut metric = |name: &str, help: &str, samples: &[(String, i64)]| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        let mut typed = |name: &str, kind: &str, help: &str, samples: &[(String, i64)]| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
             for (labels, v) in samples {
                 out.push_str(&format!("{name}{labels} {v}\n"));
             }
         };
         let plain = |v: i64| vec![(String::new(), v)];
+        // A count of events in the store only grows: a counter, whatever the restarts.
+        typed(
+            "vigil_escalations_total",
+            "counter",
+            "Escalation steps taken (alert_events with action escalated).",
+            &plain(self.escalations),
+        );
+        let mut metric =
+            |name: &str, help: &str, samples: &[(String, i64)]| typed(name, "gauge", help, samples);
         metric("vigil_records", "Records stored.", &plain(self.records));
         metric("vigil_quarantined_records", "Lines quarantined with their reason.", &plain(self.quarantined));
         metric(
@@ -117,4 +129,46 @@ impl Vitals {
 /// A label value as the exposition format wants it.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::alerts::{FirstNotice, NewAlert, Recipient};
+    use crate::store::{Evaluation, Store};
+
+    #[tokio::test]
+    async fn an_escalation_step_is_counted_and_exposed_as_a_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("v.db").display())).await.unwrap();
+        let so = Recipient { role: "safety-officer".into(), address: "so@trial.test".into(), blinded: true };
+        let alert = NewAlert {
+            rule_id: "ae-grade".into(),
+            rule_version: "v1".into(),
+            subject: "KS-101".into(),
+            site: Some("KS".into()),
+            episode: "ae:AE-1".into(),
+            level: 3,
+            severity: crate::rules::Severity::Warning,
+            title: "AE grade".into(),
+            summary: "Rash grade 3".into(),
+            evidence: serde_json::json!({}),
+            clinical_time: None,
+            recipients: vec![so.clone()],
+            delivery: FirstNotice {
+                notify_at: chrono::DateTime::UNIX_EPOCH,
+                group: "rule:ae-grade".into(),
+                escalate_at: Some(chrono::DateTime::UNIX_EPOCH),
+            },
+        };
+        let evaluation = Evaluation { subject: "KS-101", alerts: vec![alert], ..Default::default() };
+        let ids = store.commit_evaluation(evaluation, "trial.test").await.unwrap();
+        assert_eq!(store.vitals().await.unwrap().escalations, 0);
+        let row = store.alert(ids[0]).await.unwrap().unwrap();
+        assert!(store.escalate(&row, &[so], None, "trial.test").await.unwrap());
+        let v = store.vitals().await.unwrap();
+        assert_eq!(v.escalations, 1);
+        assert!(v
+            .prometheus()
+            .contains("# TYPE vigil_escalations_total counter\nvigil_escalations_total 1\n"));
+    }
 }
