@@ -73,6 +73,8 @@ struct FileConfig {
 struct AlertingFile {
     group_wait: Option<crate::rules::Span>,
     max_silence: Option<crate::rules::Span>,
+    #[serde(default)]
+    second_person_resolves_critical: bool,
     undeliverable: Option<UndeliverableFile>,
     digest: Option<DigestFile>,
     #[serde(default)]
@@ -278,6 +280,9 @@ pub struct AlertingConfig {
     /// The longest a silence may last (default 30 days): a silence is a pause, and alerts it
     /// keeps quiet come back when it ends.
     pub max_silence: crate::rules::Span,
+    /// A critical alert is resolved by two people: one asks, another (a different actor)
+    /// confirms (`alerting.second_person_resolves_critical`, off by default).
+    pub second_person_resolves_critical: bool,
     /// What happens when an email cannot be delivered.
     pub undeliverable: Undeliverable,
     /// Severities that go into one daily digest per recipient instead of an email each.
@@ -321,6 +326,7 @@ impl Default for AlertingConfig {
         Self {
             group_wait: None,
             max_silence: DEFAULT_MAX_SILENCE,
+            second_person_resolves_critical: false,
             undeliverable: Undeliverable::default(),
             digest: None,
             escalation: BTreeMap::new(),
@@ -852,6 +858,7 @@ fn alerting(raw: &FileConfig, issues: &mut Issues) -> AlertingConfig {
     AlertingConfig {
         group_wait: a.group_wait,
         max_silence: a.max_silence.unwrap_or(DEFAULT_MAX_SILENCE),
+        second_person_resolves_critical: a.second_person_resolves_critical,
         undeliverable,
         digest,
         escalation: a.escalation.clone(),

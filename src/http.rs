@@ -133,6 +133,8 @@ pub struct ApiState {
     max_connections: usize,
     /// A connection that waits this long on its client is closed (see [`IdleIo`]).
     idle_timeout: Duration,
+    /// Whether a critical alert's resolution needs a second person to confirm it.
+    second_person_resolves_critical: bool,
     /// Where `POST /v1/reload` asks the daemon to reload (None: not offered).
     reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
@@ -214,6 +216,7 @@ impl ApiState {
             failed_auth: Arc::default(),
             max_connections: 256,
             idle_timeout: Duration::from_secs(60),
+            second_person_resolves_critical: false,
             reload: None,
         }
     }
@@ -230,6 +233,7 @@ impl ApiState {
         }
         let mut state = Self::new(store, tokens, config.http_max_body_bytes, evaluate);
         state.longest_silence = config.alerting.max_silence;
+        state.second_person_resolves_critical = config.alerting.second_person_resolves_critical;
         state.max_connections = config.http_max_connections;
         state.idle_timeout = Duration::from_secs(config.http_idle_timeout_secs);
         Ok(state)
@@ -731,7 +735,14 @@ async fn transition(
     } else {
         serde_json::from_str(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?
     };
-    let alert = api.store.transition(id, action, who, c.comment.as_deref()).await?;
+    let alert = api
+        .store
+        .transition_by(id, action, who, c.comment.as_deref(), api.second_person_resolves_critical)
+        .await?;
+    if action == crate::alerts::Transition::Resolve && alert.status.as_str() != "resolved" {
+        // Recorded as a request: another caller must confirm it.
+        return Ok(Json(json!({"alert": alert, "awaiting": "a second person to confirm the resolution"})));
+    }
     Ok(Json(json!(alert)))
 }
 

@@ -333,3 +333,36 @@ async fn an_email_that_keeps_being_deferred_is_given_up_and_raised() {
     assert!(!to(&smtp.messages(), "oncall@backup.test", "could not be delivered").is_empty());
     store.close().await;
 }
+
+/// Where the study says so, a critical alert is resolved by two people: the first resolve
+/// is recorded as a request, the same person asking again changes nothing, and a second
+/// person's resolve closes it, with both on the alert's history.
+#[tokio::test]
+async fn a_critical_resolution_can_need_a_second_person() {
+    let d = Deployment::with(None, "alerting:\n  group_wait: 1s\n  second_person_resolves_critical: true\n");
+    let vigil = InProcess::build(&d).await;
+    vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-104")).await;
+    let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
+    let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id = alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap()
+        ["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let first = vigil_ok(&d, &["alerts", "resolve", &id, "--by", "alice", "--comment", "reaction resolved"]);
+    assert!(first.contains("open") && first.contains("a second person must confirm"), "{first}");
+    let again = vigil_ok(&d, &["alerts", "resolve", &id, "--by", "alice", "--comment", "really"]);
+    assert!(again.contains("a second person must confirm"), "the same person twice is not two: {again}");
+    let second = vigil_ok(&d, &["alerts", "resolve", &id, "--by", "bob", "--comment", "agreed"]);
+    assert_eq!(second.trim(), format!("alert #{id} resolved"));
+    let show = vigil_ok(&d, &["alerts", "show", &id]);
+    assert!(show.contains("resolution requested by alice: reaction resolved"), "{show}");
+    assert!(show.contains("by bob: agreed (confirming the resolution asked by alice)"), "{show}");
+    // A non-critical alert is closed by one person as before.
+    let info = alerts.as_array().unwrap().iter().find(|a| a["severity"] != "critical").unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let one = vigil_ok(&d, &["alerts", "resolve", &info, "--by", "alice"]);
+    assert_eq!(one.trim(), format!("alert #{info} resolved"));
+}

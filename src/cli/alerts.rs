@@ -187,10 +187,19 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
 
 async fn transition(args: TransitionArgs, action: vigil::alerts::Transition) -> anyhow::Result<ExitCode> {
     let TransitionArgs { config, id, by, comment } = args;
+    let second_person = Config::load(&config)?.alerting.second_person_resolves_critical;
     let store = open_store(&config).await?;
-    let result = store.transition(id, action, &by, comment.as_deref()).await;
+    let result = store.transition_by(id, action, &by, comment.as_deref(), second_person).await;
     store.close().await;
     match result {
+        Ok(a) if action == vigil::alerts::Transition::Resolve && a.status.as_str() != "resolved" => {
+            println!(
+                "alert #{} {}: resolution asked by {by}; a second person must confirm it \
+                 (`vigil alerts resolve {}` by someone else)",
+                a.id, a.status, a.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Ok(a) => {
             println!("alert #{} {}", a.id, a.status);
             Ok(ExitCode::SUCCESS)

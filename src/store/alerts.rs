@@ -200,6 +200,9 @@ async fn unended_silences(tx: &mut Transaction<'_, Any>) -> anyhow::Result<Vec<S
 }
 
 /// What is already recorded about the alerts of the subjects being committed.
+/// The event of a first resolve of a critical alert that waits for a second person.
+pub const RESOLUTION_REQUESTED: &str = "resolution requested";
+
 #[derive(Default)]
 struct KnownAlerts {
     /// (rule, subject, episode) → the highest level raised.
@@ -551,9 +554,23 @@ impl Store {
         actor: &str,
         comment: Option<&str>,
     ) -> anyhow::Result<AlertRow> {
+        self.transition_by(id, transition, actor, comment, false).await
+    }
+
+    /// `transition`, where the study may ask a second person to confirm the resolution of
+    /// a critical alert: the first resolve is recorded as a request (the alert stays as it
+    /// is), and a resolve by a different actor after it resolves the alert.
+    pub async fn transition_by(
+        &self,
+        id: i64,
+        transition: Transition,
+        actor: &str,
+        comment: Option<&str>,
+        second_person_resolves_critical: bool,
+    ) -> anyhow::Result<AlertRow> {
         let now_ms = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT status, severity FROM alerts WHERE id = $1")
+        let row = sqlx::query("SELECT status, severity, updated_at FROM alerts WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -570,6 +587,37 @@ impl Store {
                 return Err(TransitionError::NotAllowed { id, status, action: transition.action() }.into());
             }
         };
+        let mut confirming = None;
+        if critical && transition == Transition::Resolve && second_person_resolves_critical {
+            // A request made since the alert last changed, by someone else.
+            let since: i64 = row.try_get("updated_at")?;
+            let requested: Option<String> = sqlx::query(
+                "SELECT actor FROM alert_events WHERE alert_id = $1 AND action = $2 AND at >= $3 AND actor <> $4 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(id)
+            .bind(RESOLUTION_REQUESTED)
+            .bind(since)
+            .bind(actor)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("actor"))
+            .transpose()?;
+            match requested {
+                Some(first) => confirming = Some(first),
+                None => {
+                    event(&mut tx, now_ms, id, actor, RESOLUTION_REQUESTED, comment).await?;
+                    tx.commit().await?;
+                    return self.alert(id).await?.ok_or_else(|| TransitionError::NotFound(id).into());
+                }
+            }
+        }
+        let comment = match (&confirming, comment) {
+            (Some(first), Some(c)) => Some(format!("{c} (confirming the resolution asked by {first})")),
+            (Some(first), None) => Some(format!("confirming the resolution asked by {first}")),
+            (None, c) => c.map(str::to_string),
+        };
+        let comment = comment.as_deref();
         sqlx::query(
             "UPDATE alerts SET status = $2, next_escalation_at = NULL, updated_at = $3 WHERE id = $1",
         )
