@@ -567,7 +567,7 @@ impl Default for Settle {
 impl Config {
     /// Reads the file, applies `VIGIL_*` environment overrides and parses every key.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::rules::read_bounded(path, crate::rules::MAX_RULE_FILE_BYTES)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         Ok(Self::from_str(&text, path, env)?)

@@ -66,6 +66,25 @@ struct Common {
     send_resolved: bool,
 }
 
+/// The largest rules file read (the shipped pack is about 20 KiB): a file far beyond
+/// it is a mistake or an attack on the parser, refused before it is read.
+pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
+
+/// A text file of at most `max` bytes, or an error that says how large it is.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(max + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file is larger than {} KiB, the most vigil reads", max / 1024),
+        ));
+    }
+    Ok(text)
+}
+
 /// Loads every `.yaml`/`.yml` file under the given files or folders (test files, named
 /// `*.test.yaml`, are skipped). Returns every error found, not just the first.
 pub fn load_rules(paths: &[PathBuf]) -> Result<super::RuleSet, Vec<RuleError>> {
@@ -83,7 +102,7 @@ pub fn load_rules(paths: &[PathBuf]) -> Result<super::RuleSet, Vec<RuleError>> {
     }
     let mut rules: Vec<Rule> = Vec::new();
     for f in files {
-        match std::fs::read_to_string(&f) {
+        match read_bounded(&f, MAX_RULE_FILE_BYTES) {
             Ok(text) => match parse_rules(&f, &text) {
                 Ok(mut found) => rules.append(&mut found),
                 Err(mut e) => errors.append(&mut e),
@@ -349,6 +368,20 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rules file (or a config, read the same way) far beyond any real pack is refused
+    /// with its size, before the YAML parser sees a byte of it.
+    #[test]
+    fn an_oversized_rules_file_is_refused_before_it_is_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.yaml");
+        let comment = format!("# {}\n", "x".repeat(1000));
+        std::fs::write(&big, format!("rules: []\n{}", comment.repeat(1100))).unwrap();
+        let e = load_rules(&[big.clone()]).err().unwrap();
+        assert!(e[0].to_string().contains("larger than 1024 KiB"), "{}", e[0]);
+        let config = crate::config::Config::load(&big).unwrap_err();
+        assert!(format!("{config:#}").contains("larger than 1024 KiB"), "{config:#}");
+    }
 
     fn errors(text: &str) -> Vec<String> {
         parse_rules(Path::new("r.yaml"), text)

@@ -18,7 +18,7 @@ pub(crate) mod yamlpos;
 
 pub use duration::Span;
 pub use kind::Kind;
-pub use load::{load_rules, parse_rules, RuleError};
+pub use load::{load_rules, parse_rules, read_bounded, RuleError, MAX_RULE_FILE_BYTES};
 pub use mri::combined_active;
 pub use overdue::ScheduledVisit;
 
