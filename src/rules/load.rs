@@ -377,7 +377,7 @@ mod tests {
         let big = dir.path().join("big.yaml");
         let comment = format!("# {}\n", "x".repeat(1000));
         std::fs::write(&big, format!("rules: []\n{}", comment.repeat(1100))).unwrap();
-        let e = load_rules(&[big.clone()]).err().unwrap();
+        let e = load_rules(std::slice::from_ref(&big)).err().unwrap();
         assert!(e[0].to_string().contains("larger than 1024 KiB"), "{}", e[0]);
         let config = crate::config::Config::load(&big).unwrap_err();
         assert!(format!("{config:#}").contains("larger than 1024 KiB"), "{config:#}");
