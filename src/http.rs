@@ -251,7 +251,13 @@ struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        let mut response = (self.0, Json(json!({"error": self.1}))).into_response();
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
+        response
     }
 }
 
@@ -264,6 +270,14 @@ impl From<anyhow::Error> for ApiError {
                 crate::store::TransitionError::ReasonRequired(_) => StatusCode::UNPROCESSABLE_ENTITY,
             };
             return ApiError(status, t.to_string());
+        }
+        if crate::store::is_unavailable(&e) {
+            // Nothing was stored: the caller keeps the data and sends it again later.
+            tracing::warn!(error = %format!("{e:#}"), "API request refused: the database is unavailable.");
+            return ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unavailable; nothing was stored, retry later".into(),
+            );
         }
         tracing::error!(error = %format!("{e:#}"), "API request failed.");
         ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log".into())

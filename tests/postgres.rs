@@ -3,34 +3,11 @@
 
 mod common;
 
-use sqlx::Connection;
 use vigil::ingest::native;
 use vigil::store::{Evaluation, NewAlert, Recipient, StillFiring, Store};
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-async fn fresh_database() -> (String, String) {
-    let admin = std::env::var("VIGIL_TEST_POSTGRES_URL").unwrap_or_else(|_| ADMIN_URL.to_string());
-    let name = format!(
-        "vigil_test_{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    );
-    let mut conn =
-        sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at 127.0.0.1:5432 (see .ci/run)");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-    (format!("{base}/{name}"), name)
-}
-
-async fn drop_database(name: &str) {
-    let admin = std::env::var("VIGIL_TEST_POSTGRES_URL").unwrap_or_else(|_| ADMIN_URL.to_string());
-    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut conn)
-            .await;
-    }
-}
+use common::{drop_database, fresh_database};
+use sqlx::Connection;
 
 #[tokio::test]
 async fn records_alerts_and_the_outbox_work_on_postgresql() {

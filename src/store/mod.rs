@@ -45,6 +45,34 @@ pub struct Store {
     zones: crate::model::Zones,
 }
 
+/// Whether `e` comes from a database that cannot be reached now (down, restarting, out of
+/// connections), as opposed to a fault in the request or the data: the caller should wait
+/// and retry, and nothing was stored.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<sqlx::Error>(),
+            Some(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        ) || cause.downcast_ref::<std::io::Error>().is_some()
+            || cause.downcast_ref::<sqlx::Error>().and_then(|e| e.as_database_error()).is_some_and(|d| {
+                // PostgreSQL shutting down or starting up (57P01–57P03), connection
+                // exceptions (08…), too many connections (53300), or a database closed to
+                // connections by its administrator (55000, "not currently accepting").
+                let code = d.code().unwrap_or_default();
+                code.starts_with("57P")
+                    || code.starts_with("08")
+                    || code == "53300"
+                    || (code == "55000" && d.message().contains("accepting connections"))
+            })
+    })
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -80,6 +108,8 @@ impl Store {
         };
         let options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            // A database that is down answers "unavailable" soon, not after 30 s.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

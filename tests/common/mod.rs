@@ -490,3 +490,31 @@ pub fn ae_alert(level: i64, to: &vigil::store::Recipient) -> vigil::store::NewAl
         },
     }
 }
+
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A new, empty PostgreSQL database on the server at 127.0.0.1:5432 (override with
+/// VIGIL_TEST_POSTGRES_URL): its URL and name.
+pub async fn fresh_database() -> (String, String) {
+    let admin = std::env::var("VIGIL_TEST_POSTGRES_URL").unwrap_or_else(|_| ADMIN_URL.to_string());
+    let name = format!(
+        "vigil_test_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (see .ci/run)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+    (format!("{base}/{name}"), name)
+}
+
+pub async fn drop_database(name: &str) {
+    let admin = std::env::var("VIGIL_TEST_POSTGRES_URL").unwrap_or_else(|_| ADMIN_URL.to_string());
+    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await;
+    }
+}
