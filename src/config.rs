@@ -35,6 +35,10 @@ struct FileConfig {
     study: StudyConfig,
     #[serde(default = "default_database_url")]
     database_url: String,
+    /// Apply missing migrations at start (default); false: refuse to start until
+    /// `vigil migrate` has run (a deployment step).
+    #[serde(default)]
+    migrate_at_start: Option<bool>,
     #[serde(default = "default_inbox")]
     inbox: PathBuf,
     #[serde(default)]
@@ -466,6 +470,8 @@ pub struct Config {
     pub source: PathBuf,
     pub study: StudyConfig,
     pub database_url: String,
+    /// Whether `vigil run` applies missing migrations at start (`migrate_at_start`).
+    pub migrate_at_start: bool,
     pub inbox: PathBuf,
     pub processed_dir: PathBuf,
     pub quarantine_dir: PathBuf,
@@ -661,6 +667,7 @@ impl Config {
             source: path.to_path_buf(),
             study: StudyConfig { zones, ..raw.study },
             database_url,
+            migrate_at_start: raw.migrate_at_start.unwrap_or(true),
             processed_dir: raw
                 .processed_dir
                 .as_deref()

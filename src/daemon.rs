@@ -132,6 +132,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         }
     };
     check("database_url", old.database_url != new.database_url);
+    check("migrate_at_start", old.migrate_at_start != new.migrate_at_start);
     check("inbox", old.inbox != new.inbox);
     check("processed_dir", old.processed_dir != new.processed_dir);
     check("quarantine_dir", old.quarantine_dir != new.quarantine_dir);
@@ -197,7 +198,12 @@ impl App {
 
     /// The app on `clock` (a manual clock in tests), shared by the store and every stage.
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let store = Store::connect_with_clock(&config.database_url, clock.clone())
+        let migrations = if config.migrate_at_start {
+            crate::store::Migrations::Apply
+        } else {
+            crate::store::Migrations::Check
+        };
+        let store = Store::open(&config.database_url, clock.clone(), migrations)
             .await?
             .with_zones(config.study.zones.clone());
         let folder = DropFolder::new(&config.inbox, &config.processed_dir, &config.quarantine_dir)?;

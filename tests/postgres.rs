@@ -308,3 +308,53 @@ async fn a_nul_character_is_quarantined_per_line_on_postgresql() {
     store.close().await;
     drop_database(&name).await;
 }
+
+/// Replicas starting at once on a new database apply each migration once (PostgreSQL's
+/// advisory lock serializes the migrator); with `migrate_at_start: false` vigil refuses a
+/// database that lacks a migration until `vigil migrate` has run.
+#[tokio::test]
+async fn replicas_starting_together_migrate_once_and_a_checked_start_waits_for_vigil_migrate() {
+    use vigil::store::Migrations;
+    let (url, name) = fresh_database().await;
+    let d = common::Deployment::with(None, "migrate_at_start: false\n");
+    let cfg = std::fs::read_to_string(&d.config).unwrap().replace("sqlite://vigil.db", &url);
+    std::fs::write(&d.config, cfg).unwrap();
+    let config = d.config.to_str().unwrap();
+
+    let cli = d.vigil(&["alerts", "list", "--config", config]);
+    assert!(cli.status.success(), "the CLI's own commands still migrate");
+    // The daemon, told not to migrate, refuses the stale database with the way out.
+    let (url2, name2) = fresh_database().await;
+    let stale = std::fs::read_to_string(&d.config).unwrap().replace(&url, &url2);
+    std::fs::write(&d.config, stale).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", "--config", config])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(err.contains("run `vigil migrate`"), "{err}");
+    let migrate = d.vigil(&["migrate", "--config", config]);
+    let out = String::from_utf8_lossy(&migrate.stdout);
+    assert!(migrate.status.success() && out.contains("applied 0001 initial"), "{out}");
+    let again = d.vigil(&["migrate", "--config", config]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "the database is up to date");
+    Store::open(&url2, vigil::clock::Clock::System, Migrations::Check).await.unwrap().close().await;
+
+    // Three replicas at once on a third, new database.
+    let (url3, name3) = fresh_database().await;
+    let (a, b, c) = tokio::join!(Store::connect(&url3), Store::connect(&url3), Store::connect(&url3));
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let pool = sqlx::PgPool::connect(&url3).await.unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    let files = std::fs::read_dir(format!("{}/migrations/postgres", common::REPO)).unwrap().count();
+    assert_eq!(applied as usize, files, "each migration applied once");
+    pool.close().await;
+    for s in [a, b, c] {
+        s.close().await;
+    }
+    for n in [name, name2, name3] {
+        drop_database(&n).await;
+    }
+}

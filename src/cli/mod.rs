@@ -106,6 +106,12 @@ pub enum Command {
         #[command(subcommand)]
         alerts: alerts::AlertsCommand,
     },
+    /// Apply the database migrations the database lacks (a deployment step when
+    /// `migrate_at_start: false`; safe to run while replicas start: PostgreSQL serializes it).
+    Migrate {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+    },
     /// Ask the running daemon to reload its configuration, rules and templates (through
     /// its API, with VIGIL_API_TOKEN); prints the files now in force or every problem.
     Reload {
@@ -183,6 +189,17 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts { alerts } => alerts::run(alerts).await,
         Command::Notifications { notifications } => notifications::run(notifications).await,
         Command::Reload { config } => reload::run(&config).await,
+        Command::Migrate { config } => {
+            let config = Config::load(&config)?;
+            let applied = vigil::store::Store::migrate(&config.database_url).await?;
+            if applied.is_empty() {
+                println!("the database is up to date");
+            }
+            for m in applied {
+                println!("applied {m}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -73,6 +73,85 @@ pub fn is_unavailable(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The pool for `url` (creating the SQLite file and its folder if needed, owner-only).
+async fn connect_pool(url: &str) -> anyhow::Result<(AnyPool, Backend)> {
+    sqlx::any::install_default_drivers();
+    let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+    let url = match backend {
+        Backend::Sqlite => {
+            if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
+                if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create database folder {}", dir.display()))?;
+                }
+                owner_only(std::path::Path::new(path))?;
+            }
+            if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            }
+        }
+        Backend::Postgres => url.to_string(),
+    };
+    let options = AnyPoolOptions::new()
+        .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+        // A database that is down answers "unavailable" soon, not after 30 s.
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL for concurrent readers; FULL so a commit survives power loss:
+                    // a record is acknowledged (file moved, HTTP 202) only after it.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                }
+                Ok(())
+            })
+        });
+    let pool = options
+        .connect(&url)
+        .await
+        .with_context(|| format!("cannot open database {}", crate::config::redact(&url)))?;
+    Ok((pool, backend))
+}
+
+fn migrator_of(backend: Backend) -> &'static sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+    }
+}
+
+/// What opening the store does about the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply what is missing (the default; `migrate_at_start: true`).
+    Apply,
+    /// Refuse to run on a database that lacks one.
+    Check,
+}
+
+/// The migrations `migrator` has that the database has not applied, as "0009 description".
+async fn missing_migrations(
+    pool: &AnyPool,
+    migrator: &sqlx::migrate::Migrator,
+) -> anyhow::Result<Vec<String>> {
+    let applied: Vec<i64> =
+        match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await {
+            Ok(rows) => rows.iter().map(|r| r.try_get::<i64, _>("version")).collect::<Result<_, _>>()?,
+            // A new database: no migration table yet.
+            Err(_) => Vec::new(),
+        };
+    Ok(migrator
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .map(|m| format!("{:04} {}", m.version, m.description))
+        .collect())
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -85,54 +164,40 @@ impl Store {
     /// Connects, creates the SQLite file if needed, and applies the migrations. Every
     /// time the store writes comes from `clock`.
     pub async fn connect_with_clock(url: &str, clock: Clock) -> anyhow::Result<Self> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
-        let url = match backend {
-            Backend::Sqlite => {
-                if let Some(path) = url.strip_prefix("sqlite://").map(|p| p.split('?').next().unwrap_or(p)) {
-                    if let Some(dir) =
-                        std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
-                    {
-                        std::fs::create_dir_all(dir)
-                            .with_context(|| format!("cannot create database folder {}", dir.display()))?;
-                    }
-                    owner_only(std::path::Path::new(path))?;
-                }
-                if url.contains('?') {
-                    url.to_string()
-                } else {
-                    format!("{url}?mode=rwc")
+        Self::open(url, clock, Migrations::Apply).await
+    }
+
+    /// Connects; applies the migrations, or only checks that they have been applied
+    /// (`migrate_at_start: false`, where `vigil migrate` is a deployment step). On
+    /// PostgreSQL the migrator holds an advisory lock, so replicas starting together
+    /// apply each migration once.
+    pub async fn open(url: &str, clock: Clock, migrations: Migrations) -> anyhow::Result<Self> {
+        let (pool, backend) = connect_pool(url).await?;
+        let migrator = migrator_of(backend);
+        match migrations {
+            Migrations::Apply => migrator.run(&pool).await.context("cannot apply database migrations")?,
+            Migrations::Check => {
+                let missing = missing_migrations(&pool, migrator).await?;
+                if let Some(first) = missing.first() {
+                    anyhow::bail!(
+                        "the database lacks {} migration(s), from {first}: run `vigil migrate` \
+                         (or set migrate_at_start: true)",
+                        missing.len()
+                    );
                 }
             }
-            Backend::Postgres => url.to_string(),
-        };
-        let options = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
-            // A database that is down answers "unavailable" soon, not after 30 s.
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL for concurrent readers; FULL so a commit survives power loss:
-                        // a record is acknowledged (file moved, HTTP 202) only after it.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    }
-                    Ok(())
-                })
-            });
-        let pool = options
-            .connect(&url)
-            .await
-            .with_context(|| format!("cannot open database {}", crate::config::redact(&url)))?;
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&pool).await.context("cannot apply database migrations")?;
+        }
         Ok(Self { pool, backend, clock, zones: Default::default() })
+    }
+
+    /// Applies the migrations the database lacks; returns those applied ("0009 …").
+    pub async fn migrate(url: &str) -> anyhow::Result<Vec<String>> {
+        let (pool, backend) = connect_pool(url).await?;
+        let migrator = migrator_of(backend);
+        let missing = missing_migrations(&pool, migrator).await?;
+        migrator.run(&pool).await.context("cannot apply database migrations")?;
+        pool.close().await;
+        Ok(missing)
     }
 
     /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE):
