@@ -112,6 +112,11 @@ pub enum Command {
         #[arg(long, env = "VIGIL_CONFIG")]
         config: PathBuf,
     },
+    /// The database itself.
+    Store {
+        #[command(subcommand)]
+        store: StoreCommand,
+    },
     /// Ask the running daemon to reload its configuration, rules and templates (through
     /// its API, with VIGIL_API_TOKEN); prints the files now in force or every problem.
     Reload {
@@ -122,6 +127,19 @@ pub enum Command {
     Notifications {
         #[command(subcommand)]
         notifications: notifications::NotificationsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Copy a trial's database into a new, empty one (SQLite to PostgreSQL, say), every
+    /// row with its ids, and check each table's count and content hash on both sides.
+    /// Stop the daemon first. A PostgreSQL password comes from PGPASSWORD, not the URL.
+    Copy {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -189,6 +207,15 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts { alerts } => alerts::run(alerts).await,
         Command::Notifications { notifications } => notifications::run(notifications).await,
         Command::Reload { config } => reload::run(&config).await,
+        Command::Store { store: StoreCommand::Copy { from, to } } => {
+            let copied = vigil::store::copy::copy(&from, &to).await?;
+            for t in &copied {
+                println!("{:<24} {:>9} rows  sha256 {}", t.table, t.rows, t.sha256);
+            }
+            let rows: usize = copied.iter().map(|t| t.rows).sum();
+            println!("copied and verified: {} tables, {rows} rows", copied.len());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate { config } => {
             let config = Config::load(&config)?;
             let applied = vigil::store::Store::migrate(&config.database_url).await?;

@@ -6,6 +6,7 @@
 //! written is the store's `Clock`'s, never the machine's directly, so tests can move it.
 
 mod alerts;
+pub mod copy;
 mod loads;
 mod outbox;
 mod records;
