@@ -132,6 +132,68 @@ impl DropFolder {
         Ok((ready.into_iter().map(|(_, p)| p).collect(), waiting))
     }
 
+    /// Takes `path` for this replica by renaming it into `.claims/<holder>/` inside the
+    /// inbox (one atomic rename: of replicas sharing an inbox, exactly one wins; the others
+    /// find the file gone). Returns the claimed path, or None if another replica took it.
+    pub fn claim(&self, path: &Path, holder: &str) -> anyhow::Result<Option<PathBuf>> {
+        let dir = self.claims().join(holder);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let Some(name) = path.file_name() else { return Ok(None) };
+        let claimed = dir.join(name);
+        match std::fs::rename(path, &claimed) {
+            Ok(()) => Ok(Some(claimed)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot claim {}", path.display())),
+        }
+    }
+
+    /// Puts a claimed entry back into the inbox (its ingestion failed and will be retried,
+    /// by this replica or another). Returns where it is now.
+    pub fn unclaim(&self, claimed: &Path) -> anyhow::Result<PathBuf> {
+        let Some(name) = claimed.file_name() else { anyhow::bail!("no file name: {}", claimed.display()) };
+        let back = self.inbox.join(name);
+        std::fs::rename(claimed, &back).with_context(|| format!("cannot put {} back", claimed.display()))?;
+        Ok(back)
+    }
+
+    /// Marks `holder` alive (its claim folder's mtime) and returns to the inbox what other
+    /// holders claimed and left: claims of a holder silent for `stale`, and this holder's
+    /// own claims from before a restart (`own_restart`). Entries returned are ready again.
+    pub fn recover_claims(&self, holder: &str, stale: Duration, own_restart: bool) -> anyhow::Result<usize> {
+        let root = self.claims();
+        let mine = root.join(holder);
+        std::fs::create_dir_all(&mine).with_context(|| format!("cannot create {}", mine.display()))?;
+        let now = SystemTime::now();
+        std::fs::File::open(&mine).and_then(|d| d.set_modified(now)).ok();
+        let mut returned = 0;
+        for entry in std::fs::read_dir(&root)?.flatten() {
+            let dir = entry.path();
+            let is_mine = entry.file_name() == std::ffi::OsStr::new(holder);
+            let silent = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > stale);
+            if (is_mine && !own_restart) || (!is_mine && !silent) {
+                continue;
+            }
+            for claimed in std::fs::read_dir(&dir)?.flatten() {
+                // Another live replica may race us to it: the rename decides.
+                if self.unclaim(&claimed.path()).is_ok() {
+                    returned += 1;
+                    tracing::warn!(file = %claimed.file_name().to_string_lossy(), holder = %entry.file_name().to_string_lossy(), "A claimed inbox file was left by its holder; it is back in the inbox.");
+                }
+            }
+            if !is_mine {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+        Ok(returned)
+    }
+
+    fn claims(&self) -> PathBuf {
+        self.inbox.join(".claims")
+    }
+
     /// Whether `path` is a plain file small enough to take between a bulk file's batches.
     pub fn is_small(path: &Path) -> bool {
         std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= SMALL_FILE)
