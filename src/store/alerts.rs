@@ -218,6 +218,16 @@ async fn newest_source(tx: &mut Transaction<'_, Any>, seq: i64) -> anyhow::Resul
         .transpose()?)
 }
 
+/// The advisory-lock key of a subject: the first 8 bytes of a SHA-256 under a prefix of
+/// vigil's own, the same in every replica and release.
+fn subject_lock_key(subject: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"vigil:subject:").chain_update(subject.as_bytes()).finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
+
 fn status_of(r: &AnyRow) -> anyhow::Result<AlertStatus> {
     Ok(r.try_get::<String, _>("status")?.parse()?)
 }
@@ -250,6 +260,9 @@ impl Store {
         subjects.sort_unstable();
         subjects.dedup();
         let mut tx = self.begin_write().await?;
+        // Before anything is read: what is read below (alerts, contributions) is then
+        // what the commit changes, whoever else evaluates these subjects.
+        self.lock_subjects(&mut tx, &subjects).await?;
         let known = self.known_alerts(&mut tx, &subjects).await?;
         let mut highest = known.highest;
         self.record_contributions(&mut tx, &evaluations, &subjects).await?;
@@ -347,6 +360,39 @@ impl Store {
         Ok(raised)
     }
 
+    /// Serializes the commits of one subject's evaluations (PostgreSQL): a transaction-
+    /// scoped advisory lock per subject ("" is the cohort), so two evaluations of a subject
+    /// — the HTTP wake-up and the inbox loop, or two replicas — cannot both count its
+    /// change into the running totals or both raise its alert. Keys are taken in one
+    /// global order, so two commits over overlapping subjects cannot deadlock. SQLite
+    /// needs none: a write transaction holds the database's one write lock.
+    async fn lock_subjects(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        subjects: &[&str],
+    ) -> anyhow::Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut keys: Vec<i64> = subjects.iter().map(|s| subject_lock_key(s)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            // A VALUES list is scanned in its order: the locks are taken in key order.
+            let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i}::BIGINT)")).collect();
+            let sql = format!(
+                "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM (VALUES {}) AS v(k)",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_one(&mut **tx).await.context("cannot lock the subjects being committed")?;
+        }
+        Ok(())
+    }
+
     /// The alerts already raised for these subjects: the highest level of each episode
     /// (a finding raises an alert only above it), and per rule and subject the alerts a
     /// vanished finding resolves.
@@ -430,6 +476,8 @@ impl Store {
             }
             q.execute(&mut **tx).await?;
         }
+        // In rule order: two commits moving the same rules lock their rows in one order.
+        totals.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (rule_id, (d_evaluable, d_matching, d_events)) in totals {
             sqlx::query(
                 "INSERT INTO cohort_totals (rule_id, evaluable, matching, events) VALUES ($1, $2, $3, $4) \
@@ -673,11 +721,15 @@ impl Store {
             unended_silences(&mut tx).await?.into_iter().filter(|s| s.expired(now)).collect();
         let mut reopened = Vec::new();
         for s in expired {
-            sqlx::query("UPDATE silences SET ended_at = $2 WHERE id = $1")
+            // Ended once: a second runner that read it unended changes (and notifies) nothing.
+            let ended = sqlx::query("UPDATE silences SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
                 .bind(s.id)
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
+            if ended.rows_affected() == 0 {
+                continue;
+            }
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT id, status FROM alerts WHERE silence_id = $1 AND status IN ({}) ORDER BY id",
                 Transition::Reopen.from_statuses_sql()
@@ -688,12 +740,20 @@ impl Store {
             for row in rows {
                 let Some(to) = Transition::Reopen.apply(status_of(&row)?) else { continue };
                 let id: i64 = row.try_get("id")?;
-                sqlx::query("UPDATE alerts SET status = $3, updated_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now_ms)
-                    .bind(to.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                let from: String = row.try_get("status")?;
+                // Only from the status read: an alert acknowledged meanwhile stays so.
+                let changed = sqlx::query(
+                    "UPDATE alerts SET status = $3, updated_at = $2 WHERE id = $1 AND status = $4",
+                )
+                .bind(id)
+                .bind(now_ms)
+                .bind(to.as_str())
+                .bind(from)
+                .execute(&mut *tx)
+                .await?;
+                if changed.rows_affected() == 0 {
+                    continue;
+                }
                 let why = format!("silence #{} expired", s.id);
                 event(&mut tx, now_ms, id, "vigil", Transition::Reopen.action(), Some(&why)).await?;
                 let sent: i64 = sqlx::query(

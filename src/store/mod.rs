@@ -6,6 +6,7 @@
 //! written is the store's `Clock`'s, never the machine's directly, so tests can move it.
 
 mod alerts;
+mod leases;
 mod outbox;
 mod records;
 mod reports;
@@ -41,6 +42,9 @@ pub struct Store {
     clock: Clock,
     /// The study's and sites' time zones: stored records are placed in them when read.
     zones: crate::model::Zones,
+    /// Who this pool is among the replicas on one database: the claimant of the outbox
+    /// rows it takes (each `connect` is a new one).
+    instance: std::sync::Arc<str>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -100,7 +104,7 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.context("cannot apply database migrations")?;
-        Ok(Self { pool, backend, clock, zones: Default::default() })
+        Ok(Self { pool, backend, clock, zones: Default::default(), instance: instance_id().into() })
     }
 
     /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE):
@@ -133,6 +137,11 @@ impl Store {
         self.clock.now_ms()
     }
 
+    /// This replica's name among those sharing the database (`host:pid:random`).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -140,6 +149,18 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A name no other replica has: the host and process for the logs, and random bits
+/// because two pools in one process (or a reused pid) must differ too.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let mut bits = [0u8; 4];
+    // Without randomness the clock's nanoseconds still tell two pools apart.
+    if getrandom::getrandom(&mut bits).is_err() {
+        bits = Utc::now().timestamp_subsec_nanos().to_le_bytes();
+    }
+    format!("{}:{}:{}", if host.is_empty() { "vigil" } else { &host }, std::process::id(), hex::encode(bits))
 }
 
 pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {
