@@ -396,16 +396,40 @@ fn note_rename(renamed_in: &mut HashSet<OsString>, event: &::notify::Event) -> b
     .is_some()
 }
 
-/// Time passing can raise alerts too (a clock runs out, a visit window closes).
+/// Time passing can raise alerts too (a clock runs out, a visit window closes). Replicas
+/// on one database take turns through a lease: one runs the clock pass (escalations,
+/// silence expiry and report schedules included), renewing the lease each time; when it
+/// dies, another takes over once the lease has run out. On SQLite the lease is always granted.
 async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
     let every = Duration::from_secs(app.config.clock_interval_secs);
+    // Long enough to outlast a few slow passes, short enough for a prompt takeover.
+    let lease = every.saturating_mul(3).max(Duration::from_secs(30));
+    let holder = app.store.instance().to_string();
+    let mut held: Option<i64> = None;
     loop {
-        if let Err(e) = app.clock_pass().await {
-            tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
+        match app.store.try_lease(CLOCK_LEASE, &holder, lease).await {
+            Ok(Some(token)) => {
+                if held != Some(token) {
+                    tracing::info!(%holder, token, "Clock lease taken: this replica runs the clock pass.");
+                }
+                held = Some(token);
+                if let Err(e) = app.clock_pass().await {
+                    tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
+                }
+            }
+            Ok(None) => {
+                if held.take().is_some() {
+                    tracing::warn!(%holder, "Clock lease lost to another replica.");
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "Cannot take the clock lease; will retry."),
         }
         tokio::time::sleep(every).await;
     }
 }
+
+/// The lease of the clock pass (see `clock_loop`).
+const CLOCK_LEASE: &str = "clock";
 
 async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
     loop {

@@ -147,9 +147,14 @@ async fn replicas_claim_disjoint_outbox_rows_and_take_over_a_dead_ones_claim() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_silence_expiry_reopens_each_alert_once_for_one_replica_to_notify() {
     let db = Database::fresh().await;
-    let replicas = [db.replica().await, db.replica().await, db.replica().await, db.replica().await];
+    // The replicas share one manual clock: the silences run out when the test says.
+    let clock = vigil::clock::Clock::manual(chrono::Utc::now());
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        replicas.push(Store::connect_with_clock(&db.url, clock.clone()).await.unwrap());
+    }
     let so = to("so@trial.test");
-    let expires = chrono::Utc::now() + chrono::Duration::milliseconds(800);
+    let expires = clock.now() + chrono::Duration::hours(1);
     let mut subjects = Vec::new();
     for i in 0..20 {
         let subject = format!("KS-{i:03}");
@@ -160,7 +165,7 @@ async fn concurrent_silence_expiry_reopens_each_alert_once_for_one_replica_to_no
     }
     assert!(replicas[0].alerts().await.unwrap().iter().all(|a| a.status == "silenced"));
     assert!(replicas[0].notifications().await.unwrap().is_empty(), "silenced: nobody told yet");
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    clock.advance(chrono::Duration::hours(2));
 
     let runs = replicas.iter().map(|r| r.expire_silences());
     let reopened: Vec<i64> =
@@ -267,4 +272,34 @@ async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Ite
 
 fn futures_flatten<T>(results: Vec<anyhow::Result<Vec<T>>>) -> Vec<T> {
     results.into_iter().flat_map(|r| r.unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_report_is_made_and_queued_once_when_replicas_run_it_together() {
+    let db = Database::fresh().await;
+    let d = common::Deployment::with(
+        None,
+        "report:\n  out_dir: reports\n  recipients: [dsmb-chair]\n  closed: false\n  schedule: [\"* * * * *\"]\n",
+    );
+    let config = vigil::config::Config::load(&d.config).unwrap();
+    let rules = vigil::daemon::load_rules(&config).unwrap();
+    let replicas = [db.replica().await, db.replica().await, db.replica().await];
+    let now = chrono::Utc::now();
+    let started = now - chrono::Duration::minutes(2);
+    let publishers: Vec<_> =
+        replicas.iter().map(|s| vigil::publish::Publisher::new(s, &rules, &config)).collect();
+
+    let made: Vec<usize> = futures_join_all(publishers.iter().map(|p| p.run_due(started, now)))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(made.iter().sum::<usize>(), 1, "one replica made it: {made:?}");
+    assert_eq!(replicas[0].reports().await.unwrap().len(), 1);
+    assert_eq!(replicas[0].report_deliveries().await.unwrap().len(), 1, "queued for the chair once");
+    // The same occurrence again (a lease overlap, a late replica): nothing more.
+    for p in &publishers {
+        assert_eq!(p.run_due(started, now).await.unwrap(), 0);
+    }
+    assert_eq!(replicas[0].reports().await.unwrap().len(), 1);
 }

@@ -218,16 +218,6 @@ async fn newest_source(tx: &mut Transaction<'_, Any>, seq: i64) -> anyhow::Resul
         .transpose()?)
 }
 
-/// The advisory-lock key of a subject: the first 8 bytes of a SHA-256 under a prefix of
-/// vigil's own, the same in every replica and release.
-fn subject_lock_key(subject: &str) -> i64 {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(b"vigil:subject:").chain_update(subject.as_bytes()).finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(first)
-}
-
 fn status_of(r: &AnyRow) -> anyhow::Result<AlertStatus> {
     Ok(r.try_get::<String, _>("status")?.parse()?)
 }
@@ -374,7 +364,8 @@ impl Store {
         if self.backend != Backend::Postgres {
             return Ok(());
         }
-        let mut keys: Vec<i64> = subjects.iter().map(|s| subject_lock_key(s)).collect();
+        let mut keys: Vec<i64> =
+            subjects.iter().map(|s| super::advisory_key(&format!("subject:{s}"))).collect();
         keys.sort_unstable();
         keys.dedup();
         for chunk in keys.chunks(KEYS_PER_QUERY) {

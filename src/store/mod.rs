@@ -20,7 +20,7 @@ pub use outbox::{
     UnknownWord,
 };
 pub use records::{BatchOutcome, NewRecord, Rejected};
-pub use reports::{ReportKind, ReportRow, UnknownReportKind};
+pub use reports::{ReportClaim, ReportKind, ReportRow, UnknownReportKind};
 pub use vitals::Vitals;
 
 use crate::clock::Clock;
@@ -161,6 +161,16 @@ fn instance_id() -> String {
         bits = Utc::now().timestamp_subsec_nanos().to_le_bytes();
     }
     format!("{}:{}:{}", if host.is_empty() { "vigil" } else { &host }, std::process::id(), hex::encode(bits))
+}
+
+/// A PostgreSQL advisory-lock key for `what` (a subject, a report's due time): the first
+/// 8 bytes of a SHA-256 under vigil's prefix, the same in every replica and release.
+pub(crate) fn advisory_key(what: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"vigil:").chain_update(what.as_bytes()).finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {
