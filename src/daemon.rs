@@ -424,6 +424,9 @@ async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
             }
             Err(e) => tracing::error!(error = %format!("{e:#}"), "Cannot take the clock lease; will retry."),
         }
+        // Every replica, lease or not: records another replica stored and did not live to
+        // evaluate are pending in the database; the evaluate loop takes them.
+        app.evaluate_wake.wake();
         tokio::time::sleep(every).await;
     }
 }

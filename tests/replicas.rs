@@ -303,3 +303,149 @@ async fn a_scheduled_report_is_made_and_queued_once_when_replicas_run_it_togethe
     }
     assert_eq!(replicas[0].reports().await.unwrap().len(), 1);
 }
+
+const TOKEN: &str = "replica-token-for-tests";
+
+/// One `vigil run` replica: its own config (HTTP port, inbox) on the shared database.
+fn replica_deployment(db: &Database, smtp: &common::SmtpServer, port: u16) -> common::Deployment {
+    let rules = format!("{}/tests/fixtures/rules/infusion.yaml", common::REPO);
+    let d = common::Deployment::with_rules(
+        Some(&smtp.url()),
+        &format!("http:\n  addr: \"127.0.0.1:{port}\"\n  token_file: tokens.txt\n"),
+        &rules,
+    );
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(TOKEN.as_bytes()))
+    };
+    std::fs::write(d.path("tokens.txt"), format!("replica-test {hash}\n")).unwrap();
+    let config = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("database_url: \"sqlite://vigil.db\"", &format!("database_url: \"{}\"", db.url))
+        // A short SMTP timeout: a dead replica's claims run out in seconds (4 × it + 10 s).
+        .replace("  retry_initial_secs: 1\n", "  retry_initial_secs: 1\n  smtp_timeout_secs: 1\n");
+    std::fs::write(&d.config, config).unwrap();
+    d
+}
+
+/// A grade 3 infusion reaction within 24 h of a dose: one critical alert (safety officer
+/// and medical monitor) and one info alert (safety officer).
+fn reaction(i: usize) -> String {
+    format!(
+        "{{\"subject\":\"KS-{}\",\"site\":\"KS\",\"record_id\":\"burst-{i}\",\"doses\":[{{\"start\":\"2019-02-26T09:10:00Z\"}}],\
+         \"adverse_events\":[{{\"id\":\"AE-1\",\"term\":\"Infusion related reaction\",\"grade\":3,\"onset\":\"2019-02-26T09:40:00Z\"}}]}}",
+        1000 + i
+    )
+}
+
+/// The (alert id, recipient) pairs one email tells of, from the "Alert #N" lines of its text.
+fn told(mail: &common::Email) -> Vec<(i64, String)> {
+    mail.body
+        .split("Alert #")
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .map(|id| (id, mail.rcpt_to.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_daemons_on_one_database_send_every_email_once_though_one_is_killed_mid_burst() {
+    let db = Database::fresh().await;
+    let smtp = common::SmtpServer::start();
+    let ports = [common::free_port(), common::free_port(), common::free_port()];
+    let deployments: Vec<_> = ports.iter().map(|&p| replica_deployment(&db, &smtp, p)).collect();
+    let mut daemons: Vec<Option<common::Daemon>> = deployments.iter().map(|d| Some(d.start())).collect();
+    for &port in &ports {
+        common::wait_for("the HTTP server", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+    // One replica runs the clock pass; it is the one killed below.
+    let holder = common::wait_for("a clock lease holder", Duration::from_secs(20), || {
+        let holding: Vec<usize> = (0..3)
+            .filter(|&i| daemons[i].as_ref().is_some_and(|d| d.log_text().contains("Clock lease taken")))
+            .collect();
+        (!holding.is_empty()).then_some(holding)
+    });
+    assert_eq!(holder.len(), 1, "one clock pass runner: {holder:?}");
+    let holder = holder[0];
+    let client = reqwest::Client::new();
+    let post = |port: u16, body: String| {
+        let req = client.post(format!("http://127.0.0.1:{port}/v1/records")).bearer_auth(TOKEN).body(body);
+        async move { req.send().await.map(|r| r.status().as_u16()) }
+    };
+
+    // 200 records in 40 requests of 5, spread over the three replicas, 3 at a time; the
+    // lease holder is SIGKILLed after the 15th request, and its share goes to the others.
+    let survivors: Vec<u16> = (0..3).filter(|&i| i != holder).map(|i| ports[i]).collect();
+    let mut killed = false;
+    for (n, chunk) in (0..200).collect::<Vec<_>>().chunks(15).enumerate() {
+        let mut requests = Vec::new();
+        for (k, five) in chunk.chunks(5).enumerate() {
+            let body: Vec<String> = five.iter().map(|&i| reaction(i)).collect();
+            let port = if killed { survivors[(n + k) % 2] } else { ports[k % 3] };
+            requests.push(post(port, body.join("\n")));
+        }
+        for status in futures_join_all(requests).await {
+            assert_eq!(status.unwrap(), 202);
+        }
+        if n == 4 {
+            daemons[holder].take().unwrap().kill();
+            killed = true;
+        }
+    }
+
+    let store = db.replica().await;
+    let notes = common::wait_for("every alert raised and every email sent", Duration::from_secs(120), || {
+        let rt = tokio::runtime::Handle::current();
+        let (alerts, notes) = std::thread::scope(|s| {
+            s.spawn(|| {
+                rt.block_on(async { (store.alerts().await.unwrap(), store.notifications().await.unwrap()) })
+            })
+            .join()
+            .unwrap()
+        });
+        (alerts.len() == 400 && notes.len() == 600 && notes.iter().all(|n| n.status == "sent"))
+            .then_some(notes)
+    });
+    // What the database says went out, the SMTP server must have received: once each.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mails = smtp.messages();
+    let mut seen: std::collections::HashMap<(i64, String), Vec<String>> = Default::default();
+    for m in &mails {
+        for pair in told(m) {
+            seen.entry(pair).or_default().push(m.message_id.clone());
+        }
+    }
+    for n in &notes {
+        let vigil::store::Notice::Alert(id) = n.about else { panic!("only alert emails here") };
+        assert!(seen.contains_key(&(id, n.recipient.clone())), "alert {id} never reached {}", n.recipient);
+    }
+    assert_eq!(seen.len(), 600, "no email about anything else");
+    // At-least-once has one window: a replica killed after the server took a message and
+    // before it recorded so. The message is then sent again under its same Message-ID
+    // (which mail systems deduplicate), and only the one in flight at the kill.
+    let twice: Vec<_> = seen.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    let resent: std::collections::HashSet<&String> = twice.iter().flat_map(|(_, ids)| ids.iter()).collect();
+    assert!(
+        twice.iter().all(|(_, ids)| ids.iter().all(|i| i == &ids[0])) && resent.len() <= 1,
+        "sent twice: {twice:?}"
+    );
+    // The clock pass: a survivor takes the lease over once the dead holder's has run out
+    // (30 s), with the next fencing token; only one of them.
+    let taker = common::wait_for("the clock lease taken over", Duration::from_secs(60), || {
+        let taking: Vec<usize> = (0..3)
+            .filter(|&i| daemons[i].as_ref().is_some_and(|d| d.log_text().contains("Clock lease taken")))
+            .collect();
+        (!taking.is_empty()).then_some(taking)
+    });
+    assert_eq!(taker.len(), 1, "one new clock pass runner: {taker:?}");
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let token: i64 = sqlx::query_scalar("SELECT token FROM leases WHERE name = 'clock'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(token, 2, "the next fencing token");
+    eprintln!("{} emails for 600 notifications ({} pairs resent at the kill)", mails.len(), twice.len());
+    drop(daemons);
+}

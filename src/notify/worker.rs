@@ -55,7 +55,7 @@ impl Outbox {
             from: config.email.from.clone(),
             study_title: config.study.title.clone(),
             retry: config.email.retry,
-            claim_for: config.email.smtp_timeout.saturating_mul(4) + Duration::from_secs(30),
+            claim_for: config.email.smtp_timeout.saturating_mul(4) + Duration::from_secs(10),
         })
     }
 
