@@ -449,3 +449,46 @@ async fn three_daemons_on_one_database_send_every_email_once_though_one_is_kille
     eprintln!("{} emails for 600 notifications ({} pairs resent at the kill)", mails.len(), twice.len());
     drop(daemons);
 }
+
+#[tokio::test]
+async fn an_evaluation_overtaken_by_a_newer_one_does_not_undo_it_and_the_subject_is_evaluated_again() {
+    let db = Database::fresh().await;
+    let (a, b) = (db.replica().await, db.replica().await);
+    let store = |s: &Store, rid: &str| {
+        let text = format!("{{\"subject\":\"KS-101\",\"record_id\":\"{rid}\",\"date\":\"2019-02-01\"}}");
+        let (s, parsed) = (s.clone(), vigil::ingest::native::parse("x.ndjson", &text));
+        async move { s.store_batch(&parsed.records, &parsed.rejected).await.unwrap() }
+    };
+    let part = |matching: bool| CohortContribution {
+        rule_id: "stopping".into(),
+        evaluable: true,
+        matching,
+        events: i64::from(matching),
+    };
+    store(&a, "r1").await;
+    let [(_, first)] = a.pending_subjects().await.unwrap()[..] else { panic!("one subject pending") };
+    // Replica a starts evaluating KS-101 as of r1 and is slow; r2 arrives, and replica b
+    // evaluates the newer history and commits first.
+    store(&b, "r2").await;
+    let [(_, second)] = b.pending_subjects().await.unwrap()[..] else { panic!("one subject pending") };
+    assert!(second > first);
+    let newer = Evaluation {
+        pending: Some(("KS-101", second)),
+        subject: "KS-101",
+        contributions: vec![part(true)],
+        ..Default::default()
+    };
+    b.commit_evaluation(newer, "trial.test").await.unwrap();
+    assert!(b.pending_subjects().await.unwrap().is_empty());
+    // a's commit, behind: its view must not replace b's, and the subject is looked at again.
+    let older = Evaluation {
+        pending: Some(("KS-101", first)),
+        subject: "KS-101",
+        contributions: vec![part(false)],
+        ..Default::default()
+    };
+    a.commit_evaluation(older, "trial.test").await.unwrap();
+    let t = a.cohort_totals("stopping").await.unwrap();
+    assert_eq!((t.evaluable, t.matching, t.events), (1, 1, 1), "b's newer contribution stands");
+    assert_eq!(a.pending_subjects().await.unwrap(), [("KS-101".to_string(), second)]);
+}

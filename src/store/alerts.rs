@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A subject's part in a cohort rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,6 +253,16 @@ impl Store {
         // Before anything is read: what is read below (alerts, contributions) is then
         // what the commit changes, whoever else evaluates these subjects.
         self.lock_subjects(&mut tx, &subjects).await?;
+        // An evaluation of a history that has grown since its pending mark was read may
+        // have missed a record (or run behind a newer evaluation already committed): its
+        // contributions and resolutions wait for the evaluation that follows, which the
+        // pending mark kept (or put back) guarantees. Its new alerts stand: real findings.
+        let grown = self.grown_since(&mut tx, &evaluations).await?;
+        let mut evaluations = evaluations;
+        for e in evaluations.iter_mut().filter(|e| e.pending.is_some_and(|(s, _)| grown.contains(s))) {
+            e.contributions.clear();
+            e.still_firing.clear();
+        }
         let known = self.known_alerts(&mut tx, &subjects).await?;
         let mut highest = known.highest;
         self.record_contributions(&mut tx, &evaluations, &subjects).await?;
@@ -350,38 +360,36 @@ impl Store {
         Ok(raised)
     }
 
-    /// Serializes the commits of one subject's evaluations (PostgreSQL): a transaction-
-    /// scoped advisory lock per subject ("" is the cohort), so two evaluations of a subject
-    /// — the HTTP wake-up and the inbox loop, or two replicas — cannot both count its
-    /// change into the running totals or both raise its alert. Keys are taken in one
-    /// global order, so two commits over overlapping subjects cannot deadlock. SQLite
-    /// needs none: a write transaction holds the database's one write lock.
-    async fn lock_subjects(
+    /// The subjects of these evaluations with a record newer than the pending mark the
+    /// evaluation started from; each is marked pending again up to its newest record.
+    async fn grown_since(
         &self,
         tx: &mut Transaction<'static, Any>,
-        subjects: &[&str],
-    ) -> anyhow::Result<()> {
-        if self.backend != Backend::Postgres {
-            return Ok(());
-        }
-        let mut keys: Vec<i64> =
-            subjects.iter().map(|s| super::advisory_key(&format!("subject:{s}"))).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for chunk in keys.chunks(KEYS_PER_QUERY) {
-            // A VALUES list is scanned in its order: the locks are taken in key order.
-            let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i}::BIGINT)")).collect();
-            let sql = format!(
-                "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM (VALUES {}) AS v(k)",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for k in chunk {
-                q = q.bind(*k);
+        evaluations: &[Evaluation<'_>],
+    ) -> anyhow::Result<HashSet<String>> {
+        let seen: HashMap<&str, i64> = evaluations.iter().filter_map(|e| e.pending).collect();
+        let names: Vec<&str> = seen.keys().copied().collect();
+        let mut grown = Vec::new();
+        for chunk in names.chunks(KEYS_PER_QUERY) {
+            let head = "SELECT subject, MAX(seq) AS top FROM records WHERE subject";
+            for row in select_in(self.backend, head, chunk, "GROUP BY subject").fetch_all(&mut **tx).await? {
+                let (subject, top): (String, i64) = (row.try_get("subject")?, row.try_get("top")?);
+                if seen.get(subject.as_str()).is_some_and(|&seq| top > seq) {
+                    grown.push((subject, top));
+                }
             }
-            q.fetch_one(&mut **tx).await.context("cannot lock the subjects being committed")?;
         }
-        Ok(())
+        for (subject, top) in &grown {
+            sqlx::query(
+                "INSERT INTO pending_evaluation (subject, up_to_seq) VALUES ($1, $2) ON CONFLICT (subject) \
+                 DO UPDATE SET up_to_seq = excluded.up_to_seq WHERE pending_evaluation.up_to_seq < excluded.up_to_seq",
+            )
+            .bind(subject)
+            .bind(*top)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(grown.into_iter().map(|(s, _)| s).collect())
     }
 
     /// The alerts already raised for these subjects: the highest level of each episode

@@ -118,6 +118,40 @@ impl Store {
         tx.context("cannot start a transaction")
     }
 
+    /// Serializes the writes about one subject (PostgreSQL): a transaction-scoped advisory
+    /// lock per subject ("" is the cohort). Two evaluations of a subject — the HTTP
+    /// wake-up and the inbox loop, or two replicas — cannot both count its change into the
+    /// running totals or both raise its alert; and a subject's records are stored one batch
+    /// at a time, so their seqs grow in commit order and a pending mark never goes back. Keys are taken in one
+    /// global order, so two commits over overlapping subjects cannot deadlock. SQLite
+    /// needs none: a write transaction holds the database's one write lock.
+    pub(crate) async fn lock_subjects(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        subjects: &[&str],
+    ) -> anyhow::Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut keys: Vec<i64> = subjects.iter().map(|s| advisory_key(&format!("subject:{s}"))).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            // A VALUES list is scanned in its order: the locks are taken in key order.
+            let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i}::BIGINT)")).collect();
+            let sql = format!(
+                "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM (VALUES {}) AS v(k)",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_one(&mut **tx).await.context("cannot lock the subjects being committed")?;
+        }
+        Ok(())
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
