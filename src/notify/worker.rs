@@ -76,16 +76,8 @@ impl Outbox {
     pub async fn deliver_due_of(&self, kind: Option<NotificationKind>) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
         for _ in 0..PER_PASS {
-            let Some(n) = self.store.claim_due_notifications(kind, 1, self.claim_for).await?.pop() else {
-                break;
-            };
-            let mut group = match &n.group_key {
-                Some(key) => self.store.claim_group(key, self.claim_for).await?,
-                None => Vec::new(),
-            };
-            if !group.iter().any(|g| g.id == n.id) {
-                group.insert(0, n.clone());
-            }
+            let group = self.store.claim_next_due(kind, self.claim_for).await?;
+            let Some(n) = group.first().cloned() else { break };
             let outcome = self.send(&group).await;
             let outcome = self.settle(&n, outcome).await;
             match &outcome {

@@ -9,7 +9,7 @@
 //! before it is sent, so each is sent by one of them; a claim whose holder died runs out
 //! and another replica takes the row over.
 
-use super::{opt_text, Backend, Store};
+use super::{opt_text, Backend, Store, KEYS_PER_QUERY};
 use sqlx::AssertSqlSafe;
 use sqlx::Row;
 use std::fmt;
@@ -239,27 +239,8 @@ impl Store {
         ttl: std::time::Duration,
     ) -> anyhow::Result<Vec<NotificationRow>> {
         let now = self.now_ms();
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE OF notifications SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "{}{lock}",
-            select_notifications!(
-                "WHERE status = 'pending' AND next_attempt_at <= $1 AND ($2 = '' OR kind = $2) \
-                 AND (claimed_until IS NULL OR claimed_until <= $1) \
-                 ORDER BY COALESCE((SELECT CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END \
-                 FROM alerts a WHERE a.id = notifications.alert_id), 1), next_attempt_at, id LIMIT $3"
-            )
-        );
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(now)
-            .bind(kind.map_or("", NotificationKind::as_str))
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
-        let claimed = rows.iter().map(notification_row).collect::<anyhow::Result<Vec<_>>>()?;
+        let claimed = self.select_due(&mut tx, now, kind, limit).await?;
         self.mark_claimed(&mut tx, &claimed, now, ttl).await?;
         tx.commit().await?;
         Ok(claimed)
@@ -273,6 +254,72 @@ impl Store {
         ttl: std::time::Duration,
     ) -> anyhow::Result<Vec<NotificationRow>> {
         let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let claimed = self.select_group(&mut tx, group_key, now).await?;
+        self.mark_claimed(&mut tx, &claimed, now, ttl).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Claims the most urgent due notification with the rest of its group, in one
+    /// transaction (the outbox worker's step): the email to send, first row first.
+    pub async fn claim_next_due(
+        &self,
+        kind: Option<NotificationKind>,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let Some(first) = self.select_due(&mut tx, now, kind, 1).await?.pop() else {
+            return Ok(Vec::new());
+        };
+        let mut email = match &first.group_key {
+            // The first row is this transaction's own (locked or not): it is in its group.
+            Some(key) => self.select_group(&mut tx, key, now).await?,
+            None => Vec::new(),
+        };
+        email.retain(|n| n.id != first.id);
+        email.insert(0, first);
+        self.mark_claimed(&mut tx, &email, now, ttl).await?;
+        tx.commit().await?;
+        Ok(email)
+    }
+
+    async fn select_due(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        now: i64,
+        kind: Option<NotificationKind>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE OF notifications SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "{}{lock}",
+            select_notifications!(
+                "WHERE status = 'pending' AND next_attempt_at <= $1 AND ($2 = '' OR kind = $2) \
+                 AND (claimed_until IS NULL OR claimed_until <= $1) \
+                 ORDER BY COALESCE((SELECT CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END \
+                 FROM alerts a WHERE a.id = notifications.alert_id), 1), next_attempt_at, id LIMIT $3"
+            )
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(kind.map_or("", NotificationKind::as_str))
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?;
+        rows.iter().map(notification_row).collect()
+    }
+
+    async fn select_group(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        group_key: &str,
+        now: i64,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -284,17 +331,13 @@ impl Store {
                  AND (claimed_by = $2 OR claimed_until IS NULL OR claimed_until <= $3) ORDER BY id"
             )
         );
-        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(group_key)
             .bind(self.instance())
             .bind(now)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
-        let claimed = rows.iter().map(notification_row).collect::<anyhow::Result<Vec<_>>>()?;
-        self.mark_claimed(&mut tx, &claimed, now, ttl).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        rows.iter().map(notification_row).collect()
     }
 
     async fn mark_claimed(
@@ -305,13 +348,26 @@ impl Store {
         ttl: std::time::Duration,
     ) -> anyhow::Result<()> {
         let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-        for n in rows {
-            sqlx::query("UPDATE notifications SET claimed_by = $2, claimed_until = $3 WHERE id = $1")
-                .bind(n.id)
-                .bind(self.instance())
-                .bind(until)
-                .execute(&mut **tx)
-                .await?;
+        for chunk in rows.chunks(KEYS_PER_QUERY) {
+            // One statement per chunk: ids follow the two values ($3… or ?).
+            let ids = match self.backend {
+                Backend::Sqlite => super::list_sql(self.backend, chunk.len()),
+                Backend::Postgres => {
+                    (3..3 + chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+                }
+            };
+            let (by, until_sql) = match self.backend {
+                Backend::Sqlite => ("?", "?"),
+                Backend::Postgres => ("$1", "$2"),
+            };
+            let sql = format!(
+                "UPDATE notifications SET claimed_by = {by}, claimed_until = {until_sql} WHERE id IN ({ids})"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(self.instance().to_string()).bind(until);
+            for n in chunk {
+                q = q.bind(n.id);
+            }
+            q.execute(&mut **tx).await?;
         }
         Ok(())
     }
