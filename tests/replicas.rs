@@ -492,3 +492,50 @@ async fn an_evaluation_overtaken_by_a_newer_one_does_not_undo_it_and_the_subject
     assert_eq!((t.evaluable, t.matching, t.events), (1, 1, 1), "b's newer contribution stands");
     assert_eq!(a.pending_subjects().await.unwrap(), [("KS-101".to_string(), second)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_escalation_step_due_on_every_replica_is_taken_and_queued_once() {
+    let db = Database::fresh().await;
+    let replicas = [db.replica().await, db.replica().await, db.replica().await, db.replica().await];
+    let so = to("so@trial.test");
+    for i in 0..10 {
+        let subject = format!("KS-{i:03}");
+        let mut a = alert(&subject, &so);
+        a.delivery.escalate_at = Some(chrono::DateTime::UNIX_EPOCH);
+        let e = Evaluation { subject: &subject, alerts: vec![a], ..Default::default() };
+        replicas[0].commit_evaluation(e, "trial.test").await.unwrap();
+    }
+    let mm = Recipient { role: "medical-monitor".into(), address: "mm@trial.test".into(), blinded: true };
+    // Every replica read the same due alerts, then each escalates them all at once.
+    let mut runs = Vec::new();
+    for r in &replicas {
+        let due = r.due_escalations().await.unwrap();
+        assert_eq!(due.len(), 10);
+        for a in due {
+            let (r, mm) = (r.clone(), mm.clone());
+            runs.push(
+                async move { r.escalate(&a, std::slice::from_ref(&mm), None, "trial.test").await.unwrap() },
+            );
+        }
+    }
+    let done = futures_join_all(runs).await;
+    assert_eq!(done.iter().filter(|&&d| d).count(), 10, "one replica escalates each alert");
+    let escalations = replicas[0].notifications().await.unwrap();
+    let escalations: Vec<_> = escalations.iter().filter(|n| n.kind == "escalation").collect();
+    assert_eq!(escalations.len(), 10, "one escalation email each");
+    assert!(replicas[0].alerts().await.unwrap().iter().all(|a| a.escalation_step == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_starting_at_once_on_an_empty_database_migrate_it_once() {
+    let db = Database::fresh().await;
+    let starts = (0..4).map(|_| Store::connect(&db.url));
+    for store in futures_join_all(starts).await {
+        store.expect("every replica starts (the migrations take a lock)");
+    }
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&mut conn).await.unwrap();
+    let shipped = std::fs::read_dir(format!("{}/migrations/postgres", common::REPO)).unwrap().count();
+    assert_eq!(applied, shipped as i64);
+}
