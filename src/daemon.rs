@@ -47,6 +47,25 @@ pub struct App {
     growing: Mutex<crate::ingest::Settling>,
     /// Set on SIGTERM: each loop finishes the pass it is in and returns.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// This replica's name on the inbox files it claims (stable across its restarts).
+    holder: String,
+    /// Whether the claims left by this replica's previous life were taken back yet.
+    recovered_own_claims: std::sync::atomic::AtomicBool,
+}
+
+/// A claim on an inbox file whose holder has not shown a sign of life for this long is
+/// taken over (the holder marks itself alive on every inbox pass and between batches).
+const CLAIM_STALE: Duration = Duration::from_secs(120);
+
+/// The name this replica claims inbox files under: the host and the configuration it runs,
+/// so that after a restart it takes back at once what it held when it stopped.
+fn inbox_holder(config: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect();
+    let source = std::fs::canonicalize(&config.source).unwrap_or_else(|_| config.source.clone());
+    let digest = Sha256::digest(source.display().to_string().as_bytes());
+    format!("{}-{}", if host.is_empty() { "vigil" } else { &host }, &hex::encode(digest)[..8])
 }
 
 /// Everything read from the configuration and the rules files: the stages built from them.
@@ -207,6 +226,7 @@ impl App {
             .await?
             .with_zones(config.study.zones.clone());
         let folder = DropFolder::new(&config.inbox, &config.processed_dir, &config.quarantine_dir)?;
+        let holder = inbox_holder(&config);
         let setup = Setup::build(config, &store, &clock)?;
         store.record_config_load("start", Ok(&setup.files)).await?;
         Ok(Self {
@@ -221,6 +241,8 @@ impl App {
             failures: Arc::default(),
             growing: Mutex::default(),
             stopping: tokio::sync::watch::Sender::new(false),
+            holder,
+            recovered_own_claims: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -310,6 +332,7 @@ impl App {
     /// Ingests every ready file in the inbox. Returns true if some file was too fresh
     /// to take and the inbox should be looked at again soon.
     pub async fn process_inbox(&self) -> anyhow::Result<bool> {
+        self.recover_claims();
         let (files, waiting) = self.ready_files()?;
         let mut done = HashSet::new();
         for path in files {
@@ -334,13 +357,31 @@ impl App {
 
     /// Stores and files away one inbox file.
     async fn ingest_only(&self, path: &Path, between: &mut impl Between) {
-        let error = match self.folder.ingest_file_between(&self.store, path, between).await {
+        // Replicas may share the inbox: the one whose rename claims the file reads it.
+        let claimed = match self.folder.claim(path, &self.holder) {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot claim an inbox file; will retry.");
+                return;
+            }
+        };
+        let error = match self.folder.ingest_file_between(&self.store, &claimed, between).await {
             Ok(_) => {
                 self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
                 return;
             }
             Err(e) => format!("{e:#}"),
         };
+        // Back into the inbox, for this replica or another to try again.
+        let path = match self.folder.unclaim(&claimed) {
+            Ok(back) => back,
+            Err(e) => {
+                tracing::error!(file = %claimed.display(), error = %format!("{e:#}"), "Cannot put a failed inbox file back; it returns when its claim is recovered.");
+                return;
+            }
+        };
+        let path = path.as_path();
         // A database that does not answer is a reason to wait, not the file's fault.
         if self.store.ping().await.is_err() {
             tracing::error!(file = %path.display(), %error, "Cannot ingest file (database unreachable); will retry.");
@@ -364,6 +405,16 @@ impl App {
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot set a failing file aside.")
             }
+        }
+    }
+
+    /// Marks this replica alive on its claims, and returns to the inbox the files of a
+    /// replica that died holding them (and, once, this replica's own from before a restart).
+    fn recover_claims(&self) {
+        use std::sync::atomic::Ordering;
+        let first = !self.recovered_own_claims.swap(true, Ordering::SeqCst);
+        if let Err(e) = self.folder.recover_claims(&self.holder, CLAIM_STALE, first) {
+            tracing::error!(error = %format!("{e:#}"), "Cannot look at the inbox claims; will retry.");
         }
     }
 
@@ -446,6 +497,10 @@ impl App {
                     Ok(_) => tracing::info!("Stopped cleanly."),
                     Err(_) => tracing::warn!("Stopped with work in progress; it resumes at the next start."),
                 }
+                // Another replica takes the clock over now rather than when the lease runs out.
+                if let Err(e) = app.store.release_lease(CLOCK_LEASE, app.store.instance()).await {
+                    tracing::warn!(error = %format!("{e:#}"), "Cannot release the clock lease; it runs out by itself.");
+                }
                 Ok(())
             }
         };
@@ -524,6 +579,7 @@ struct SmallFilesFirst<'a> {
 
 impl Between for SmallFilesFirst<'_> {
     async fn run(&mut self) -> anyhow::Result<()> {
+        self.app.recover_claims();
         let (ready, _) = self.app.ready_files()?;
         let mut taken = false;
         for small in ready.into_iter().filter(|p| p != self.current && DropFolder::is_small(p)) {
@@ -564,14 +620,38 @@ fn note_rename(renamed_in: &mut HashSet<OsString>, event: &::notify::Event) -> b
     .is_some()
 }
 
-/// Time passing can raise alerts too (a clock runs out, a visit window closes).
+/// Time passing can raise alerts too (a clock runs out, a visit window closes). Replicas
+/// on one database take turns through a lease: one runs the clock pass (escalations,
+/// silence expiry and report schedules included), renewing the lease each time; when it
+/// dies, another takes over once the lease has run out. On SQLite the lease is always granted.
 async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
     let mut stop = app.stopping.subscribe();
+    let holder = app.store.instance().to_string();
+    let mut held: Option<i64> = None;
     loop {
         let every = Duration::from_secs(app.setup().config.clock_interval_secs);
-        if let Err(e) = app.clock_pass().await {
-            tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
+        // Long enough to outlast a few slow passes, short enough for a prompt takeover.
+        let lease = every.saturating_mul(3).max(Duration::from_secs(30));
+        match app.store.try_lease(CLOCK_LEASE, &holder, lease).await {
+            Ok(Some(token)) => {
+                if held != Some(token) {
+                    tracing::info!(%holder, token, "Clock lease taken: this replica runs the clock pass.");
+                }
+                held = Some(token);
+                if let Err(e) = app.clock_pass().await {
+                    tracing::error!(error = %format!("{e:#}"), "Clock evaluation failed; will retry.");
+                }
+            }
+            Ok(None) => {
+                if held.take().is_some() {
+                    tracing::warn!(%holder, "Clock lease lost to another replica.");
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "Cannot take the clock lease; will retry."),
         }
+        // Every replica, lease or not: records another replica stored and did not live to
+        // evaluate are pending in the database; the evaluate loop takes them.
+        app.evaluate_wake.wake();
         tokio::select! {
             _ = stop.changed() => return Ok(()),
             _ = tokio::time::sleep(every) => {}
@@ -610,6 +690,9 @@ async fn reload_loop(
         }
     }
 }
+
+/// The lease of the clock pass (see `clock_loop`).
+const CLOCK_LEASE: &str = "clock";
 
 async fn outbox_loop(app: Arc<App>) -> anyhow::Result<()> {
     let mut stop = app.stopping.subscribe();

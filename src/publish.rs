@@ -196,6 +196,17 @@ impl<'a> Publisher<'a> {
 
     /// Generates, archives and queues one report at `now`. Returns its archive row.
     pub async fn generate(&self, request: &ReportRequest, now: DateTime<Utc>) -> anyhow::Result<ReportRow> {
+        self.generate_due(request, None, now).await?.context("the report was not archived")
+    }
+
+    /// `generate` for the occurrence `due` of a schedule or trigger: None if another
+    /// runner archived that one first (its emails are the ones queued).
+    async fn generate_due(
+        &self,
+        request: &ReportRequest,
+        due: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<ReportRow>> {
         let ReportRequest { kind, as_of, reason, out, email } = request;
         let (kind, as_of) = (*kind, *as_of);
         let subjects = self.store.all_histories().await?;
@@ -248,12 +259,13 @@ impl<'a> Publisher<'a> {
         }
         let sha = hex::encode(Sha256::digest(html.as_bytes()));
         let recipients = if *email { recipients(self.report, self.roles, kind) } else { Vec::new() };
-        let id = self
+        let archived = self
             .store
-            .archive_report(
+            .archive_report_due(
                 kind,
                 as_of,
                 reason,
+                due,
                 &snapshot,
                 &path.display().to_string(),
                 &sha,
@@ -262,14 +274,22 @@ impl<'a> Publisher<'a> {
                 now,
             )
             .await?;
+        let Some(id) = archived else {
+            tracing::warn!(kind = kind.as_str(), %reason, "DSMB report already archived by another runner; not queued again.");
+            return Ok(None);
+        };
         tracing::info!(report_id = id, kind = kind.as_str(), path = %path.display(), %reason, "DSMB report generated.");
-        self.store.report(id).await?.context("the archived report vanished")
+        Ok(Some(self.store.report(id).await?.context("the archived report vanished")?))
     }
 
     /// Generates the reports whose schedule or trigger has come by `now`; a schedule
-    /// never reported on counts from `first_seen` (when the daemon started). Returns how many.
+    /// never reported on counts from `first_seen` (when the daemon started). Returns how
+    /// many. Each is made once per due time (the schedule's occurrence; a trigger's is
+    /// its reason alone) whichever replica gets there first (`Store::claim_report`).
     pub async fn run_due(&self, first_seen: DateTime<Utc>, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        let mut reasons = Vec::new();
+        // A trigger fires once: its due time is a constant.
+        let once = DateTime::<Utc>::UNIX_EPOCH;
+        let mut due = Vec::new();
         for s in &self.report.schedule {
             let reason = format!("schedule:{}", s.text);
             // The first scheduled report comes at the first occurrence after the daemon
@@ -278,8 +298,10 @@ impl<'a> Publisher<'a> {
                 Some(r) => r.generated_at,
                 None => first_seen,
             };
-            if s.cron.find_next_occurrence(&since, false).is_ok_and(|next| next <= now) {
-                reasons.push(reason);
+            if let Ok(next) = s.cron.find_next_occurrence(&since, false) {
+                if next <= now {
+                    due.push((reason, next));
+                }
             }
         }
         let t = &self.report.triggers;
@@ -291,7 +313,7 @@ impl<'a> Publisher<'a> {
             if let Some(last) = latest {
                 let reason = format!("trigger:stopping-rule-alert-{last}");
                 if self.store.last_report_for(&reason).await?.is_none() {
-                    reasons.push(reason);
+                    due.push((reason, once));
                 }
             }
         }
@@ -306,21 +328,28 @@ impl<'a> Publisher<'a> {
                     .filter(|h| h.visits().iter().any(|(l, _)| *l == v.visit))
                     .count();
                 if reached >= v.count {
-                    reasons.push(reason);
+                    due.push((reason, once));
                 }
             }
         }
-        for reason in &reasons {
+        let mut made = 0;
+        for (reason, at) in &due {
+            let Some(_claim) = self.store.claim_report(reason, *at).await? else {
+                tracing::debug!(%reason, "Report made or being made by another replica.");
+                continue;
+            };
             let request =
                 |kind| ReportRequest { kind, as_of: now, reason: reason.clone(), out: None, email: true };
-            self.generate(&request(Kind::Open), now).await?;
+            if self.generate_due(&request(Kind::Open), Some(*at), now).await?.is_some() {
+                made += 1;
+            }
             if self.report.closed {
-                if let Err(e) = self.generate(&request(Kind::Closed), now).await {
+                if let Err(e) = self.generate_due(&request(Kind::Closed), Some(*at), now).await {
                     tracing::error!(error = %format!("{e:#}"), "Closed report not generated.");
                 }
             }
         }
-        Ok(reasons.len())
+        Ok(made)
     }
 }
 

@@ -9,7 +9,7 @@ use super::smtp::{Mailer, SendError};
 use crate::config::{Backoff, Config};
 use crate::store::{Delivery, Notice, NotificationKind, NotificationRow, ReportKind, Store};
 use lettre::message::Mailbox;
-use std::collections::HashSet;
+use std::time::Duration;
 
 /// The rule id of the internal alert raised when an email cannot be delivered.
 pub const UNDELIVERABLE: &str = "vigil:undeliverable-email";
@@ -25,7 +25,14 @@ pub struct Outbox {
     pub from: Mailbox,
     pub study_title: String,
     pub retry: Backoff,
+    /// How long a claimed notification stays this replica's: longer than one send can
+    /// take (a few SMTP timeouts), short enough that a dead replica's email is soon taken over.
+    pub claim_for: Duration,
 }
+
+/// Notifications (or groups) sent per pass at most: the loop looks at the clock and the
+/// wake-ups between passes.
+const PER_PASS: usize = 100;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
@@ -48,6 +55,7 @@ impl Outbox {
             from: config.email.from.clone(),
             study_title: config.study.title.clone(),
             retry: config.email.retry,
+            claim_for: config.email.smtp_timeout.saturating_mul(4) + Duration::from_secs(10),
         })
     }
 
@@ -61,26 +69,15 @@ impl Outbox {
         self.deliver_due_of(None).await
     }
 
-    /// One pass over the due notifications, only those of `kind` if given.
+    /// One pass over the due notifications, only those of `kind` if given. Each is claimed
+    /// (with the rest of its group) before it is sent, one at a time, so that replicas
+    /// sharing the database send disjoint notifications, most urgent first, and a claim
+    /// outlives one send only.
     pub async fn deliver_due_of(&self, kind: Option<NotificationKind>) -> anyhow::Result<Pass> {
         let mut pass = Pass::default();
-        let mut done: HashSet<i64> = HashSet::new();
-        for n in self.store.due_notifications_at(self.store.now_ms(), kind, 100).await? {
-            if done.contains(&n.id) {
-                continue;
-            }
-            let group = match &n.group_key {
-                Some(key) => {
-                    let g = self.store.pending_group(key).await?;
-                    if g.is_empty() {
-                        vec![n.clone()]
-                    } else {
-                        g
-                    }
-                }
-                None => vec![n.clone()],
-            };
-            done.extend(group.iter().map(|g| g.id));
+        for _ in 0..PER_PASS {
+            let group = self.store.claim_next_due(kind, self.claim_for).await?;
+            let Some(n) = group.first().cloned() else { break };
             let outcome = self.send(&group).await;
             let outcome = self.settle(&n, outcome).await;
             match &outcome {
@@ -98,7 +95,14 @@ impl Outbox {
                 }
             }
             for g in &group {
-                self.store.record_delivery(g.id, &outcome).await?;
+                if !self.store.record_delivery(g.id, &outcome).await? {
+                    // Our claim ran out (a send slower than `claim_for`) and another replica
+                    // took the row: its outcome stands; this one may have been a duplicate.
+                    tracing::warn!(
+                        notification_id = g.id,
+                        "Notification claimed by another replica meanwhile; its outcome not recorded here."
+                    );
+                }
             }
             if let Delivery::Failed { error } = &outcome {
                 self.raise_undeliverable(&n, error).await?;

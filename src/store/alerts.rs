@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A subject's part in a cohort rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,6 +255,19 @@ impl Store {
         subjects.sort_unstable();
         subjects.dedup();
         let mut tx = self.begin_write().await?;
+        // Before anything is read: what is read below (alerts, contributions) is then
+        // what the commit changes, whoever else evaluates these subjects.
+        self.lock_subjects(&mut tx, &subjects).await?;
+        // An evaluation of a history that has grown since its pending mark was read may
+        // have missed a record (or run behind a newer evaluation already committed): its
+        // contributions and resolutions wait for the evaluation that follows, which the
+        // pending mark kept (or put back) guarantees. Its new alerts stand: real findings.
+        let grown = self.grown_since(&mut tx, &evaluations).await?;
+        let mut evaluations = evaluations;
+        for e in evaluations.iter_mut().filter(|e| e.pending.is_some_and(|(s, _)| grown.contains(s))) {
+            e.contributions.clear();
+            e.still_firing.clear();
+        }
         let mut known = self.known_alerts(&mut tx, &subjects).await?;
         let mut highest = known.highest;
         self.record_contributions(&mut tx, &evaluations, &subjects).await?;
@@ -373,6 +386,38 @@ impl Store {
         Ok(raised)
     }
 
+    /// The subjects of these evaluations with a record newer than the pending mark the
+    /// evaluation started from; each is marked pending again up to its newest record.
+    async fn grown_since(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        evaluations: &[Evaluation<'_>],
+    ) -> anyhow::Result<HashSet<String>> {
+        let seen: HashMap<&str, i64> = evaluations.iter().filter_map(|e| e.pending).collect();
+        let names: Vec<&str> = seen.keys().copied().collect();
+        let mut grown = Vec::new();
+        for chunk in names.chunks(KEYS_PER_QUERY) {
+            let head = "SELECT subject, MAX(seq) AS top FROM records WHERE subject";
+            for row in select_in(self.backend, head, chunk, "GROUP BY subject").fetch_all(&mut **tx).await? {
+                let (subject, top): (String, i64) = (row.try_get("subject")?, row.try_get("top")?);
+                if seen.get(subject.as_str()).is_some_and(|&seq| top > seq) {
+                    grown.push((subject, top));
+                }
+            }
+        }
+        for (subject, top) in &grown {
+            sqlx::query(
+                "INSERT INTO pending_evaluation (subject, up_to_seq) VALUES ($1, $2) ON CONFLICT (subject) \
+                 DO UPDATE SET up_to_seq = excluded.up_to_seq WHERE pending_evaluation.up_to_seq < excluded.up_to_seq",
+            )
+            .bind(subject)
+            .bind(*top)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(grown.into_iter().map(|(s, _)| s).collect())
+    }
+
     /// The alerts already raised for these subjects: the highest level of each episode
     /// (a finding raises an alert only above it), and per rule and subject the alerts a
     /// vanished finding resolves.
@@ -458,6 +503,8 @@ impl Store {
             }
             q.execute(&mut **tx).await?;
         }
+        // In rule order: two commits moving the same rules lock their rows in one order.
+        totals.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (rule_id, (d_evaluable, d_matching, d_events)) in totals {
             sqlx::query(
                 "INSERT INTO cohort_totals (rule_id, evaluable, matching, events) VALUES ($1, $2, $3, $4) \
@@ -801,11 +848,15 @@ impl Store {
             unended_silences(&mut tx).await?.into_iter().filter(|s| s.expired(now)).collect();
         let mut reopened = Vec::new();
         for s in expired {
-            sqlx::query("UPDATE silences SET ended_at = $2 WHERE id = $1")
+            // Ended once: a second runner that read it unended changes (and notifies) nothing.
+            let ended = sqlx::query("UPDATE silences SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
                 .bind(s.id)
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?;
+            if ended.rows_affected() == 0 {
+                continue;
+            }
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT id, status FROM alerts WHERE silence_id = $1 AND status IN ({}) ORDER BY id",
                 Transition::Reopen.from_statuses_sql()
@@ -816,12 +867,20 @@ impl Store {
             for row in rows {
                 let Some(to) = Transition::Reopen.apply(status_of(&row)?) else { continue };
                 let id: i64 = row.try_get("id")?;
-                sqlx::query("UPDATE alerts SET status = $3, updated_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now_ms)
-                    .bind(to.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                let from: String = row.try_get("status")?;
+                // Only from the status read: an alert acknowledged meanwhile stays so.
+                let changed = sqlx::query(
+                    "UPDATE alerts SET status = $3, updated_at = $2 WHERE id = $1 AND status = $4",
+                )
+                .bind(id)
+                .bind(now_ms)
+                .bind(to.as_str())
+                .bind(from)
+                .execute(&mut *tx)
+                .await?;
+                if changed.rows_affected() == 0 {
+                    continue;
+                }
                 let why = format!("silence #{} expired", s.id);
                 event(&mut tx, now_ms, id, "vigil", Transition::Reopen.action(), Some(&why)).await?;
                 let sent: i64 = sqlx::query(

@@ -7,6 +7,7 @@
 
 mod alerts;
 pub mod copy;
+mod leases;
 mod loads;
 mod outbox;
 mod records;
@@ -22,7 +23,7 @@ pub use outbox::{
     UnknownWord,
 };
 pub use records::{BatchOutcome, NewRecord, Rejected};
-pub use reports::{ReportKind, ReportRow, UnknownReportKind};
+pub use reports::{ReportClaim, ReportKind, ReportRow, UnknownReportKind};
 pub use vitals::Vitals;
 
 use crate::clock::Clock;
@@ -44,6 +45,9 @@ pub struct Store {
     clock: Clock,
     /// The study's and sites' time zones: stored records are placed in them when read.
     zones: crate::model::Zones,
+    /// Who this pool is among the replicas on one database: the claimant of the outbox
+    /// rows it takes (each `connect` is a new one).
+    instance: std::sync::Arc<str>,
 }
 
 /// Whether `e` comes from a database that cannot be reached now (down, restarting, out of
@@ -188,7 +192,7 @@ impl Store {
                 }
             }
         }
-        Ok(Self { pool, backend, clock, zones: Default::default() })
+        Ok(Self { pool, backend, clock, zones: Default::default(), instance: instance_id().into() })
     }
 
     /// Applies the migrations the database lacks; returns those applied ("0009 …").
@@ -212,6 +216,40 @@ impl Store {
         tx.context("cannot start a transaction")
     }
 
+    /// Serializes the writes about one subject (PostgreSQL): a transaction-scoped advisory
+    /// lock per subject ("" is the cohort). Two evaluations of a subject — the HTTP
+    /// wake-up and the inbox loop, or two replicas — cannot both count its change into the
+    /// running totals or both raise its alert; and a subject's records are stored one batch
+    /// at a time, so their seqs grow in commit order and a pending mark never goes back. Keys are taken in one
+    /// global order, so two commits over overlapping subjects cannot deadlock. SQLite
+    /// needs none: a write transaction holds the database's one write lock.
+    pub(crate) async fn lock_subjects(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        subjects: &[&str],
+    ) -> anyhow::Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut keys: Vec<i64> = subjects.iter().map(|s| advisory_key(&format!("subject:{s}"))).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            // A VALUES list is scanned in its order: the locks are taken in key order.
+            let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i}::BIGINT)")).collect();
+            let sql = format!(
+                "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM (VALUES {}) AS v(k)",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_one(&mut **tx).await.context("cannot lock the subjects being committed")?;
+        }
+        Ok(())
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
@@ -231,6 +269,11 @@ impl Store {
         self.clock.now_ms()
     }
 
+    /// This replica's name among those sharing the database (`host:pid:random`).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -238,6 +281,28 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A name no other replica has: the host and process for the logs, and random bits
+/// because two pools in one process (or a reused pid) must differ too.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let mut bits = [0u8; 4];
+    // Without randomness the clock's nanoseconds still tell two pools apart.
+    if getrandom::getrandom(&mut bits).is_err() {
+        bits = Utc::now().timestamp_subsec_nanos().to_le_bytes();
+    }
+    format!("{}:{}:{}", if host.is_empty() { "vigil" } else { &host }, std::process::id(), hex::encode(bits))
+}
+
+/// A PostgreSQL advisory-lock key for `what` (a subject, a report's due time): the first
+/// 8 bytes of a SHA-256 under vigil's prefix, the same in every replica and release.
+pub(crate) fn advisory_key(what: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(b"vigil:").chain_update(what.as_bytes()).finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {

@@ -4,8 +4,13 @@
 //! A row is marked sent only after the SMTP server accepted the message. A crash between
 //! the server's acceptance and this commit sends that one message again on restart: the
 //! only window in which a notification can be duplicated; none can be lost.
+//!
+//! Several replicas share the outbox: a row is claimed (`claimed_by`, `claimed_until`)
+//! before it is sent, so each is sent by one of them; a claim whose holder died runs out
+//! and another replica takes the row over.
 
-use super::{opt_text, Store};
+use super::{opt_text, Backend, Store, KEYS_PER_QUERY};
+use sqlx::AssertSqlSafe;
 use sqlx::Row;
 use std::fmt;
 use std::str::FromStr;
@@ -223,13 +228,157 @@ impl Store {
         rows.iter().map(notification_row).collect()
     }
 
+    /// Claims up to `limit` due notifications for this replica (`Store::instance`) until
+    /// now + `ttl`, in the order of `due_notifications_at`. A row another replica holds is
+    /// skipped, not waited for (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: the write
+    /// lock), and a claim that ran out (its holder died) is taken over.
+    pub async fn claim_due_notifications(
+        &self,
+        kind: Option<NotificationKind>,
+        limit: i64,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let claimed = self.select_due(&mut tx, now, kind, limit).await?;
+        self.mark_claimed(&mut tx, &claimed, now, ttl).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Claims every pending notification of a group (due or not: a burst goes out as one
+    /// email) that no other replica holds; the rows this replica holds already included.
+    pub async fn claim_group(
+        &self,
+        group_key: &str,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let claimed = self.select_group(&mut tx, group_key, now).await?;
+        self.mark_claimed(&mut tx, &claimed, now, ttl).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// Claims the most urgent due notification with the rest of its group, in one
+    /// transaction (the outbox worker's step): the email to send, first row first.
+    pub async fn claim_next_due(
+        &self,
+        kind: Option<NotificationKind>,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let Some(first) = self.select_due(&mut tx, now, kind, 1).await?.pop() else {
+            return Ok(Vec::new());
+        };
+        let mut email = match &first.group_key {
+            // The first row is this transaction's own (locked or not): it is in its group.
+            Some(key) => self.select_group(&mut tx, key, now).await?,
+            None => Vec::new(),
+        };
+        email.retain(|n| n.id != first.id);
+        email.insert(0, first);
+        self.mark_claimed(&mut tx, &email, now, ttl).await?;
+        tx.commit().await?;
+        Ok(email)
+    }
+
+    async fn select_due(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        now: i64,
+        kind: Option<NotificationKind>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE OF notifications SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "{}{lock}",
+            select_notifications!(
+                "WHERE status = 'pending' AND next_attempt_at <= $1 AND ($2 = '' OR kind = $2) \
+                 AND (claimed_until IS NULL OR claimed_until <= $1) \
+                 ORDER BY COALESCE((SELECT CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END \
+                 FROM alerts a WHERE a.id = notifications.alert_id), 1), next_attempt_at, id LIMIT $3"
+            )
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now)
+            .bind(kind.map_or("", NotificationKind::as_str))
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?;
+        rows.iter().map(notification_row).collect()
+    }
+
+    async fn select_group(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        group_key: &str,
+        now: i64,
+    ) -> anyhow::Result<Vec<NotificationRow>> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "{}{lock}",
+            select_notifications!(
+                "WHERE status = 'pending' AND group_key = $1 \
+                 AND (claimed_by = $2 OR claimed_until IS NULL OR claimed_until <= $3) ORDER BY id"
+            )
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(group_key)
+            .bind(self.instance())
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?;
+        rows.iter().map(notification_row).collect()
+    }
+
+    async fn mark_claimed(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        rows: &[NotificationRow],
+        now: i64,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        for chunk in rows.chunks(KEYS_PER_QUERY) {
+            // One statement per chunk: ids follow the two values ($3… or ?).
+            let ids = match self.backend {
+                Backend::Sqlite => super::list_sql(self.backend, chunk.len()),
+                Backend::Postgres => {
+                    (3..3 + chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+                }
+            };
+            let (by, until_sql) = match self.backend {
+                Backend::Sqlite => ("?", "?"),
+                Backend::Postgres => ("$1", "$2"),
+            };
+            let sql = format!(
+                "UPDATE notifications SET claimed_by = {by}, claimed_until = {until_sql} WHERE id IN ({ids})"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(self.instance().to_string()).bind(until);
+            for n in chunk {
+                q = q.bind(n.id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Pending notifications whose next attempt is due now, oldest first.
     pub async fn due_notifications(&self, limit: i64) -> anyhow::Result<Vec<NotificationRow>> {
         self.due_notifications_at(self.now_ms(), None, limit).await
     }
 
     /// Every pending notification of a group (same recipient, same rule or digest),
-    /// due or not: a burst goes out as one email.
+    /// due or not, claimed or not (the worker uses `claim_group`).
     pub async fn pending_group(&self, group_key: &str) -> anyhow::Result<Vec<NotificationRow>> {
         let rows =
             sqlx::query(select_notifications!("WHERE status = 'pending' AND group_key = $1 ORDER BY id"))
@@ -239,37 +388,46 @@ impl Store {
         rows.iter().map(notification_row).collect()
     }
 
-    /// When the next pending notification falls due (epoch ms), if any.
+    /// When the next pending notification falls due (epoch ms), if any: one another
+    /// replica holds falls due when its claim runs out.
     pub async fn next_notification_due(&self) -> anyhow::Result<Option<i64>> {
-        Ok(sqlx::query("SELECT MIN(next_attempt_at) AS t FROM notifications WHERE status = 'pending'")
+        Ok(sqlx::query(
+            "SELECT MIN(CASE WHEN claimed_until > next_attempt_at THEN claimed_until ELSE next_attempt_at END) AS t \
+             FROM notifications WHERE status = 'pending'",
+        )
             .fetch_one(&self.pool)
             .await?
             .try_get("t")?)
     }
 
-    pub async fn record_delivery(&self, id: i64, outcome: &Delivery) -> anyhow::Result<()> {
+    /// Records the outcome of an attempt and lets the claim go. Only the row's claimant
+    /// (or anybody, for an unclaimed row) records it: a replica whose claim ran out and was
+    /// taken over gets false, and the new claimant's outcome stands.
+    pub async fn record_delivery(&self, id: i64, outcome: &Delivery) -> anyhow::Result<bool> {
         let now = self.now_ms();
+        let claimant = "claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND (claimed_by IS NULL OR claimed_by = $2)";
         let q = match outcome {
-            Delivery::Sent => sqlx::query(
-                "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL \
-                 WHERE id = $1",
-            )
+            Delivery::Sent => sqlx::query(AssertSqlSafe(format!(
+                "UPDATE notifications SET status = 'sent', attempts = attempts + 1, sent_at = $3, last_error = NULL, {claimant}"
+            )))
             .bind(id)
+            .bind(self.instance().to_string())
             .bind(now),
-            Delivery::Retry { at_ms, error } => sqlx::query(
-                "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 WHERE id = $1",
-            )
+            Delivery::Retry { at_ms, error } => sqlx::query(AssertSqlSafe(format!(
+                "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = $3, last_error = $4, {claimant}"
+            )))
             .bind(id)
+            .bind(self.instance().to_string())
             .bind(*at_ms)
             .bind(error.clone()),
-            Delivery::Failed { error } => sqlx::query(
-                "UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1",
-            )
+            Delivery::Failed { error } => sqlx::query(AssertSqlSafe(format!(
+                "UPDATE notifications SET status = 'failed', attempts = attempts + 1, last_error = $3, {claimant}"
+            )))
             .bind(id)
+            .bind(self.instance().to_string())
             .bind(error.clone()),
         };
-        q.execute(&self.pool).await?;
-        Ok(())
+        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
     }
 
     /// The email log of one alert: who was told, how it went.

@@ -98,6 +98,10 @@ impl Store {
             })
             .collect();
         let mut tx = self.begin_write().await?;
+        let mut subjects: Vec<&str> = records.iter().map(|r| r.record.subject.as_str()).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        self.lock_subjects(&mut tx, &subjects).await?;
         let mut known: HashMap<String, String> = HashMap::new();
         // Records stored before content hashes were canonical are keyed by their body's hash.
         let lookups: Vec<&String> =

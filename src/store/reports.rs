@@ -1,7 +1,8 @@
 //! The report archive. A report's emails are notifications of kind `report` in the one
 //! outbox (`store::outbox`), queued here in the same transaction as the archive row.
 
-use super::{opt_text, to_time, Store};
+use super::{opt_text, to_time, Backend, Store};
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -75,6 +76,11 @@ fn report_row(r: &sqlx::any::AnyRow) -> anyhow::Result<ReportRow> {
     })
 }
 
+/// A replica's right to make one due report (see `Store::claim_report`); let go when dropped.
+pub struct ReportClaim {
+    _held: Option<sqlx::Transaction<'static, sqlx::Any>>,
+}
+
 impl Store {
     /// Archives a generated report and queues its emails in the outbox, in one
     /// transaction. Who may get which report is decided by the caller (`publish`).
@@ -91,11 +97,46 @@ impl Store {
         message_domain: &str,
         now: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
+        let archived = self
+            .archive_report_due(
+                kind,
+                as_of,
+                reason,
+                None,
+                snapshot,
+                path,
+                sha256,
+                recipients,
+                message_domain,
+                now,
+            )
+            .await?;
+        // A report without a due time has no unique key to meet.
+        archived.context("the report was not archived")
+    }
+
+    /// `archive_report` for the occurrence `due` of a schedule or trigger (None: on
+    /// demand). A report of this reason, kind and due time is archived once: None when
+    /// another runner archived it first (nothing is queued then).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn archive_report_due(
+        &self,
+        kind: ReportKind,
+        as_of: DateTime<Utc>,
+        reason: &str,
+        due: Option<DateTime<Utc>>,
+        snapshot: &str,
+        path: &str,
+        sha256: &str,
+        recipients: &[super::Recipient],
+        message_domain: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<i64>> {
         let now = now.timestamp_millis();
         let mut tx = self.begin_write().await?;
-        let id: i64 = sqlx::query(
-            "INSERT INTO reports (kind, as_of, generated_at, reason, snapshot, path, sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        let row = sqlx::query(
+            "INSERT INTO reports (kind, as_of, generated_at, reason, snapshot, path, sha256, due_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(kind.as_str())
         .bind(as_of.timestamp_millis())
@@ -104,9 +145,11 @@ impl Store {
         .bind(snapshot)
         .bind(path)
         .bind(sha256)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("id")?;
+        .bind(due.map(|d| d.timestamp_millis()))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: i64 = row.try_get("id")?;
         for (n, r) in recipients.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO notifications (report_id, role, recipient, blinded, message_id, status, attempts, \
@@ -122,7 +165,41 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
+    }
+
+    /// The right to make the report due at `due` for `reason`: None if it is made already,
+    /// or (PostgreSQL) another replica is making it now. The claim is an advisory lock
+    /// held by an open transaction until the claim is dropped, so a replica that dies
+    /// while making it lets it go at once; the archive's unique key stays the last guard.
+    pub async fn claim_report(
+        &self,
+        reason: &str,
+        due: DateTime<Utc>,
+    ) -> anyhow::Result<Option<ReportClaim>> {
+        let due_ms = due.timestamp_millis();
+        let held = match self.backend {
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await.context("cannot start a transaction")?;
+                let key = super::advisory_key(&format!("report:{due_ms}:{reason}"));
+                let got: bool = sqlx::query("SELECT pg_try_advisory_xact_lock($1) AS got")
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("got")?;
+                if !got {
+                    return Ok(None);
+                }
+                Some(tx)
+            }
+            Backend::Sqlite => None,
+        };
+        let made = sqlx::query("SELECT id FROM reports WHERE reason = $1 AND due_at = $2 LIMIT 1")
+            .bind(reason)
+            .bind(due_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(made.is_none().then_some(ReportClaim { _held: held }))
     }
 
     pub async fn reports(&self) -> anyhow::Result<Vec<ReportRow>> {
