@@ -4,6 +4,8 @@
 //! slow drop folder delivers them), leave the same alerts in force and the same cohort
 //! totals, on SQLite and on PostgreSQL's code path alike (the statements are shared).
 
+mod common;
+
 use std::collections::BTreeSet;
 use vigil::evaluate::Evaluator;
 use vigil::ingest::native;
@@ -51,12 +53,13 @@ fn records() -> Vec<String> {
     lines
 }
 
-async fn evaluator(dir: &std::path::Path, name: &str) -> Evaluator {
-    let store = Store::connect(&format!("sqlite://{}/{name}.db", dir.display())).await.unwrap();
+async fn evaluator(dir: &std::path::Path, name: &str) -> (Evaluator, common::TestDatabase) {
+    let db = common::TestDatabase::new(dir, name);
+    let store = Store::connect(&db.url).await.unwrap();
     let rules = vigil::rules::load_rules(&[concat!(env!("CARGO_MANIFEST_DIR"), "/rules").into()]).unwrap();
     // A fixed evaluation time, so time-driven rules see the same clock in both runs.
     let clock = vigil::clock::Clock::manual("2024-08-01T00:00:00Z".parse().unwrap());
-    Evaluator::unrouted(store, rules, clock)
+    (Evaluator::unrouted(store, rules, clock), db)
 }
 
 /// The alerts in force as (rule, subject, episode), and each cohort rule's totals.
@@ -80,13 +83,13 @@ async fn one_batch_and_one_record_at_a_time_leave_the_same_alerts_and_totals() {
     let dir = tempfile::tempdir().unwrap();
     let lines = records();
 
-    let batch = evaluator(dir.path(), "batch").await;
+    let (batch, _batch_db) = evaluator(dir.path(), "batch").await;
     let parsed = native::parse("cohort.ndjson", &lines.join("\n"));
     assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
     batch.store.store_batch(&parsed.records, &parsed.rejected).await.unwrap();
     batch.evaluate_pending().await.unwrap();
 
-    let single = evaluator(dir.path(), "single").await;
+    let (single, _single_db) = evaluator(dir.path(), "single").await;
     for line in &lines {
         let parsed = native::parse("one.ndjson", line);
         single.store.store_batch(&parsed.records, &parsed.rejected).await.unwrap();
@@ -106,7 +109,8 @@ async fn one_batch_and_one_record_at_a_time_leave_the_same_alerts_and_totals() {
 #[tokio::test]
 async fn a_critical_alert_is_mailed_before_a_backlog_of_older_routine_mail() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}/outbox.db", dir.path().display())).await.unwrap();
+    let db = common::TestDatabase::new(dir.path(), "outbox");
+    let store = Store::connect(&db.url).await.unwrap();
     let so = vigil::store::Recipient {
         role: "safety-officer".into(),
         address: "so@trial.test".into(),

@@ -27,7 +27,8 @@ async fn a_small_file_is_stored_between_the_batches_of_a_bulk_file_dropped_befor
     vigil.app.process_inbox().await.unwrap();
 
     assert!(d.processed("bulk.ndjson") && d.processed("critical.ndjson"));
-    let db = sqlx::SqlitePool::connect(&d.db_url()).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&d.db_url()).await.unwrap();
     let seq = |subject_like: &'static str| {
         let db = db.clone();
         async move {

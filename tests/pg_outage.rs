@@ -42,7 +42,7 @@ async fn a_database_outage_during_ingestion_loses_nothing_and_doubles_nothing() 
     let (url, name) = fresh_database().await;
     let port = common::free_port();
     let d = Deployment::with(None, &format!("http:\n  addr: \"127.0.0.1:{port}\"\n"));
-    let cfg = std::fs::read_to_string(&d.config).unwrap().replace("sqlite://vigil.db", &url);
+    let cfg = std::fs::read_to_string(&d.config).unwrap().replace(&d.db_url(), &url);
     std::fs::write(&d.config, cfg).unwrap();
     let daemon = {
         // Tokens from the environment of the daemon.

@@ -317,7 +317,7 @@ async fn replicas_starting_together_migrate_once_and_a_checked_start_waits_for_v
     use vigil::store::Migrations;
     let (url, name) = fresh_database().await;
     let d = common::Deployment::with(None, "migrate_at_start: false\n");
-    let cfg = std::fs::read_to_string(&d.config).unwrap().replace("sqlite://vigil.db", &url);
+    let cfg = std::fs::read_to_string(&d.config).unwrap().replace(&d.db_url(), &url);
     std::fs::write(&d.config, cfg).unwrap();
     let config = d.config.to_str().unwrap();
 

@@ -321,7 +321,7 @@ fn replica_deployment(db: &Database, smtp: &common::SmtpServer, port: u16) -> co
     std::fs::write(d.path("tokens.txt"), format!("replica-test {hash}\n")).unwrap();
     let config = std::fs::read_to_string(&d.config)
         .unwrap()
-        .replace("database_url: \"sqlite://vigil.db\"", &format!("database_url: \"{}\"", db.url))
+        .replace(&d.db_url(), &db.url)
         // A short SMTP timeout: a dead replica's claims run out in seconds (4 × it + 10 s).
         .replace("  retry_initial_secs: 1\n", "  retry_initial_secs: 1\n  smtp_timeout_secs: 1\n");
     std::fs::write(&d.config, config).unwrap();

@@ -184,9 +184,8 @@ fn the_closed_report_splits_an_sdtm_export_by_actual_treatment() {
 async fn one_worker_sends_alert_and_report_emails_and_keeps_closed_reports_from_blinded_roles() {
     use vigil::store::{Evaluation, Notice, NotificationKind, NotificationStatus, Recipient};
     let dir = tempfile::tempdir().unwrap();
-    let store = vigil::store::Store::connect(&format!("sqlite://{}", dir.path().join("v.db").display()))
-        .await
-        .unwrap();
+    let db = common::TestDatabase::new(dir.path(), "v");
+    let store = vigil::store::Store::connect(&db.url).await.unwrap();
     let so = Recipient { role: "safety-officer".into(), address: "so@trial.test".into(), blinded: true };
     let chair = Recipient { role: "dsmb-chair".into(), address: "chair@trial.test".into(), blinded: false };
     let file = dir.path().join("dsmb.html");

@@ -11,7 +11,7 @@ fn on(url: &str, inbox: &std::path::Path) -> Deployment {
     let d = Deployment::new(None);
     let cfg = std::fs::read_to_string(&d.config)
         .unwrap()
-        .replace("sqlite://vigil.db", url)
+        .replace(&d.db_url(), url)
         .replace("inbox: inbox", &format!("inbox: \"{}\"", inbox.display()));
     std::fs::write(&d.config, cfg).unwrap();
     d

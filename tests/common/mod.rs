@@ -249,8 +249,66 @@ impl Drop for SmtpServer {
 
 /// A vigil deployment in a temporary folder: config, SQLite database, inbox.
 pub struct Deployment {
-    pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The deployment's database (dropped after the folder's users are gone).
+    pub db: TestDatabase,
+    pub dir: tempfile::TempDir,
+}
+
+/// The database a test runs on: SQLite in the test's folder, or — with
+/// `VIGIL_TEST_BACKEND=postgres` (as `.ci/run` runs the integration tests a second time) —
+/// a new database on the PostgreSQL server, dropped when the test is done.
+pub struct TestDatabase {
+    pub url: String,
+    postgres: Option<String>,
+}
+
+impl TestDatabase {
+    pub fn new(dir: &Path, name: &str) -> TestDatabase {
+        if std::env::var("VIGIL_TEST_BACKEND").as_deref() != Ok("postgres") {
+            return TestDatabase {
+                url: format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+                postgres: None,
+            };
+        }
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let db = format!(
+            "vigil_t{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            chrono::Utc::now().timestamp_micros()
+        );
+        psql(&format!("CREATE DATABASE {db}"));
+        let base =
+            admin_url().rsplit_once('/').map(|(b, _)| b.to_string()).expect("an admin URL with a database");
+        TestDatabase { url: format!("{base}/{db}"), postgres: Some(db) }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(db) = &self.postgres {
+            psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+    }
+}
+
+fn admin_url() -> String {
+    std::env::var("VIGIL_TEST_POSTGRES_URL").unwrap_or_else(|_| ADMIN_URL.to_string())
+}
+
+/// One statement through psql (synchronous: usable from Drop and from sync helpers).
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .arg(admin_url())
+        .args(["-qAtc", sql])
+        .output()
+        .expect("psql (PostgreSQL client)");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl Deployment {
@@ -268,6 +326,8 @@ impl Deployment {
     /// With its own rules (a file or folder) instead of the shipped pack.
     pub fn with_rules(smtp_url: Option<&str>, extra: &str, rules: &str) -> Deployment {
         let dir = tempfile::tempdir().expect("temp dir");
+        let db = TestDatabase::new(dir.path(), "vigil");
+        let db_url = db.url.clone();
         let smtp = smtp_url.map(|u| format!("  smtp_url: \"{u}\"\n")).unwrap_or_default();
         // Tests drop files by rename; in-process tests see no rename events, so no settling.
         let settle = if extra.contains("inbox_settle:") {
@@ -281,7 +341,7 @@ impl Deployment {
              \x20   - {{visit: W12, day: 85, window_days: 7, assessments: [EDSS, MRI]}}\n\
              \x20   - {{visit: W24, day: 169, window_days: 14, assessments: [EDSS]}}\n\
              \x20   - {{visit: W48, day: 337, window_days: 14, assessments: [EDSS, MRI]}}\n\
-             database_url: \"sqlite://vigil.db\"\ninbox: inbox\nrules: [\"{rules}\"]\n\
+             database_url: \"{db_url}\"\ninbox: inbox\nrules: [\"{rules}\"]\n\
              rescan_interval_secs: 1\n{settle}\
              email:\n  from: \"vigil <vigil@trial.test>\"\n{smtp}  outbox_dir: outbox\n  retry_initial_secs: 1\n  retry_max_secs: 2\n\
              recipients:\n  safety-officer:\n    addresses: [\"so@trial.test\"]\n\
@@ -295,7 +355,7 @@ impl Deployment {
         let config = format!("{config}{alerting}{extra}");
         let path = dir.path().join("vigil.yaml");
         std::fs::write(&path, config).expect("write config");
-        Deployment { dir, config: path }
+        Deployment { dir, config: path, db }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -303,7 +363,7 @@ impl Deployment {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path("vigil.db").display())
+        self.db.url.clone()
     }
 
     /// Writes `name.tmp`, then renames it into the inbox, as a careful writer does.
