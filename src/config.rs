@@ -55,6 +55,9 @@ struct FileConfig {
     /// How long a line file whose last line has no newline must stand still.
     #[serde(default)]
     inbox_unterminated_wait: Option<crate::rules::Span>,
+    /// An inbox file claimed by a replica silent this long is taken back (shared inboxes).
+    #[serde(default)]
+    inbox_claim_timeout: Option<crate::rules::Span>,
     /// How often clock-driven rules (SAE clocks, overdue visits) are evaluated.
     #[serde(default)]
     clock_interval_secs: Option<u64>,
@@ -479,6 +482,8 @@ pub struct Config {
     pub rescan_interval_secs: u64,
     /// When a file written in place is complete (see [`Settle`]).
     pub settle: Settle,
+    /// A claimed inbox file whose replica has been silent this long is taken back.
+    pub inbox_claim_timeout: std::time::Duration,
     pub clock_interval_secs: u64,
     pub http_addr: Option<std::net::SocketAddr>,
     pub http_token_file: Option<PathBuf>,
@@ -689,6 +694,9 @@ impl Config {
                     unterminated: raw.inbox_unterminated_wait.map_or(default.unterminated, secs),
                 }
             },
+            inbox_claim_timeout: std::time::Duration::from_secs(
+                raw.inbox_claim_timeout.map_or(120, |s| s.seconds().unsigned_abs()).max(1),
+            ),
             clock_interval_secs: raw.clock_interval_secs.unwrap_or(60).max(1),
             http_addr,
             http_token_file: raw.http.token_file.as_deref().map(resolve),

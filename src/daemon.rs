@@ -53,10 +53,6 @@ pub struct App {
     recovered_own_claims: std::sync::atomic::AtomicBool,
 }
 
-/// A claim on an inbox file whose holder has not shown a sign of life for this long is
-/// taken over (the holder marks itself alive on every inbox pass and between batches).
-const CLAIM_STALE: Duration = Duration::from_secs(120);
-
 /// The name this replica claims inbox files under: the host and the configuration it runs,
 /// so that after a restart it takes back at once what it held when it stopped.
 fn inbox_holder(config: &Config) -> String {
@@ -413,7 +409,9 @@ impl App {
     fn recover_claims(&self) {
         use std::sync::atomic::Ordering;
         let first = !self.recovered_own_claims.swap(true, Ordering::SeqCst);
-        if let Err(e) = self.folder.recover_claims(&self.holder, CLAIM_STALE, first) {
+        // The holder marks itself alive on every inbox pass and between batches.
+        let stale = self.setup().config.inbox_claim_timeout;
+        if let Err(e) = self.folder.recover_claims(&self.holder, stale, first) {
             tracing::error!(error = %format!("{e:#}"), "Cannot look at the inbox claims; will retry.");
         }
     }

@@ -308,6 +308,17 @@ const TOKEN: &str = "replica-token-for-tests";
 
 /// One `vigil run` replica: its own config (HTTP port, inbox) on the shared database.
 fn replica_deployment(db: &Database, smtp: &common::SmtpServer, port: u16) -> common::Deployment {
+    replica_deployment_on(db, smtp, port, None)
+}
+
+/// A replica, optionally reading a shared inbox (its claims of a dead replica's files are
+/// taken back after 3 s of silence).
+fn replica_deployment_on(
+    db: &Database,
+    smtp: &common::SmtpServer,
+    port: u16,
+    inbox: Option<&std::path::Path>,
+) -> common::Deployment {
     let rules = format!("{}/tests/fixtures/rules/infusion.yaml", common::REPO);
     let d = common::Deployment::with_rules(
         Some(&smtp.url()),
@@ -324,6 +335,11 @@ fn replica_deployment(db: &Database, smtp: &common::SmtpServer, port: u16) -> co
         .replace(&d.db_url(), &db.url)
         // A short SMTP timeout: a dead replica's claims run out in seconds (4 × it + 10 s).
         .replace("  retry_initial_secs: 1\n", "  retry_initial_secs: 1\n  smtp_timeout_secs: 1\n");
+    let config = match inbox {
+        Some(inbox) => config
+            .replace("inbox: inbox", &format!("inbox: \"{}\"\ninbox_claim_timeout: 3s", inbox.display())),
+        None => config,
+    };
     std::fs::write(&d.config, config).unwrap();
     d
 }
@@ -353,7 +369,11 @@ async fn three_daemons_on_one_database_send_every_email_once_though_one_is_kille
     let db = Database::fresh().await;
     let smtp = common::SmtpServer::start();
     let ports = [common::free_port(), common::free_port(), common::free_port()];
-    let deployments: Vec<_> = ports.iter().map(|&p| replica_deployment(&db, &smtp, p)).collect();
+    // The replicas share one inbox as well (a network folder).
+    let shared = tempfile::tempdir().unwrap();
+    let inbox = shared.path().join("inbox");
+    let deployments: Vec<_> =
+        ports.iter().map(|&p| replica_deployment_on(&db, &smtp, p, Some(&inbox))).collect();
     let mut daemons: Vec<Option<common::Daemon>> = deployments.iter().map(|d| Some(d.start())).collect();
     for &port in &ports {
         common::wait_for("the HTTP server", Duration::from_secs(20), || {
@@ -375,14 +395,21 @@ async fn three_daemons_on_one_database_send_every_email_once_though_one_is_kille
         async move { req.send().await.map(|r| r.status().as_u16()) }
     };
 
-    // 200 records in 40 requests of 5, spread over the three replicas, 3 at a time; the
-    // lease holder is SIGKILLed after the 15th request, and its share goes to the others.
+    // 200 records in 40 groups of 5, spread over the three replicas' HTTP endpoints and
+    // the shared inbox (every fourth group is a file), 3 at a time; the lease holder is
+    // SIGKILLed after the 15th group, and its share goes to the others.
     let survivors: Vec<u16> = (0..3).filter(|&i| i != holder).map(|i| ports[i]).collect();
     let mut killed = false;
     for (n, chunk) in (0..200).collect::<Vec<_>>().chunks(15).enumerate() {
         let mut requests = Vec::new();
         for (k, five) in chunk.chunks(5).enumerate() {
             let body: Vec<String> = five.iter().map(|&i| reaction(i)).collect();
+            if (n * 3 + k) % 4 == 3 {
+                let name = format!("burst-{n}-{k}.ndjson");
+                std::fs::write(inbox.join(format!("{name}.tmp")), body.join("\n") + "\n").unwrap();
+                std::fs::rename(inbox.join(format!("{name}.tmp")), inbox.join(name)).unwrap();
+                continue;
+            }
             let port = if killed { survivors[(n + k) % 2] } else { ports[k % 3] };
             requests.push(post(port, body.join("\n")));
         }
@@ -422,6 +449,10 @@ async fn three_daemons_on_one_database_send_every_email_once_though_one_is_kille
         assert!(seen.contains_key(&(id, n.recipient.clone())), "alert {id} never reached {}", n.recipient);
     }
     assert_eq!(seen.len(), 600, "no email about anything else");
+    // Every inbox file was read once and filed once, whoever claimed it (a file the killed
+    // replica held is taken back by a survivor).
+    let filed = std::fs::read_dir(inbox.join("processed")).unwrap().count();
+    assert_eq!(filed, 10, "each of the 10 files filed once");
     // At-least-once has one window: a replica killed after the server took a message and
     // before it recorded so. The message is then sent again under its same Message-ID
     // (which mail systems deduplicate), and only the one in flight at the kill.
