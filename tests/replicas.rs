@@ -307,13 +307,9 @@ async fn a_scheduled_report_is_made_and_queued_once_when_replicas_run_it_togethe
 const TOKEN: &str = "replica-token-for-tests";
 
 /// One `vigil run` replica: its own config (HTTP port, inbox) on the shared database.
-fn replica_deployment(db: &Database, smtp: &common::SmtpServer, port: u16) -> common::Deployment {
-    replica_deployment_on(db, smtp, port, None)
-}
-
 /// A replica, optionally reading a shared inbox (its claims of a dead replica's files are
 /// taken back after 3 s of silence).
-fn replica_deployment_on(
+fn replica_deployment(
     db: &Database,
     smtp: &common::SmtpServer,
     port: u16,
@@ -373,7 +369,7 @@ async fn three_daemons_on_one_database_send_every_email_once_though_one_is_kille
     let shared = tempfile::tempdir().unwrap();
     let inbox = shared.path().join("inbox");
     let deployments: Vec<_> =
-        ports.iter().map(|&p| replica_deployment_on(&db, &smtp, p, Some(&inbox))).collect();
+        ports.iter().map(|&p| replica_deployment(&db, &smtp, p, Some(&inbox))).collect();
     let mut daemons: Vec<Option<common::Daemon>> = deployments.iter().map(|d| Some(d.start())).collect();
     for &port in &ports {
         common::wait_for("the HTTP server", Duration::from_secs(20), || {
