@@ -311,7 +311,14 @@ impl App {
         let setup = self.setup();
         let raised = setup.evaluator.clock_pass().await?;
         let publisher = crate::publish::Publisher::new(&self.store, &setup.rules, &setup.config);
-        if let Err(e) = publisher.run_due(self.started_at, self.clock.now()).await {
+        // Schedules count from the first start of any replica on this database, not from
+        // this process's: a replica that replaces a dead one still makes the report that
+        // fell due between the two.
+        let origin = match self.store.first_start().await {
+            Ok(Some(first)) => first.min(self.started_at),
+            _ => self.started_at,
+        };
+        if let Err(e) = publisher.run_due(origin, self.clock.now()).await {
             tracing::error!(error = %format!("{e:#}"), "Scheduled report failed; will retry.");
         }
         // Escalations, expired silences and reports queue emails too: let the outbox look.

@@ -263,3 +263,36 @@ async fn one_worker_sends_alert_and_report_emails_and_keeps_closed_reports_from_
     assert_eq!(to_so_closed.count(), 0, "the blinded role never gets the closed report");
     assert_eq!(store.next_notification_due().await.unwrap(), None, "nothing left pending");
 }
+
+/// A scheduled report falls due while the replica that would have made it is dead, and a
+/// replica started after the due time takes over: the report is made, once. (Schedules
+/// count from the first start on the database, not from each process's.)
+#[tokio::test]
+async fn a_report_due_while_no_replica_ran_is_made_once_by_the_next() {
+    let d = common::Deployment::with(
+        None,
+        "report:\n  out_dir: reports\n  recipients: [dsmb-chair]\n  closed: false\n  schedule: [\"0 * * * *\"]\n",
+    );
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&chrono::Utc);
+    let config = || vigil::config::Config::load(&d.config).unwrap();
+    // The first replica starts at 10:30 and dies before 11:00.
+    let first = vigil::daemon::App::build_with_clock(
+        config(),
+        vigil::clock::Clock::manual(at("2026-03-02T10:30:00Z")),
+    )
+    .await
+    .unwrap();
+    drop(first);
+    // The next starts at 11:20 and runs its clock pass.
+    let next = vigil::daemon::App::build_with_clock(
+        config(),
+        vigil::clock::Clock::manual(at("2026-03-02T11:20:00Z")),
+    )
+    .await
+    .unwrap();
+    next.clock_pass().await.unwrap();
+    next.clock_pass().await.unwrap();
+    let reports = next.store.reports().await.unwrap();
+    assert_eq!(reports.len(), 1, "the 11:00 report, once: {reports:?}");
+    assert_eq!(reports[0].reason, "schedule:0 * * * *");
+}

@@ -44,6 +44,18 @@ impl Store {
         Ok(())
     }
 
+    /// When a daemon first started on this database (the origin of report schedules, the
+    /// same for every replica, and kept across restarts).
+    pub async fn first_start(&self) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let first: Option<i64> = sqlx::query(
+            "SELECT MIN(loaded_at) AS t FROM config_loads WHERE actor = 'start' AND outcome = 'applied'",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("t")?;
+        Ok(first.map(super::to_time))
+    }
+
     /// Every load, oldest first.
     pub async fn config_loads(&self) -> anyhow::Result<Vec<ConfigLoad>> {
         let rows = sqlx::query("SELECT id, loaded_at, actor, outcome, detail FROM config_loads ORDER BY id")

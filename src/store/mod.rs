@@ -384,6 +384,54 @@ pub(crate) fn rows_sql(backend: Backend, rows: usize, columns: usize) -> String 
     sql
 }
 
+/// Unit tests' databases: SQLite in the test's folder, or — with
+/// `VIGIL_TEST_BACKEND=postgres`, as `.ci/run` runs the store's tests a second time — a new
+/// database on the PostgreSQL server (`VIGIL_TEST_POSTGRES_URL`), dropped with the guard.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::process::Command;
+
+    pub struct TestDb {
+        pub url: String,
+        postgres: Option<String>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn admin() -> String {
+        std::env::var("VIGIL_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    fn psql(sql: &str) {
+        let out = Command::new("psql").arg(admin()).args(["-qAtc", sql]).output().expect("psql");
+        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    impl TestDb {
+        pub fn new() -> TestDb {
+            let dir = tempfile::tempdir().expect("temp dir");
+            if std::env::var("VIGIL_TEST_BACKEND").as_deref() != Ok("postgres") {
+                let url = format!("sqlite://{}", dir.path().join("t.db").display());
+                return TestDb { url, postgres: None, _dir: dir };
+            }
+            static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let name = format!("vigil_u{}_{n}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+            psql(&format!("CREATE DATABASE {name}"));
+            let base = admin().rsplit_once('/').map(|(b, _)| b.to_string()).expect("a database in the URL");
+            TestDb { url: format!("{base}/{name}"), postgres: Some(name), _dir: dir }
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            if let Some(name) = &self.postgres {
+                psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]

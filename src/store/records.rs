@@ -399,10 +399,10 @@ mod tests {
     use super::*;
     use crate::ingest::native;
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display())).await.unwrap();
-        (dir, store)
+    async fn store() -> (crate::store::testing::TestDb, Store) {
+        let db = crate::store::testing::TestDb::new();
+        let store = Store::connect(&db.url).await.unwrap();
+        (db, store)
     }
 
     #[tokio::test]

@@ -138,8 +138,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_escalation_step_is_counted_and_exposed_as_a_counter() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("v.db").display())).await.unwrap();
+        let db = crate::store::testing::TestDb::new();
+        let store = Store::connect(&db.url).await.unwrap();
         let so = Recipient { role: "safety-officer".into(), address: "so@trial.test".into(), blinded: true };
         let alert = NewAlert {
             rule_id: "ae-grade".into(),
