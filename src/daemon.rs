@@ -359,20 +359,20 @@ impl App {
     }
 
     /// Stores and files away one inbox file.
-    async fn ingest_only(&self, path: &Path, between: &mut impl Between) {
+    async fn ingest_only(&self, path: &Path, between: &mut impl Between) -> Vec<String> {
         // Replicas may share the inbox: the one whose rename claims the file reads it.
         let claimed = match self.folder.claim(path, &self.holder) {
             Ok(Some(claimed)) => claimed,
-            Ok(None) => return,
+            Ok(None) => return Vec::new(),
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot claim an inbox file; will retry.");
-                return;
+                return Vec::new();
             }
         };
         let error = match self.folder.ingest_file_between(&self.store, &claimed, between).await {
-            Ok(_) => {
+            Ok(outcome) => {
                 self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(path);
-                return;
+                return outcome.subjects;
             }
             Err(e) => format!("{e:#}"),
         };
@@ -381,14 +381,14 @@ impl App {
             Ok(back) => back,
             Err(e) => {
                 tracing::error!(file = %claimed.display(), error = %format!("{e:#}"), "Cannot put a failed inbox file back; it returns when its claim is recovered.");
-                return;
+                return Vec::new();
             }
         };
         let path = path.as_path();
         // A database that does not answer is a reason to wait, not the file's fault.
         if self.store.ping().await.is_err() {
             tracing::error!(file = %path.display(), %error, "Cannot ingest file (database unreachable); will retry.");
-            return;
+            return Vec::new();
         }
         let attempts = {
             let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -398,7 +398,7 @@ impl App {
         };
         if attempts < ATTEMPTS_PER_FILE {
             tracing::error!(file = %path.display(), %error, attempts, "Cannot ingest file; will retry.");
-            return;
+            return Vec::new();
         }
         match self.folder.set_aside(path, &format!("failed {attempts} times: {error}")) {
             Ok(to) => {
@@ -409,6 +409,7 @@ impl App {
                 tracing::error!(file = %path.display(), error = %format!("{e:#}"), "Cannot set a failing file aside.")
             }
         }
+        Vec::new()
     }
 
     /// Marks this replica alive on its claims, and returns to the inbox the files of a
@@ -586,16 +587,25 @@ impl Between for SmallFilesFirst<'_> {
     async fn run(&mut self) -> anyhow::Result<()> {
         self.app.recover_claims();
         let (ready, _) = self.app.ready_files()?;
-        let mut taken = false;
+        let mut subjects = HashSet::new();
         for small in ready.into_iter().filter(|p| p != self.current && DropFolder::is_small(p)) {
             if self.done.insert(small.clone()) {
-                self.app.ingest_only(&small, &mut crate::ingest::Nothing).await;
-                taken = true;
+                subjects.extend(self.app.ingest_only(&small, &mut crate::ingest::Nothing).await);
             }
         }
-        // One evaluation for all of them (it covers the big file's batches so far too).
-        if taken {
-            self.app.evaluate().await?;
+        // One evaluation for their subjects only: the big file's batches so far wait for
+        // the pass after it, so a critical record does not queue behind the bulk backlog.
+        if !subjects.is_empty() {
+            let outbox = &self.app.outbox_wake;
+            self.app
+                .setup()
+                .evaluator
+                .evaluate_pending_of(&subjects, |ids| {
+                    if !ids.is_empty() {
+                        outbox.notify_one();
+                    }
+                })
+                .await?;
         }
         Ok(())
     }

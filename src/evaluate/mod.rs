@@ -49,6 +49,28 @@ impl Evaluator {
         self.evaluate_pending_then(|_| {}).await
     }
 
+    /// Evaluates only these subjects, if they have records not yet evaluated (the small
+    /// files taken between a bulk file's batches: a critical record is not made to wait
+    /// for the bulk's backlog, which the pass after the bulk file evaluates).
+    pub async fn evaluate_pending_of(
+        &self,
+        only: &std::collections::HashSet<String>,
+        mut committed: impl FnMut(&[i64]),
+    ) -> anyhow::Result<Vec<i64>> {
+        let as_of = self.clock.now();
+        let pending: Vec<(String, i64)> =
+            self.store.pending_subjects().await?.into_iter().filter(|(s, _)| only.contains(s)).collect();
+        let mut raised = Vec::new();
+        for chunk in pending.chunks(SUBJECTS_PER_COMMIT) {
+            let subjects: Vec<(&str, Option<i64>)> =
+                chunk.iter().map(|(s, seq)| (s.as_str(), Some(*seq))).collect();
+            let ids = self.evaluate_subjects(&subjects, as_of, Pass::NewRecords).await?;
+            committed(&ids);
+            raised.extend(ids);
+        }
+        Ok(raised)
+    }
+
     /// `evaluate_pending`, calling `committed` with the alerts of each chunk as soon as it
     /// is committed: the outbox can send them while a backlog is still being evaluated.
     pub async fn evaluate_pending_then(&self, mut committed: impl FnMut(&[i64])) -> anyhow::Result<Vec<i64>> {
