@@ -163,6 +163,21 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     assert_eq!(status, 422, "{body}");
     assert!(body["error"].as_str().unwrap().contains("needs a reason"), "{body}");
     assert_eq!(resolve(r#"{"comment":"reviewed with the investigator"}"#).await.0, 200);
+    // Its condition (the grade 3 reaction on record) still holds: it opens again at the next
+    // evaluation, which the resolve asked for.
+    let start = std::time::Instant::now();
+    loop {
+        let (_, shown) = api.get(&format!("/v1/alerts/{id}"), Some(TOKEN)).await;
+        if shown["alert"]["status"] == "open" {
+            assert!(
+                shown["history"].as_array().unwrap().iter().any(|e| e["action"] == "re-opened"),
+                "{shown}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "never re-opened: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // What an operator watches, without a token and without a subject or an arm.
     let (status, ready) = api.get("/readyz", None).await;
@@ -173,7 +188,9 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     assert_eq!(metrics.status().as_u16(), 200);
     let text = metrics.text().await.unwrap();
     assert!(text.contains("# TYPE vigil_records gauge\nvigil_records 3\n"), "{text}");
-    assert!(text.contains("vigil_alerts{severity=\"critical\",status=\"resolved\"} 1"), "{text}");
+    // The resolved one re-opened: both critical alerts are open, none resolved.
+    assert!(text.contains("vigil_alerts{severity=\"critical\",status=\"open\"} 2"), "{text}");
+    assert!(!text.contains("vigil_alerts{severity=\"critical\",status=\"resolved\"}"), "{text}");
     assert!(text.contains("vigil_failed_notifications 0"), "{text}");
     assert!(!text.contains("KS-501") && !text.contains("MSC-HIGH"), "{text}");
 
