@@ -597,6 +597,7 @@ impl Between for SmallFilesFirst<'_> {
         // the pass after it, so a critical record does not queue behind the bulk backlog.
         if !subjects.is_empty() {
             let outbox = &self.app.outbox_wake;
+            let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
             self.app
                 .setup()
                 .evaluator

@@ -29,6 +29,14 @@ fn to<'a>(mail: &'a [common::Email], address: &str, subject_part: &str) -> Vec<&
     mail.iter().filter(|m| m.rcpt_to == address && m.subject.contains(subject_part)).collect()
 }
 
+/// The id of the severe infusion-reaction alert, as `vigil alerts list` shows it.
+fn severe_alert_id(d: &Deployment) -> String {
+    let list = vigil_ok(d, &["alerts", "list", "--format", "json"]);
+    let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let severe = alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe");
+    severe.unwrap()["id"].as_i64().unwrap().to_string()
+}
+
 fn vigil_ok(d: &Deployment, args: &[&str]) -> String {
     let mut full = args.to_vec();
     full.extend(["--config", d.config.to_str().unwrap()]);
@@ -81,13 +89,7 @@ async fn acknowledging_stops_escalation() {
     let vigil = InProcess::build(&d).await;
     vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-102")).await;
     assert!(!to(&smtp.messages(), "so@trial.test", "[CRITICAL] KS-102").is_empty(), "the critical notice");
-    let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
-    let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
-    let id = alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap()
-        ["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
+    let id = severe_alert_id(&d);
     let out = vigil_ok(&d, &["alerts", "ack", &id, "--by", "dr.safety", "--comment", "patient seen"]);
     assert!(out.contains("acknowledged"), "{out}");
     // Past the escalation time, twice over.
@@ -249,13 +251,7 @@ async fn a_resolved_alert_whose_condition_holds_opens_again() {
     vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-103")).await;
     let critical = |mail: &[common::Email]| to(mail, "so@trial.test", "[CRITICAL] KS-103").len();
     assert_eq!(critical(&smtp.messages()), 1);
-    let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
-    let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
-    let id = alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap()
-        ["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
+    let id = severe_alert_id(&d);
 
     // Resolved by hand while the grade 3 reaction is still on record: it comes back.
     vigil_ok(&d, &["alerts", "resolve", &id, "--by", "someone", "--comment", "nothing to see"]);
@@ -343,13 +339,9 @@ async fn a_critical_resolution_can_need_a_second_person() {
     let d = Deployment::with(None, "alerting:\n  group_wait: 1s\n  second_person_resolves_critical: true\n");
     let vigil = InProcess::build(&d).await;
     vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-104")).await;
+    let id = severe_alert_id(&d);
     let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
     let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
-    let id = alerts.as_array().unwrap().iter().find(|a| a["rule_id"] == "infusion-reaction-severe").unwrap()
-        ["id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
     let first = vigil_ok(&d, &["alerts", "resolve", &id, "--by", "alice", "--comment", "reaction resolved"]);
     assert!(first.contains("open") && first.contains("a second person must confirm"), "{first}");
     let again = vigil_ok(&d, &["alerts", "resolve", &id, "--by", "alice", "--comment", "really"]);

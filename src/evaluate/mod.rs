@@ -54,21 +54,11 @@ impl Evaluator {
     /// for the bulk's backlog, which the pass after the bulk file evaluates).
     pub async fn evaluate_pending_of(
         &self,
-        only: &std::collections::HashSet<String>,
-        mut committed: impl FnMut(&[i64]),
+        only: &[&str],
+        committed: impl FnMut(&[i64]),
     ) -> anyhow::Result<Vec<i64>> {
-        let as_of = self.clock.now();
-        let pending: Vec<(String, i64)> =
-            self.store.pending_subjects().await?.into_iter().filter(|(s, _)| only.contains(s)).collect();
-        let mut raised = Vec::new();
-        for chunk in pending.chunks(SUBJECTS_PER_COMMIT) {
-            let subjects: Vec<(&str, Option<i64>)> =
-                chunk.iter().map(|(s, seq)| (s.as_str(), Some(*seq))).collect();
-            let ids = self.evaluate_subjects(&subjects, as_of, Pass::NewRecords).await?;
-            committed(&ids);
-            raised.extend(ids);
-        }
-        Ok(raised)
+        let pending = self.store.pending_subjects_of(only).await?;
+        self.evaluate_chunks(&pending, self.clock.now(), committed).await
     }
 
     /// `evaluate_pending`, calling `committed` with the alerts of each chunk as soon as it
@@ -76,16 +66,28 @@ impl Evaluator {
     pub async fn evaluate_pending_then(&self, mut committed: impl FnMut(&[i64])) -> anyhow::Result<Vec<i64>> {
         let as_of = self.clock.now();
         let pending = self.store.pending_subjects().await?;
+        let mut raised = self.evaluate_chunks(&pending, as_of, &mut committed).await?;
+        if !pending.is_empty() {
+            let ids = self.judge_cohort(as_of).await?;
+            committed(&ids);
+            raised.extend(ids);
+        }
+        Ok(raised)
+    }
+
+    /// Evaluates pending subjects (with the record seq each evaluation covers) a chunk at a
+    /// time, each chunk committed and reported to `committed` as soon as it is.
+    async fn evaluate_chunks(
+        &self,
+        pending: &[(String, i64)],
+        as_of: DateTime<Utc>,
+        mut committed: impl FnMut(&[i64]),
+    ) -> anyhow::Result<Vec<i64>> {
         let mut raised = Vec::new();
         for chunk in pending.chunks(SUBJECTS_PER_COMMIT) {
             let subjects: Vec<(&str, Option<i64>)> =
                 chunk.iter().map(|(s, seq)| (s.as_str(), Some(*seq))).collect();
             let ids = self.evaluate_subjects(&subjects, as_of, Pass::NewRecords).await?;
-            committed(&ids);
-            raised.extend(ids);
-        }
-        if !pending.is_empty() {
-            let ids = self.judge_cohort(as_of).await?;
             committed(&ids);
             raised.extend(ids);
         }

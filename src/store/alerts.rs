@@ -213,6 +213,22 @@ struct KnownAlerts {
     latest: HashMap<(String, String, String), (i64, AlertStatus)>,
 }
 
+/// Why an evaluation changed an alert, with who changed the data: the newest record the
+/// evaluation saw and its source ("… after record 12 from visits.ndjson:3"), or the clock.
+async fn because(
+    tx: &mut Transaction<'_, Any>,
+    what: &str,
+    pending: Option<(&str, i64)>,
+) -> anyhow::Result<String> {
+    Ok(match pending {
+        Some((_, seq)) => match newest_source(tx, seq).await? {
+            Some(source) => format!("{what} after record {seq} from {source}"),
+            None => what.to_string(),
+        },
+        None => format!("{what} (clock)"),
+    })
+}
+
 /// Where a stored record came from (`file:line`, `http:TOKEN-NAME:line`).
 async fn newest_source(tx: &mut Transaction<'_, Any>, seq: i64) -> anyhow::Result<Option<String>> {
     Ok(sqlx::query("SELECT source FROM records WHERE seq = $1")
@@ -283,15 +299,7 @@ impl Store {
                 // was never gone), and the alert opens again.
                 if let Some(&(id, status)) = known.latest.get(&key) {
                     if Transition::Recur.apply(status).is_some() {
-                        let why = match e.pending {
-                            Some((_, seq)) => match newest_source(&mut tx, seq).await? {
-                                Some(source) => {
-                                    format!("condition still present after record {seq} from {source}")
-                                }
-                                None => "condition still present".to_string(),
-                            },
-                            None => "condition still present (clock)".to_string(),
-                        };
+                        let why = because(&mut tx, "condition still present", e.pending).await?;
                         let silence = silence::matching(&silences, a.target(), now).map(|s| s.id);
                         self.recur(&mut tx, now_ms, id, a, silence, &why, message_domain).await?;
                         known.latest.insert(key, (id, lifecycle::raised(silence.is_some())));
@@ -350,16 +358,7 @@ impl Store {
                 let key = (s.rule_id.clone(), e.subject.to_string());
                 let Some(in_force) = known.in_force.get(&key) else { continue };
                 for id in policy::gone(in_force, &s.episodes) {
-                    // Who changed the data: the newest record the evaluation saw.
-                    let why = match e.pending {
-                        Some((_, seq)) => match newest_source(&mut tx, seq).await? {
-                            Some(source) => {
-                                format!("condition no longer present after record {seq} from {source}")
-                            }
-                            None => "condition no longer present".to_string(),
-                        },
-                        None => "condition no longer present (clock)".to_string(),
-                    };
+                    let why = because(&mut tx, "condition no longer present", e.pending).await?;
                     self.auto_resolve(&mut tx, now_ms, id, s, &why, message_domain).await?;
                 }
             }

@@ -296,6 +296,20 @@ impl Store {
         rows.iter().map(|r| Ok((r.try_get("subject")?, r.try_get("up_to_seq")?))).collect()
     }
 
+    /// `pending_subjects`, for these subjects only (a lookup by key, not the whole backlog).
+    pub async fn pending_subjects_of(&self, subjects: &[&str]) -> anyhow::Result<Vec<(String, i64)>> {
+        let mut out: Vec<(String, i64)> = Vec::new();
+        for chunk in subjects.chunks(KEYS_PER_QUERY) {
+            let head = "SELECT subject, up_to_seq FROM pending_evaluation WHERE subject";
+            for r in select_in(self.backend, head, chunk, "").fetch_all(&self.pool).await? {
+                out.push((r.try_get("subject")?, r.try_get("up_to_seq")?));
+            }
+        }
+        // Newest first, as the backlog is evaluated.
+        out.sort_by_key(|(_, seq)| std::cmp::Reverse(*seq));
+        Ok(out)
+    }
+
     /// The subject's whole stored history, in arrival order.
     pub async fn history(&self, subject: &str) -> anyhow::Result<SubjectHistory> {
         let rows = sqlx::query("SELECT seq, body FROM records WHERE subject = $1 ORDER BY seq")
@@ -403,6 +417,20 @@ mod tests {
         let db = crate::store::testing::TestDb::new();
         let store = Store::connect(&db.url).await.unwrap();
         (db, store)
+    }
+
+    #[tokio::test]
+    async fn the_pending_subjects_of_a_few_are_looked_up_newest_first() {
+        let (_db, store) = store().await;
+        let text =
+            "{\"subject\":\"S-1\",\"date\":\"2020-01-01\"}\n{\"subject\":\"S-2\",\"date\":\"2020-01-01\"}\n\
+                    {\"subject\":\"S-3\",\"date\":\"2020-01-01\"}\n";
+        let parsed = native::parse("p.ndjson", text);
+        store.store_batch(&parsed.records, &parsed.rejected).await.unwrap();
+        let of = store.pending_subjects_of(&["S-1", "S-3", "NOBODY"]).await.unwrap();
+        let names: Vec<&str> = of.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(names, ["S-3", "S-1"]);
+        assert!(of[0].1 > of[1].1);
     }
 
     #[tokio::test]
