@@ -10,8 +10,10 @@
 //! command works from any working directory. Secrets (SMTP password, API token) come
 //! from the environment, never from the file.
 
+mod accounts;
 mod smtp;
 
+pub use accounts::{AccountPolicy, Action, Authority, ADMIN_ROLE};
 pub use smtp::{SmtpSettings, SmtpUrlError, TlsMode};
 
 use crate::model::Zones;
@@ -73,6 +75,12 @@ struct FileConfig {
     alerting: AlertingFile,
     #[serde(default)]
     report: ReportFile,
+    #[serde(default)]
+    accounts: accounts::AccountsFile,
+    #[serde(default)]
+    signatures: accounts::SignaturesFile,
+    #[serde(default)]
+    authority: accounts::AuthorityFile,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -495,6 +503,10 @@ pub struct Config {
     pub default_roles: Vec<String>,
     pub alerting: AlertingConfig,
     pub report: ReportConfig,
+    /// Lockout and password rules (`accounts`).
+    pub accounts: AccountPolicy,
+    /// Who may do what, and what must be signed (`authority`, `signatures`).
+    pub authority: Authority,
 }
 
 /// One problem of a configuration file: the key, where it is, what is wrong.
@@ -665,6 +677,8 @@ impl Config {
             issues.add("http.idle_timeout_secs", "must be at least 1");
         }
         let report = report(&raw, &resolve, &mut issues);
+        let account_policy = accounts::policy(&raw.accounts, &mut issues);
+        let authority = accounts::authority(&raw.authority, &raw.signatures, &raw.recipients, &mut issues);
         let (Some(email), Some(report), true) = (email, report, issues.found.is_empty()) else {
             return Err(ConfigError { file, issues: issues.found });
         };
@@ -708,6 +722,8 @@ impl Config {
             default_roles: raw.default_roles,
             alerting,
             report,
+            accounts: account_policy,
+            authority,
         })
     }
 }

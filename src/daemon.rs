@@ -464,6 +464,7 @@ impl App {
         app.evaluate_wake.wake();
         let inbox = tokio::spawn(inbox_loop(app.clone()));
         let clock = tokio::spawn(clock_loop(app.clone()));
+        let seal = tokio::spawn(seal_loop(app.clone()));
         let (reload_requests, reload_asked) = tokio::sync::mpsc::channel(4);
         let reloads = tokio::spawn(reload_loop(app.clone(), reload_asked));
         let http = match config.http_addr {
@@ -488,6 +489,7 @@ impl App {
             r = &mut outbox => Some(task_exit("outbox", r)),
             r = &mut clock => Some(task_exit("clock", r)),
             r = reloads => Some(task_exit("reload", r)),
+            r = seal => Some(task_exit("audit seal", r)),
             r = http_done => Some(task_exit("http", r)),
         };
         let result = match failed {
@@ -671,6 +673,25 @@ async fn clock_loop(app: Arc<App>) -> anyhow::Result<()> {
         tokio::select! {
             _ = stop.changed() => return Ok(()),
             _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Seals new audit entries into the hash chain every second (and a last time at stop), so
+/// that the window in which an entry exists unsealed is short.
+async fn seal_loop(app: Arc<App>) -> anyhow::Result<()> {
+    let mut stop = app.stopping.subscribe();
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.changed() => true,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+        };
+        if let Err(e) = app.store.seal_audit().await {
+            tracing::error!(error = %format!("{e:#}"), "Cannot seal the audit trail; will retry.");
+        }
+        if stopping {
+            // Kept pending: the select above ends the daemon when this task returns.
+            std::future::pending::<()>().await;
         }
     }
 }

@@ -1,10 +1,13 @@
 //! The HTTP API: records in, alerts out, behind bearer tokens.
 //!
-//! Tokens come from the environment (`VIGIL_API_TOKENS=name:token,…` or `VIGIL_API_TOKEN`)
-//! or from a file of `name sha256-hex` lines (`http.token_file`), so no secret sits in a
-//! committed file. A presented token is hashed and compared with every known hash in
-//! constant time. `GET /healthz`, `/readyz`, `/metrics` and `GET /v1/openapi.json` need no
-//! token (they carry counts, never a subject or an arm).
+//! A person's token (`vigil tokens add`) acts as that person, within its scopes (`ingest`,
+//! `read`, `operate`, `reload`) and the person's authority (`authority` in the config);
+//! acknowledging, resolving and silencing need such a token, and may be signed with the
+//! person's password. Service tokens come from the environment (`VIGIL_API_TOKENS=name:token,…`
+//! or `VIGIL_API_TOKEN`) or a file of `name sha256-hex` lines (`http.token_file`), so no
+//! secret sits in a committed file; they ingest, read and reload, and never decide about an
+//! alert. A refused request is an audit entry. `GET /healthz`, `/readyz`, `/metrics` and
+//! `GET /v1/openapi.json` need no token (they carry counts, never a subject or an arm).
 //!
 //! The API holds a narrow handle ([`ApiState`]): the store, the tokens, the body limit and
 //! a wake handle for the evaluator. Records are committed before the answer; evaluating
@@ -14,7 +17,8 @@
 //! and closes one that waits `http.idle_timeout_secs` on its client; failed
 //! authentications are answered 429 past a limit per window, in all and per client address.
 
-use crate::config::Config;
+use crate::accounts::{Accounts, Scope, User};
+use crate::config::{Action, Config};
 use crate::store::Store;
 use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
@@ -122,6 +126,10 @@ impl Tokens {
 pub struct ApiState {
     store: Store,
     tokens: Arc<Tokens>,
+    /// People, their authority and their signatures.
+    accounts: Option<Arc<Accounts>>,
+    /// The study's zone: a signature shows its local time in it.
+    zone: chrono_tz::Tz,
     max_body_bytes: usize,
     /// Wakes the evaluator when records were stored.
     evaluate: crate::evaluate::Wake,
@@ -210,6 +218,8 @@ impl ApiState {
         Self {
             store,
             tokens: Arc::new(tokens),
+            accounts: None,
+            zone: chrono_tz::Tz::UTC,
             max_body_bytes,
             evaluate,
             longest_silence: crate::config::DEFAULT_MAX_SILENCE,
@@ -229,9 +239,12 @@ impl ApiState {
     ) -> anyhow::Result<Self> {
         let tokens = Tokens::load(config.http_token_file.as_deref())?;
         if tokens.is_empty() {
-            tracing::warn!("No API token configured (VIGIL_API_TOKENS, VIGIL_API_TOKEN or http.token_file): every /v1 request will be refused.");
+            tracing::info!("No service token configured (VIGIL_API_TOKENS, VIGIL_API_TOKEN or http.token_file): /v1 takes people's tokens only (`vigil tokens add`).");
         }
+        let accounts = Arc::new(Accounts::new(store.clone(), config));
         let mut state = Self::new(store, tokens, config.http_max_body_bytes, evaluate);
+        state.accounts = Some(accounts);
+        state.zone = config.study.zones.study;
         state.longest_silence = config.alerting.max_silence;
         state.second_person_resolves_critical = config.alerting.second_person_resolves_critical;
         state.max_connections = config.http_max_connections;
@@ -284,24 +297,120 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// Who a request acts for: a person through one of their tokens, or a service token.
+#[derive(Debug, Clone)]
+enum Caller {
+    Person { user: Box<User>, token: String, scopes: Vec<Scope> },
+    Service { name: String },
+}
+
+/// What a service token may do: send records, read, reload. Never a decision about an
+/// alert: that is a person's, with their name on it.
+const SERVICE_SCOPES: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Reload];
+
+impl Caller {
+    /// The actor written in the trail: `user:ID` or `token:NAME`.
+    fn actor(&self) -> String {
+        match self {
+            Caller::Person { user, .. } => user.actor(),
+            Caller::Service { name } => format!("token:{name}"),
+        }
+    }
+
+    /// The source records sent by this caller are filed under.
+    fn source(&self) -> String {
+        match self {
+            Caller::Person { user, token, .. } => format!("http:user:{}/{token}", user.id),
+            Caller::Service { name } => format!("http:{name}"),
+        }
+    }
+
+    fn has(&self, scope: Scope) -> bool {
+        match self {
+            Caller::Person { scopes, .. } => scopes.contains(&scope),
+            Caller::Service { .. } => SERVICE_SCOPES.contains(&scope),
+        }
+    }
+}
+
 impl ApiState {
-    fn caller(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let presented = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "a bearer token is required".into()))?;
-        self.tokens
-            .check(presented)
-            .map(str::to_string)
-            .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))
+        if let Some(name) = self.tokens.check(presented) {
+            return Ok(Caller::Service { name: name.to_string() });
+        }
+        let digest = crate::accounts::token_digest(presented);
+        match self.store.token_owner(&digest).await? {
+            Some((token, user)) => {
+                Ok(Caller::Person { user: Box::new(user), token: token.name, scopes: token.scopes })
+            }
+            None => Err(ApiError(StatusCode::UNAUTHORIZED, "unknown token".into())),
+        }
+    }
+
+    /// Refuses `what` to `caller` with 403, and records the refusal in the audit trail.
+    async fn refuse(&self, caller: &Caller, what: &str, entity: &str, id: &str, why: String) -> ApiError {
+        let detail = json!({ "reason": why, "via": "http" });
+        if let Err(e) =
+            self.store.audit(&caller.actor(), &format!("{what} refused"), entity, id, &detail).await
+        {
+            tracing::error!(error = %format!("{e:#}"), "A refusal could not be written to the audit trail.");
+        }
+        tracing::warn!(actor = %caller.actor(), %what, reason = %why, "Request refused.");
+        ApiError(StatusCode::FORBIDDEN, why)
+    }
+
+    /// The caller's token must carry `scope` (403, audited, otherwise).
+    async fn need_scope(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        what: &str,
+        entity: &str,
+        id: &str,
+    ) -> Result<(), ApiError> {
+        if caller.has(scope) {
+            return Ok(());
+        }
+        let why = match caller {
+            Caller::Service { .. } if scope == Scope::Operate => {
+                "a service token cannot act on alerts: use a person's token (`vigil tokens add`)".to_string()
+            }
+            _ => format!("this token lacks the `{}` scope", scope.as_str()),
+        };
+        Err(self.refuse(caller, what, entity, id, why).await)
+    }
+
+    /// A person with a token of scope `operate` whose roles give them authority for `action`.
+    async fn person_for(
+        &self,
+        caller: &Caller,
+        action: Action,
+        entity: &str,
+        id: &str,
+    ) -> Result<User, ApiError> {
+        self.need_scope(caller, Scope::Operate, action.as_str(), entity, id).await?;
+        let (Caller::Person { user, .. }, Some(accounts)) = (caller, &self.accounts) else {
+            return Err(self
+                .refuse(caller, action.as_str(), entity, id, "a person's token is required".into())
+                .await);
+        };
+        if !accounts.authority.permits(&user.roles, action) {
+            let why = format!(
+                "{} may not {}: it needs one of the roles {:?}",
+                user.id,
+                action.as_str(),
+                accounts.authority.roles_for(action)
+            );
+            return Err(self.refuse(caller, action.as_str(), entity, id, why).await);
+        }
+        Ok(user.as_ref().clone())
     }
 }
-
-/// The name of the token a request was authenticated with: put there by `require_token`,
-/// taken by every `/v1` handler, so that none can run unauthenticated.
-#[derive(Debug, Clone)]
-struct Caller(String);
 
 /// Checks the token before anything reads the body: an unauthenticated upload is refused
 /// at its headers, not after it has been held in memory.
@@ -314,11 +423,12 @@ async fn require_token(
     if path == "/v1/openapi.json" {
         return next.run(request).await;
     }
-    match api.caller(request.headers()) {
-        Ok(name) => {
-            request.extensions_mut().insert(Caller(name));
+    match api.caller(request.headers()).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
             next.run(request).await
         }
+        Err(unavailable) if unavailable.0 == StatusCode::SERVICE_UNAVAILABLE => unavailable.into_response(),
         Err(refused) => {
             // Absent only when the router is served without connection info.
             let client = request.extensions().get::<ConnectInfo<Client>>().map(|c| c.0.addr);
@@ -332,6 +442,13 @@ async fn require_token(
             if count <= FAILED_AUTH_LIMIT || mine == FAILED_AUTH_PER_CLIENT + 1 || count % 100 == 0 {
                 let client = client.map_or_else(|| "unknown".to_string(), |a| a.to_string());
                 tracing::warn!(%path, %client, failures_in_window = count, client_failures_in_window = mine, "Authentication failed.");
+                // Audited as often as logged: a flood is summarised, not written row by row.
+                let detail = json!({ "reason": refused.1, "client": client, "path": path });
+                let actor = format!("anonymous@{client}");
+                if let Err(e) = api.store.audit(&actor, "authentication refused", "api", &path, &detail).await
+                {
+                    tracing::error!(error = %format!("{e:#}"), "A refusal could not be written to the audit trail.");
+                }
             }
             if limited {
                 let retry = [(axum::http::header::RETRY_AFTER, FAILED_AUTH_WINDOW.as_secs().to_string())];
@@ -659,9 +776,11 @@ async fn openapi() -> impl IntoResponse {
 /// committed: 202 with per-line results, or 422 when no line could be read.
 async fn post_records(
     State(api): State<ApiState>,
-    Extension(Caller(who)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     body: String,
 ) -> Result<Response, ApiError> {
+    api.need_scope(&caller, Scope::Ingest, "ingest", "api", "/v1/records").await?;
+    let who = caller.actor();
     if body.trim().is_empty() {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -671,7 +790,7 @@ async fn post_records(
     // The body is in memory already, so it is stored in ONE transaction: a request is
     // committed whole or not at all, and its answer describes all of it.
     // The source names the token: a change of data is attributed to whoever sent it.
-    let batch = crate::ingest::native::parse(&format!("http:{who}"), &body);
+    let batch = crate::ingest::native::parse(&caller.source(), &body);
     let outcome = api.store.store_batch(&batch.records, &batch.rejected).await?;
     // Refusals in the order of the body, then the store's (a record_id reused).
     let refused: Vec<Value> =
@@ -703,9 +822,10 @@ struct AlertQuery {
 
 async fn list_alerts(
     State(api): State<ApiState>,
-    _authenticated: Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<AlertQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    api.need_scope(&caller, Scope::Read, "read", "api", "/v1/alerts").await?;
     let alerts: Vec<_> = api
         .store
         .alerts()
@@ -719,9 +839,10 @@ async fn list_alerts(
 
 async fn show_alert(
     State(api): State<ApiState>,
-    _authenticated: Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
+    api.need_scope(&caller, Scope::Read, "read", "alert", &id.to_string()).await?;
     let alert = api
         .store
         .alert(id)
@@ -729,29 +850,106 @@ async fn show_alert(
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert #{id}")))?;
     let history = api.store.alert_events(id).await?;
     let emails = api.store.deliveries_of_alert(id).await?;
-    Ok(Json(json!({"alert": alert, "history": history, "emails": emails})))
+    // Each signature says whether it still holds for the alert as it is now.
+    let content = alert.signed_content();
+    let signatures: Vec<Value> = history
+        .iter()
+        .filter_map(|e| e.signature.as_ref())
+        .map(|s| json!({"id": s.id, "line": s.line(), "holds": s.holds_for(&content)}))
+        .collect();
+    Ok(Json(json!({"alert": alert, "history": history, "emails": emails, "signatures": signatures})))
 }
 
+/// The body of acknowledge and resolve: a comment, and a signature where one is given or
+/// the study requires it.
 #[derive(Deserialize, Default)]
-struct Comment {
+#[serde(deny_unknown_fields)]
+struct Decision {
     comment: Option<String>,
+    signature: Option<SignatureBody>,
+}
+
+/// An electronic signature: the signer's password again (the token says who), and what
+/// the signature means.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureBody {
+    password: String,
+    meaning: String,
+}
+
+/// The signature of `user` on `action` over `content`, after checking their password
+/// (a wrong one counts toward lockout); or None where none was given and none is needed.
+#[allow(clippy::too_many_arguments)]
+async fn signature_of(
+    api: &ApiState,
+    caller: &Caller,
+    user: &User,
+    action: Action,
+    entity: &str,
+    id: &str,
+    content: &Value,
+    comment: Option<&str>,
+    given: Option<SignatureBody>,
+) -> Result<Option<crate::accounts::NewSignature>, ApiError> {
+    let Some(accounts) = &api.accounts else { return Ok(None) };
+    let Some(given) = given else {
+        if accounts.authority.requires_signature(action) {
+            let why = format!(
+                "this study requires an electronic signature to {}: send signature {{password, meaning}}",
+                action.as_str()
+            );
+            return Err(api.refuse(caller, action.as_str(), entity, id, why).await);
+        }
+        return Ok(None);
+    };
+    let meaning = crate::accounts::Meaning::parse(&given.meaning)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("signature.meaning: {e}")))?;
+    match accounts.authenticate(&user.id, &given.password, "signature").await? {
+        Ok(signer) => {
+            Ok(Some(accounts.signature(&signer, meaning, action, entity, id, content, comment, api.zone)))
+        }
+        Err(e) => Err(ApiError(StatusCode::FORBIDDEN, format!("nothing was signed: {e}"))),
+    }
 }
 
 async fn transition(
     api: &ApiState,
-    who: &str,
+    caller: &Caller,
     id: i64,
     action: crate::alerts::Transition,
     body: &str,
 ) -> Result<Json<Value>, ApiError> {
-    let c: Comment = if body.trim().is_empty() {
-        Comment::default()
+    let c: Decision = if body.trim().is_empty() {
+        Decision::default()
     } else {
         serde_json::from_str(body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?
     };
+    let authority = match action {
+        crate::alerts::Transition::Resolve => Action::Resolve,
+        _ => Action::Acknowledge,
+    };
+    let user = api.person_for(caller, authority, "alert", &id.to_string()).await?;
     let alert = api
         .store
-        .transition_by(id, action, who, c.comment.as_deref(), api.second_person_resolves_critical)
+        .alert(id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert #{id}")))?;
+    let content = alert.signed_content();
+    let comment = c.comment.as_deref();
+    let signature =
+        signature_of(api, caller, &user, authority, "alert", &id.to_string(), &content, comment, c.signature)
+            .await?;
+    let alert = api
+        .store
+        .transition_signed(
+            id,
+            action,
+            &caller.actor(),
+            comment,
+            api.second_person_resolves_critical,
+            signature.as_ref(),
+        )
         .await?;
     if action == crate::alerts::Transition::Resolve && alert.status.as_str() != "resolved" {
         // Recorded as a request: another caller must confirm it.
@@ -762,20 +960,20 @@ async fn transition(
 
 async fn ack(
     State(api): State<ApiState>,
-    Extension(Caller(who)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    transition(&api, &who, id, crate::alerts::Transition::Acknowledge, &body).await
+    transition(&api, &caller, id, crate::alerts::Transition::Acknowledge, &body).await
 }
 
 async fn resolve(
     State(api): State<ApiState>,
-    Extension(Caller(who)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
     body: String,
 ) -> Result<Json<Value>, ApiError> {
-    transition(&api, &who, id, crate::alerts::Transition::Resolve, &body).await
+    transition(&api, &caller, id, crate::alerts::Transition::Resolve, &body).await
 }
 
 #[derive(Deserialize)]
@@ -793,8 +991,20 @@ struct NewSilence {
 /// 422 with every problem while the running set goes on.
 async fn reload(
     State(api): State<ApiState>,
-    Extension(Caller(who)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
+    api.need_scope(&caller, Scope::Reload, "reload", "configuration", "").await?;
+    if let (Caller::Person { user, .. }, Some(accounts)) = (&caller, &api.accounts) {
+        if !accounts.authority.permits(&user.roles, Action::Reload) {
+            let why = format!(
+                "{} may not reload: it needs one of the roles {:?}",
+                user.id,
+                accounts.authority.roles_for(Action::Reload)
+            );
+            return Err(api.refuse(&caller, "reload", "configuration", "", why).await);
+        }
+    }
+    let who = caller.actor();
     let unavailable = || ApiError(StatusCode::SERVICE_UNAVAILABLE, "this server does not reload".into());
     let sender = api.reload.clone().ok_or_else(unavailable)?;
     let (answer, answered) = tokio::sync::oneshot::channel();
@@ -807,9 +1017,11 @@ async fn reload(
 
 async fn silence(
     State(api): State<ApiState>,
-    Extension(Caller(who)): Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     body: String,
 ) -> Result<Response, ApiError> {
+    api.person_for(&caller, Action::Silence, "silence", "").await?;
+    let who = caller.actor();
     let s: NewSilence =
         serde_json::from_str(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
     if s.rule.is_none() && s.subject.is_none() && s.site.is_none() {
@@ -829,17 +1041,19 @@ async fn silence(
 
 async fn list_silences(
     State(api): State<ApiState>,
-    _authenticated: Extension<Caller>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
+    api.need_scope(&caller, Scope::Read, "read", "api", "/v1/silences").await?;
     Ok(Json(json!(api.store.silences().await?)))
 }
 
 /// A subject's timeline: its records (never the arm) and its alerts.
 async fn subject(
     State(api): State<ApiState>,
-    _authenticated: Extension<Caller>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    api.need_scope(&caller, Scope::Read, "read", "subject", &id).await?;
     crate::model::SubjectId::parse(&id)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("subject: {e}")))?;
     let history = api.store.history(&id).await?;

@@ -2,10 +2,13 @@
 //!
 //! The pipeline, one module per stage:
 //! sources (`ingest`) → `store` → evaluate (`rules`) → `alerts` → `notify`, plus `report`.
+//! `accounts` and `audit` say who did what (Part 11).
 //! `evaluate` takes pending subjects through the rules into alerts; `clock` is where every
 //! stage asks the time. `daemon` wires them together; `http` serves the API.
 
+pub mod accounts;
 pub mod alerts;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod daemon;

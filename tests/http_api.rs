@@ -132,15 +132,23 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
         assert!(start.elapsed() < Duration::from_secs(20), "no alert for KS-501: {alerts}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let (status, acked) =
-        api.post(&format!("/v1/alerts/{id}/ack"), Some(TOKEN), r#"{"comment":"seen"}"#.into()).await;
+    // A decision about an alert is a person's: the site's service token is refused, and so
+    // is a person's token without the `operate` scope.
+    let ack_path = format!("/v1/alerts/{id}/ack");
+    let (status, refused) = api.post(&ack_path, Some(TOKEN), r#"{"comment":"seen"}"#.into()).await;
+    assert_eq!(status, 403, "{refused}");
+    api.deployment.add_user("dr.safety", "Dr Safety", "safety-officer");
+    let reader = api.deployment.token_of("dr.safety", "read");
+    assert_eq!(api.post(&ack_path, Some(&reader), r#"{"comment":"seen"}"#.into()).await.0, 403);
+    let person = api.deployment.token_of("dr.safety", "read,operate");
+    let (status, acked) = api.post(&ack_path, Some(&person), r#"{"comment":"seen"}"#.into()).await;
     assert_eq!((status, acked["status"].as_str()), (200, Some("acknowledged")));
-    assert_eq!(api.post(&format!("/v1/alerts/{id}/ack"), Some(TOKEN), String::new()).await.0, 409);
+    assert_eq!(api.post(&ack_path, Some(&person), String::new()).await.0, 409);
     let (_, shown) = api.get(&format!("/v1/alerts/{id}"), Some(TOKEN)).await;
     let history = shown["history"].as_array().unwrap();
     assert!(history
         .iter()
-        .any(|e| e["action"] == "acknowledged" && e["actor"] == "site-ks" && e["comment"] == "seen"));
+        .any(|e| e["action"] == "acknowledged" && e["actor"] == "user:dr.safety" && e["comment"] == "seen"));
 
     // The timeline never shows the arm.
     let (status, timeline) = api.get("/v1/subjects/KS-501", Some(TOKEN)).await;
@@ -152,13 +160,13 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     assert_eq!(status, 400, "a malformed subject id is the client's error: {bad}");
 
     let (status, _) = api
-        .post("/v1/silences", Some(TOKEN), r#"{"rule":"mri-new-t2","for":"1h","comment":"rescan"}"#.into())
+        .post("/v1/silences", Some(&person), r#"{"rule":"mri-new-t2","for":"1h","comment":"rescan"}"#.into())
         .await;
     assert_eq!(status, 201);
 
     // A critical alert is not resolved without a reason on the record.
     let resolve_path = format!("/v1/alerts/{id}/resolve");
-    let resolve = |body: &'static str| api.post(&resolve_path, Some(TOKEN), body.into());
+    let resolve = |body: &'static str| api.post(&resolve_path, Some(&person), body.into());
     let (status, body) = resolve(r#"{"comment":"  "}"#).await;
     assert_eq!(status, 422, "{body}");
     assert!(body["error"].as_str().unwrap().contains("needs a reason"), "{body}");
@@ -256,13 +264,15 @@ async fn records_over_http_need_a_token_are_durable_idempotent_and_reported_per_
     assert!(comment.contains("from http:site-ks"), "{shown}");
 
     // Silences are pauses with a reason, never a way to switch vigil off.
+    api.deployment.add_user("dr.mri", "Dr Mri", "medical-monitor");
+    let person = api.deployment.token_of("dr.mri", "operate");
     for (body, why) in [
         (r#"{"rule":"mri-new-t2","for":"5200w","comment":"quiet"}"#, "at most"),
         (r#"{"rule":"mri-new-t2","for":"9999999999999999999w","comment":"quiet"}"#, "duration"),
         (r#"{"rule":"mri-new-t2","for":"99999999999999w","comment":"quiet"}"#, "longest"),
         (r#"{"rule":"mri-new-t2","for":"1h","comment":" "}"#, "reason"),
     ] {
-        let (status, answer) = api.post("/v1/silences", Some(TOKEN), body.into()).await;
+        let (status, answer) = api.post("/v1/silences", Some(&person), body.into()).await;
         assert_eq!(status, 400, "{body}: {answer}");
         assert!(answer["error"].as_str().unwrap().contains(why), "{body}: {answer}");
     }

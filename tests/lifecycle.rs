@@ -37,6 +37,15 @@ fn severe_alert_id(d: &Deployment) -> String {
     severe.unwrap()["id"].as_i64().unwrap().to_string()
 }
 
+/// Runs a command as the person `user` (`--user`, their password on stdin).
+fn vigil_as(d: &Deployment, user: &str, args: &[&str]) -> String {
+    let mut full = args.to_vec();
+    full.extend(["--user", user, "--config", d.config.to_str().unwrap()]);
+    let out = d.vigil_with_input(&full, &format!("{}\n", common::PASSWORD));
+    assert!(out.status.success(), "vigil {args:?} as {user}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn vigil_ok(d: &Deployment, args: &[&str]) -> String {
     let mut full = args.to_vec();
     full.extend(["--config", d.config.to_str().unwrap()]);
@@ -90,16 +99,17 @@ async fn acknowledging_stops_escalation() {
     vigil.ingest(&d, "irr.ndjson", &severe_reaction("KS-102")).await;
     assert!(!to(&smtp.messages(), "so@trial.test", "[CRITICAL] KS-102").is_empty(), "the critical notice");
     let id = severe_alert_id(&d);
-    let out = vigil_ok(&d, &["alerts", "ack", &id, "--by", "dr.safety", "--comment", "patient seen"]);
-    assert!(out.contains("acknowledged"), "{out}");
+    d.add_user("dr.safety", "Dr Safety", "safety-officer");
+    let out = vigil_as(&d, "dr.safety", &["alerts", "ack", &id, "--comment", "patient seen"]);
+    assert!(out.contains("acknowledged by user:dr.safety"), "{out}");
     // Past the escalation time, twice over.
     vigil.advance(Duration::from_secs(4)).await;
     vigil.advance(Duration::from_secs(4)).await;
     assert!(smtp.messages().iter().all(|m| !m.subject.contains("[ESCALATED] KS-102")));
     let show = vigil_ok(&d, &["alerts", "show", &id]);
-    assert!(show.contains("acknowledged") && show.contains("by dr.safety: patient seen"), "{show}");
+    assert!(show.contains("acknowledged") && show.contains("by user:dr.safety: patient seen"), "{show}");
     // A second acknowledgement is refused (exit 1).
-    let again = d.vigil(&["alerts", "ack", &id, "--by", "x", "--config", d.config.to_str().unwrap()]);
+    let again = d.vigil(&["alerts", "ack", &id, "--config", d.config.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(1));
 }
 
@@ -110,20 +120,11 @@ async fn a_silence_suppresses_then_expires() {
     // The clock stands at a moment before the silence is made, so it expires 4 s later
     // on it too.
     let vigil = InProcess::build(&d).await;
-    vigil_ok(
+    d.add_user("dr.mri", "Dr Mri", "medical-monitor");
+    vigil_as(
         &d,
-        &[
-            "alerts",
-            "silence",
-            "--rule",
-            "mri-new-t2",
-            "--for",
-            "4s",
-            "--by",
-            "dr.mri",
-            "--comment",
-            "rescan pending",
-        ],
+        "dr.mri",
+        &["alerts", "silence", "--rule", "mri-new-t2", "--for", "4s", "--comment", "rescan pending"],
     );
     let scan = r#"{"subject":"KS-201","site":"KS","visit":"W12","date":"2019-05-21","mri":{"t2_new_or_enlarging":2,"gd_enhancing":0}}"#;
     vigil.ingest(&d, "mri.json", scan).await;
@@ -141,7 +142,7 @@ async fn a_silence_suppresses_then_expires() {
         "the notice after the silence"
     );
     let silences = vigil_ok(&d, &["alerts", "silences"]);
-    assert!(silences.contains("ended") && silences.contains("dr.mri: rescan pending"), "{silences}");
+    assert!(silences.contains("ended") && silences.contains("user:dr.mri: rescan pending"), "{silences}");
 }
 
 #[tokio::test]
@@ -254,7 +255,7 @@ async fn a_resolved_alert_whose_condition_holds_opens_again() {
     let id = severe_alert_id(&d);
 
     // Resolved by hand while the grade 3 reaction is still on record: it comes back.
-    vigil_ok(&d, &["alerts", "resolve", &id, "--by", "someone", "--comment", "nothing to see"]);
+    vigil_ok(&d, &["alerts", "resolve", &id, "--comment", "nothing to see"]);
     vigil.settle().await;
     let show = vigil_ok(&d, &["alerts", "show", &id]);
     assert!(show.contains("[CRITICAL] open"), "{show}");
@@ -342,20 +343,22 @@ async fn a_critical_resolution_can_need_a_second_person() {
     let id = severe_alert_id(&d);
     let list = vigil_ok(&d, &["alerts", "list", "--format", "json"]);
     let alerts: serde_json::Value = serde_json::from_str(&list).unwrap();
-    let first = vigil_ok(&d, &["alerts", "resolve", &id, "--by", "alice", "--comment", "reaction resolved"]);
+    d.add_user("alice", "Alice Aalto", "safety-officer");
+    d.add_user("bob", "Bob Berg", "medical-monitor");
+    let first = vigil_as(&d, "alice", &["alerts", "resolve", &id, "--comment", "reaction resolved"]);
     assert!(first.contains("open") && first.contains("a second person must confirm"), "{first}");
-    let again = vigil_ok(&d, &["alerts", "resolve", &id, "--by", "alice", "--comment", "really"]);
+    let again = vigil_as(&d, "alice", &["alerts", "resolve", &id, "--comment", "really"]);
     assert!(again.contains("a second person must confirm"), "the same person twice is not two: {again}");
-    let second = vigil_ok(&d, &["alerts", "resolve", &id, "--by", "bob", "--comment", "agreed"]);
-    assert_eq!(second.trim(), format!("alert #{id} resolved"));
+    let second = vigil_as(&d, "bob", &["alerts", "resolve", &id, "--comment", "agreed"]);
+    assert_eq!(second.trim(), format!("alert #{id} resolved by user:bob"));
     let show = vigil_ok(&d, &["alerts", "show", &id]);
-    assert!(show.contains("resolution requested by alice: reaction resolved"), "{show}");
-    assert!(show.contains("by bob: agreed (confirming the resolution asked by alice)"), "{show}");
+    assert!(show.contains("resolution requested by user:alice: reaction resolved"), "{show}");
+    assert!(show.contains("by user:bob: agreed (confirming the resolution asked by user:alice)"), "{show}");
     // A non-critical alert is closed by one person as before.
     let info = alerts.as_array().unwrap().iter().find(|a| a["severity"] != "critical").unwrap()["id"]
         .as_i64()
         .unwrap()
         .to_string();
-    let one = vigil_ok(&d, &["alerts", "resolve", &info, "--by", "alice"]);
-    assert_eq!(one.trim(), format!("alert #{info} resolved"));
+    let one = vigil_as(&d, "alice", &["alerts", "resolve", &info]);
+    assert_eq!(one.trim(), format!("alert #{info} resolved by user:alice"));
 }

@@ -369,7 +369,7 @@ async fn a_trial_is_copied_from_sqlite_to_postgresql_and_verified() {
     let input = format!("{}/examples/infusion-reaction.ndjson", common::REPO);
     let ingest = d.vigil(&["ingest", "--config", config, &input]);
     assert!(ingest.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&ingest.stderr));
-    let silence = ["alerts", "silence", "--site", "KS", "--for", "4h", "--by", "dm", "--comment", "import"];
+    let silence = ["alerts", "silence", "--site", "KS", "--for", "4h", "--comment", "import"];
     assert!(d.vigil(&[&silence[..], &["--config", config]].concat()).status.success());
     let sqlite = d.store().await;
     let (records, alerts) = (sqlite.record_count().await.unwrap(), sqlite.alerts().await.unwrap());

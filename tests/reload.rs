@@ -139,6 +139,6 @@ async fn vigil_reload_goes_through_the_api_and_says_what_came_of_it() {
 
     let store = d.store().await;
     let actors: Vec<String> = store.config_loads().await.unwrap().into_iter().map(|l| l.actor).collect();
-    assert_eq!(actors, ["start", "http:operator", "http:operator"]);
+    assert_eq!(actors, ["start", "http:token:operator", "http:token:operator"]);
     store.close().await;
 }

@@ -42,8 +42,9 @@ pub enum AlertsCommand {
         /// How long, e.g. 4h, 2d.
         #[arg(long = "for")]
         duration: String,
+        /// Act as this person (their password is asked for); default: the local operator.
         #[arg(long)]
-        by: String,
+        user: Option<String>,
         /// Why (required: a silence must be explained).
         #[arg(long)]
         comment: String,
@@ -75,9 +76,14 @@ pub struct TransitionArgs {
     #[arg(long, env = "VIGIL_CONFIG")]
     config: PathBuf,
     id: i64,
-    /// Who acts (recorded in the alert's history).
+    /// Act as this person: their password is asked for (terminal, or a line of stdin).
+    /// Without it the local operator (this machine's account) acts.
     #[arg(long)]
-    by: String,
+    user: Option<String>,
+    /// Sign the action electronically with this meaning: reviewed, approved or responsible
+    /// (needs --user; the password is the signature).
+    #[arg(long)]
+    sign: Option<String>,
     #[arg(long)]
     comment: Option<String>,
 }
@@ -88,9 +94,17 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
         AlertsCommand::Show { config, id, format } => show(&config, id, format).await,
         AlertsCommand::Ack(args) => transition(args, vigil::alerts::Transition::Acknowledge).await,
         AlertsCommand::Resolve(args) => transition(args, vigil::alerts::Transition::Resolve).await,
-        AlertsCommand::Silence { config, rule, subject, site, duration, by, comment } => {
-            silence(&config, rule.as_deref(), subject.as_deref(), site.as_deref(), &duration, &by, &comment)
-                .await
+        AlertsCommand::Silence { config, rule, subject, site, duration, user, comment } => {
+            silence(
+                &config,
+                rule.as_deref(),
+                subject.as_deref(),
+                site.as_deref(),
+                &duration,
+                user.as_deref(),
+                &comment,
+            )
+            .await
         }
         AlertsCommand::Silences { config, format } => silences(&config, format).await,
         AlertsCommand::Route { config, rule, severity, site } => {
@@ -158,6 +172,7 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
             println!("  {line}");
         }
         println!("History:");
+        let content = a.signed_content();
         for e in &events {
             println!(
                 "  {}  {:<12} by {}{}",
@@ -166,6 +181,14 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
                 e.actor,
                 e.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default()
             );
+            if let Some(s) = &e.signature {
+                let holds = if s.holds_for(&content) {
+                    "bound to this alert"
+                } else {
+                    "DOES NOT MATCH this alert's content"
+                };
+                println!("      {} — {holds}", s.line());
+            }
         }
         println!("Emails:");
         for m in &emails {
@@ -185,11 +208,79 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Who acts from the command line: the person named by `--user` once their password is
+/// checked (a wrong one counts toward lockout), with their authority for `action`; else the
+/// local operator, who holds the database's credentials anyway.
+async fn actor(
+    config: &Config,
+    store: &Store,
+    user: Option<&str>,
+    action: vigil::config::Action,
+    purpose: &str,
+) -> anyhow::Result<(String, Option<(vigil::accounts::User, vigil::accounts::Accounts)>)> {
+    let Some(id) = user else { return Ok((vigil::audit::local_operator(), None)) };
+    let accounts = vigil::accounts::Accounts::new(store.clone(), config);
+    let password = super::users::read_password(&format!("Password for {id}: "))?;
+    let person = match accounts.authenticate(id, &password, purpose).await? {
+        Ok(p) => p,
+        Err(e) => {
+            store.seal_audit().await?;
+            return Err(Findings(format!("{id}: {e}; nothing was done")).into());
+        }
+    };
+    if !config.authority.permits(&person.roles, action) {
+        let detail = serde_json::json!({"reason": "no authority", "via": "cli"});
+        store.audit(&person.actor(), &format!("{} refused", action.as_str()), "user", id, &detail).await?;
+        store.seal_audit().await?;
+        return Err(Findings(format!(
+            "{id} may not {}: it needs one of the roles {:?}",
+            action.as_str(),
+            config.authority.roles_for(action)
+        ))
+        .into());
+    }
+    Ok((person.actor(), Some((person, accounts))))
+}
+
 async fn transition(args: TransitionArgs, action: vigil::alerts::Transition) -> anyhow::Result<ExitCode> {
-    let TransitionArgs { config, id, by, comment } = args;
-    let second_person = Config::load(&config)?.alerting.second_person_resolves_critical;
-    let store = open_store(&config).await?;
-    let result = store.transition_by(id, action, &by, comment.as_deref(), second_person).await;
+    let TransitionArgs { config, id, user, sign, comment } = args;
+    let config = Config::load(&config)?;
+    let store = Store::connect(&config.database_url).await?.with_zones(config.study.zones.clone());
+    let authority = match action {
+        vigil::alerts::Transition::Resolve => vigil::config::Action::Resolve,
+        _ => vigil::config::Action::Acknowledge,
+    };
+    let meaning = sign.as_deref().map(vigil::accounts::Meaning::parse).transpose().map_err(Findings)?;
+    if meaning.is_some() && user.is_none() {
+        return Err(Findings("--sign needs --user: a signature is a person's".into()).into());
+    }
+    if meaning.is_none() && config.authority.requires_signature(authority) {
+        return Err(Findings(format!(
+            "this study requires an electronic signature to {}: add --user ID --sign MEANING",
+            authority.as_str()
+        ))
+        .into());
+    }
+    let purpose = if meaning.is_some() { "signature" } else { "sign-in" };
+    let (by, person) = actor(&config, &store, user.as_deref(), authority, purpose).await?;
+    let alert = store.alert(id).await?.ok_or_else(|| Findings(format!("no alert #{id}")))?;
+    let signature = match (meaning, &person) {
+        (Some(m), Some((p, accounts))) => Some(accounts.signature(
+            p,
+            m,
+            authority,
+            "alert",
+            &id.to_string(),
+            &alert.signed_content(),
+            comment.as_deref(),
+            config.study.zones.study,
+        )),
+        _ => None,
+    };
+    let second_person = config.alerting.second_person_resolves_critical;
+    let result =
+        store.transition_signed(id, action, &by, comment.as_deref(), second_person, signature.as_ref()).await;
+    store.seal_audit().await?;
     store.close().await;
     match result {
         Ok(a) if action == vigil::alerts::Transition::Resolve && a.status.as_str() != "resolved" => {
@@ -201,7 +292,9 @@ async fn transition(args: TransitionArgs, action: vigil::alerts::Transition) -> 
             Ok(ExitCode::SUCCESS)
         }
         Ok(a) => {
-            println!("alert #{} {}", a.id, a.status);
+            let signed =
+                signature.map(|s| format!(", signed ({}) by {}", s.meaning.as_str(), s.printed_name));
+            println!("alert #{} {} by {by}{}", a.id, a.status, signed.unwrap_or_default());
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.downcast_ref::<vigil::store::TransitionError>().is_some() => {
@@ -217,7 +310,7 @@ async fn silence(
     subject: Option<&str>,
     site: Option<&str>,
     duration: &str,
-    by: &str,
+    user: Option<&str>,
     comment: &str,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
@@ -228,10 +321,12 @@ async fn silence(
     vigil::alerts::silence::check_request(span, config.alerting.max_silence, comment)
         .map_err(anyhow::Error::msg)?;
     let store = Store::connect(&config.database_url).await?;
+    let (by, _) = actor(&config, &store, user, vigil::config::Action::Silence, "sign-in").await?;
     let expires = store.now() + span.chrono();
-    let id = store.create_silence(rule, subject, site, expires, by, comment).await?;
+    let id = store.create_silence(rule, subject, site, expires, &by, comment).await?;
+    store.seal_audit().await?;
     store.close().await;
-    println!("silence #{id} until {}", expires.format("%Y-%m-%d %H:%M UTC"));
+    println!("silence #{id} until {}, by {by}", expires.format("%Y-%m-%d %H:%M UTC"));
     Ok(ExitCode::SUCCESS)
 }
 

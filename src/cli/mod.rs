@@ -5,6 +5,7 @@
 //! 2 usage or environment errors.
 
 mod alerts;
+mod audit;
 mod ingest;
 pub mod logging;
 mod notifications;
@@ -12,6 +13,7 @@ mod reload;
 mod report;
 mod rules;
 mod run;
+mod users;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -128,6 +130,21 @@ pub enum Command {
         #[command(subcommand)]
         notifications: notifications::NotificationsCommand,
     },
+    /// People who act in vigil: add, list, disable, change a password, unlock.
+    Users {
+        #[command(subcommand)]
+        users: users::UsersCommand,
+    },
+    /// People's API tokens: add (printed once), list, revoke.
+    Tokens {
+        #[command(subcommand)]
+        tokens: users::TokensCommand,
+    },
+    /// The audit trail: verify its hash chain, export it, show its head.
+    Audit {
+        #[command(subcommand)]
+        audit: audit::AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -207,6 +224,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts { alerts } => alerts::run(alerts).await,
         Command::Notifications { notifications } => notifications::run(notifications).await,
         Command::Reload { config } => reload::run(&config).await,
+        Command::Users { users } => users::users(users).await,
+        Command::Tokens { tokens } => users::tokens(tokens).await,
+        Command::Audit { audit } => audit::run(audit).await,
         Command::Store { store: StoreCommand::Copy { from, to } } => {
             let copied = vigil::store::copy::copy(&from, &to).await?;
             for t in &copied {

@@ -68,6 +68,26 @@ pub struct AlertRow {
     pub next_escalation_at: Option<DateTime<Utc>>,
 }
 
+impl AlertRow {
+    /// What a signature on this alert signs: what fired and why, not its changing status.
+    pub fn signed_content(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "rule_id": self.rule_id,
+            "rule_version": self.rule_version,
+            "subject": self.subject,
+            "site": self.site,
+            "episode": self.episode,
+            "level": self.level,
+            "severity": self.severity.as_str(),
+            "title": self.title,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "raised_at": self.raised_at.timestamp_millis(),
+        })
+    }
+}
+
 /// One transition of an alert.
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertEvent {
@@ -75,6 +95,9 @@ pub struct AlertEvent {
     pub actor: String,
     pub action: String,
     pub comment: Option<String>,
+    /// The electronic signature the action was taken with, if it was signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::accounts::Signature>,
 }
 
 /// A SELECT over every alert column; the tail (WHERE/ORDER) must be a literal.
@@ -132,14 +155,27 @@ async fn event(
     action: &str,
     comment: Option<&str>,
 ) -> anyhow::Result<()> {
+    signed_event(tx, at_ms, alert_id, actor, action, comment, None).await
+}
+
+async fn signed_event(
+    tx: &mut Transaction<'_, Any>,
+    at_ms: i64,
+    alert_id: i64,
+    actor: &str,
+    action: &str,
+    comment: Option<&str>,
+    signature_id: Option<i64>,
+) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO alert_events (alert_id, at, actor, action, comment) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO alert_events (alert_id, at, actor, action, comment, signature_id) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(alert_id)
     .bind(at_ms)
     .bind(actor)
     .bind(action)
     .bind(comment)
+    .bind(signature_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -614,6 +650,20 @@ impl Store {
         comment: Option<&str>,
         second_person_resolves_critical: bool,
     ) -> anyhow::Result<AlertRow> {
+        self.transition_signed(id, transition, actor, comment, second_person_resolves_critical, None).await
+    }
+
+    /// `transition_by` with an electronic signature, recorded in the same transaction as
+    /// the action it signs (both or neither).
+    pub async fn transition_signed(
+        &self,
+        id: i64,
+        transition: Transition,
+        actor: &str,
+        comment: Option<&str>,
+        second_person_resolves_critical: bool,
+        signature: Option<&crate::accounts::NewSignature>,
+    ) -> anyhow::Result<AlertRow> {
         let now_ms = self.now_ms();
         let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT status, severity, updated_at FROM alerts WHERE id = $1")
@@ -652,7 +702,11 @@ impl Store {
             match requested {
                 Some(first) => confirming = Some(first),
                 None => {
-                    event(&mut tx, now_ms, id, actor, RESOLUTION_REQUESTED, comment).await?;
+                    let signed = match signature {
+                        Some(s) => Some(super::accounts::insert_signature(&mut tx, s).await?),
+                        None => None,
+                    };
+                    signed_event(&mut tx, now_ms, id, actor, RESOLUTION_REQUESTED, comment, signed).await?;
                     tx.commit().await?;
                     return self.alert(id).await?.ok_or_else(|| TransitionError::NotFound(id).into());
                 }
@@ -677,7 +731,11 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        event(&mut tx, now_ms, id, actor, transition.action(), comment).await?;
+        let signed = match signature {
+            Some(s) => Some(super::accounts::insert_signature(&mut tx, s).await?),
+            None => None,
+        };
+        signed_event(&mut tx, now_ms, id, actor, transition.action(), comment, signed).await?;
         if transition == Transition::Resolve {
             // Resolved means "no longer present": the next evaluation looks again, and the
             // alert re-opens if its condition holds (a lasting finding is acknowledged).
@@ -938,21 +996,26 @@ impl Store {
 
     pub async fn alert_events(&self, alert_id: i64) -> anyhow::Result<Vec<AlertEvent>> {
         let rows = sqlx::query(
-            "SELECT at, actor, action, comment FROM alert_events WHERE alert_id = $1 ORDER BY id",
+            "SELECT at, actor, action, comment, signature_id FROM alert_events WHERE alert_id = $1 ORDER BY id",
         )
         .bind(alert_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertEvent {
-                    at: to_time(r.try_get("at")?),
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    comment: opt_text(r, "comment"),
-                })
-            })
-            .collect()
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let signature = match r.try_get::<Option<i64>, _>("signature_id")? {
+                Some(sid) => self.signature(sid).await?,
+                None => None,
+            };
+            events.push(AlertEvent {
+                at: to_time(r.try_get("at")?),
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                comment: opt_text(r, "comment"),
+                signature,
+            });
+        }
+        Ok(events)
     }
 
     /// The totals of one cohort rule (one row, kept up to date by each evaluation). The

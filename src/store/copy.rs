@@ -11,6 +11,9 @@ use sqlx::{AnyPool, Row};
 /// Tables in an order that inserts every row after the rows it refers to; tables not
 /// listed (added by later migrations) follow in name order.
 const ORDER: &[&str] = &[
+    "users",
+    "api_tokens",
+    "signatures",
     "records",
     "adverse_event_versions",
     "quarantine",
@@ -23,6 +26,7 @@ const ORDER: &[&str] = &[
     "cohort_contributions",
     "cohort_totals",
     "config_loads",
+    "audit_log",
 ];
 
 /// Rows per INSERT statement (well under either backend's bind limit).
@@ -72,6 +76,10 @@ pub async fn copy(from: &str, to: &str) -> anyhow::Result<Vec<CopiedTable>> {
             .try_get("n")?;
         anyhow::ensure!(n == 0, "the target is not empty: table {t} has {n} rows; copy into a new database");
     }
+    // The copied rows are not new changes: the target's audit triggers stand still while
+    // the source's trail (with its hash chain) is copied as it is; the copy itself is then
+    // the target's next audit entry.
+    sqlx::query("INSERT INTO audit_paused (reason) VALUES ('store copy')").execute(&target).await?;
     let mut out = Vec::new();
     for t in &tables {
         let columns = columns(&target, target_backend, t).await?;
@@ -100,6 +108,20 @@ pub async fn copy(from: &str, to: &str) -> anyhow::Result<Vec<CopiedTable>> {
         );
         out.push(CopiedTable { table: t.clone(), rows: rows.len(), sha256: a });
     }
+    sqlx::query("DELETE FROM audit_paused").execute(&target).await?;
+    let detail = serde_json::json!({
+        "from": crate::config::redact(from),
+        "tables": out.iter().map(|t| serde_json::json!({"table": t.table, "rows": t.rows, "sha256": t.sha256})).collect::<Vec<_>>(),
+    });
+    super::audit::append_to(
+        &target,
+        &super::audit::local_operator(),
+        "database copied in",
+        "database",
+        "",
+        &detail,
+    )
+    .await?;
     source.close().await;
     target.close().await;
     Ok(out)
@@ -117,7 +139,7 @@ async fn tables(pool: &AnyPool, backend: Backend) -> anyhow::Result<Vec<String>>
         .iter()
         .map(|r| r.try_get("name"))
         .collect::<Result<_, _>>()?;
-    names.retain(|n| n != "_sqlx_migrations");
+    names.retain(|n| n != "_sqlx_migrations" && n != "audit_paused");
     names.sort_by_key(|n| (ORDER.iter().position(|o| o == n).unwrap_or(ORDER.len()), n.clone()));
     Ok(names)
 }

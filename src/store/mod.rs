@@ -5,7 +5,9 @@
 //! milliseconds (BIGINT) so ordering and arithmetic are identical on both. The time
 //! written is the store's `Clock`'s, never the machine's directly, so tests can move it.
 
+mod accounts;
 mod alerts;
+pub(crate) mod audit;
 pub mod copy;
 mod leases;
 mod loads;
@@ -14,6 +16,7 @@ mod records;
 mod reports;
 mod vitals;
 
+pub use accounts::{AccountError, TokenRow};
 pub use alerts::{AlertEvent, AlertRow, CohortContribution, CohortTotals, Evaluation};
 // The alert types the store records; they live with the policy in `crate::alerts`.
 pub use crate::alerts::{FirstNotice, NewAlert, Recipient, Silence, StillFiring, TransitionError};

@@ -414,10 +414,48 @@ impl Deployment {
             .expect("run vigil")
     }
 
+    /// Runs a vigil command with `stdin` as its input (a password, say).
+    pub fn vigil_with_input(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run vigil");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("wait for vigil")
+    }
+
+    /// Adds a person with `roles` (comma-separated) and the password [`PASSWORD`].
+    pub fn add_user(&self, id: &str, name: &str, roles: &str) {
+        let config = self.config.to_str().expect("config path");
+        let email = format!("{id}@trial.test");
+        let args =
+            ["users", "add", id, "--name", name, "--email", &email, "--roles", roles, "--config", config];
+        let out = self.vigil_with_input(&args, &format!("{PASSWORD}\n"));
+        assert!(out.status.success(), "users add {id}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A new API token of `user` with `scopes` (e.g. "read,operate").
+    pub fn token_of(&self, user: &str, scopes: &str) -> String {
+        let config = self.config.to_str().expect("config path");
+        let out = self.vigil(&[
+            "tokens", "add", "--user", user, "--name", "test", "--scopes", scopes, "--config", config,
+        ]);
+        assert!(out.status.success(), "tokens add: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub async fn store(&self) -> vigil::store::Store {
         vigil::store::Store::connect(&self.db_url()).await.expect("open the test database")
     }
 }
+
+/// The password of every person [`Deployment::add_user`] adds.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The real binary, running `vigil run`.
 pub struct Daemon {
