@@ -219,6 +219,13 @@ impl<'a> Publisher<'a> {
         let alerts = self.store.alerts().await?;
         let (stopping_rules, overdue_visits) =
             rule_status(self.rules, &self.study.schedule, &subjects, as_of);
+        self.store.seal_audit().await?;
+        let audit_head = match self.store.audit_head().await? {
+            Some((pos, hash)) => format!("entry {pos}, SHA-256 {hash}"),
+            None => "empty".to_string(),
+        };
+        let signed: Vec<(i64, String)> =
+            self.store.alert_signatures().await?.into_iter().map(|(id, s)| (id, s.line())).collect();
         let input = crate::report::DsmbInput {
             study_title: &self.study.title,
             as_of,
@@ -233,6 +240,8 @@ impl<'a> Publisher<'a> {
             closed: kind == Kind::Closed,
             overdue_visits: &overdue_visits,
             timezone: self.study.zones.study,
+            audit_head: &audit_head,
+            signed_decisions: &signed,
         };
         let summary = crate::report::summarize(&input);
         let html = crate::report::try_render_html(&input, &summary)?;

@@ -169,6 +169,8 @@ fn closed_input<'a>(pilot: &'a Pilot, rule: &'a crate::rules::EdssRule) -> DsmbI
         closed: true,
         overdue_visits: &[],
         timezone: chrono_tz::Tz::UTC,
+        audit_head: "",
+        signed_decisions: &[],
     }
 }
 

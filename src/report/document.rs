@@ -192,6 +192,8 @@ pub(crate) struct Document {
     /// The cut-off's calendar date in the study's zone.
     pub cutoff_date: NaiveDate,
     pub snapshot_hash: String,
+    /// The audit trail's head when the report was made.
+    pub audit_head: String,
     pub sections: Vec<Section>,
 }
 
@@ -215,6 +217,7 @@ pub(crate) struct DocumentView {
     pub cutoff: String,
     pub cutoff_date: [u32; 3],
     pub snapshot_hash: String,
+    pub audit_head: String,
     pub sections: Vec<SectionView>,
 }
 
@@ -281,6 +284,7 @@ impl Document {
                 self.cutoff_date.day(),
             ],
             snapshot_hash: self.snapshot_hash.clone(),
+            audit_head: self.audit_head.clone(),
             sections: self
                 .sections
                 .iter()

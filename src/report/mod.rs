@@ -112,4 +112,9 @@ pub struct DsmbInput<'a> {
     pub overdue_visits: &'a [OverdueVisit],
     /// The study's time zone: the cut-off is printed in it, naming it.
     pub timezone: chrono_tz::Tz,
+    /// The audit trail's head when the report was made ("entry N, SHA-256 …"), printed on
+    /// the title page: a witness, outside the database, of the trail as it stood.
+    pub audit_head: &'a str,
+    /// Electronically signed decisions on alerts: (alert id, the signature's line).
+    pub signed_decisions: &'a [(i64, String)],
 }

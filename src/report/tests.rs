@@ -205,6 +205,8 @@ impl Fixture {
             closed: self.closed,
             overdue_visits: &self.overdue,
             timezone: chrono_tz::Tz::UTC,
+            audit_head: "entry 7, SHA-256 00ff",
+            signed_decisions: &[],
         }
     }
 

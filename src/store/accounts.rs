@@ -295,6 +295,16 @@ impl Store {
         row.map(|r| signature(&r)).transpose()
     }
 
+    /// Every signature on an alert's action, with the alert's id, in the order signed.
+    pub async fn alert_signatures(&self) -> anyhow::Result<Vec<(i64, Signature)>> {
+        let rows = sqlx::query(
+            "SELECT e.alert_id, s.id, s.user_id, s.printed_name, s.meaning, s.action, s.entity, s.entity_id,              s.content_hash, s.signed_at, s.zone, s.local_time, s.comment              FROM alert_events e JOIN signatures s ON s.id = e.signature_id ORDER BY e.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("alert_id")?, signature(r)?))).collect()
+    }
+
     /// Records a signature with no other change in the same transaction.
     pub async fn record_signature(&self, s: &NewSignature) -> anyhow::Result<i64> {
         let mut tx = self.begin_write().await?;

@@ -47,6 +47,8 @@ pub struct AlertSummary {
     pub by_severity: Vec<SeverityRow>,
     /// Ordered by the findings' clinical time, then id.
     pub listing: Vec<AlertLine>,
+    /// Electronically signed decisions on the alerts listed: (alert id, signature).
+    pub signed: Vec<(i64, String)>,
 }
 
 impl AlertSummary {
@@ -120,11 +122,14 @@ pub(crate) fn alert_summary(input: &DsmbInput, members: &[Member]) -> (AlertSumm
         })
         .collect();
     listing.sort_by_key(|(t, a)| (*t, a.id));
+    let ids: BTreeSet<i64> = kept.iter().map(|a| a.id).collect();
+    let signed = input.signed_decisions.iter().filter(|(id, _)| ids.contains(id)).cloned().collect();
     let summary = AlertSummary {
         total: kept.len(),
         statuses,
         by_severity,
         listing: listing.into_iter().map(|(_, a)| a).collect(),
+        signed,
     };
     (summary, after)
 }
@@ -202,8 +207,35 @@ pub(crate) fn section(s: &DsmbSummary) -> Section {
              as the subject's study day, by date for cohort alerts. Raised: when vigil raised it, \
              later than the finding for data entered after the fact."
             .to_string()],
-        tables: vec![by_severity, list],
+        tables: if a.signed.is_empty() {
+            vec![by_severity, list]
+        } else {
+            vec![by_severity, list, signed(a)]
+        },
         ..Section::default()
+    }
+}
+
+/// The signed decisions on the period's alerts (21 CFR Part 11 §11.50: the signature is
+/// shown wherever the record is).
+fn signed(a: &AlertSummary) -> Table {
+    Table {
+        id: "alerts_signed".to_string(),
+        title: "Electronically signed decisions".to_string(),
+        stub: Vec::new(),
+        groups: Vec::new(),
+        columns: ["#", "Signature"].map(String::from).to_vec(),
+        rows: a
+            .signed
+            .iter()
+            .map(|(id, line)| Row {
+                stub: Vec::new(),
+                cells: vec![Cell::Int(*id), Cell::text(line.as_str())],
+                strong: false,
+                indent: false,
+            })
+            .collect(),
+        empty: String::new(),
     }
 }
 

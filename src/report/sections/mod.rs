@@ -58,6 +58,7 @@ pub(crate) fn document(input: &DsmbInput, s: &DsmbSummary) -> Document {
         cutoff: crate::model::local_text(input.timezone, input.as_of),
         cutoff_date: crate::model::local_day(input.timezone, input.as_of),
         snapshot_hash: input.snapshot_hash.to_string(),
+        audit_head: input.audit_head.to_string(),
         sections,
     }
 }
