@@ -19,3 +19,4 @@ pub mod publish;
 pub mod report;
 pub mod rules;
 pub mod store;
+pub mod validation;
