@@ -12,6 +12,8 @@ mod reload;
 mod report;
 mod rules;
 mod run;
+mod selftest;
+mod validation;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -128,6 +130,15 @@ pub enum Command {
         #[command(subcommand)]
         notifications: notifications::NotificationsCommand,
     },
+    /// Write the HTML validation report: requirements (docs/requirements.yaml) against a
+    /// captured `cargo test` output, with hashes of the build and the rule pack.
+    ValidationReport(validation::ReportArgs),
+    /// Installation/operational qualification: config, rules, rule tests, database, mail
+    /// server; prints a dated PASS/FAIL per check; exit 1 on a failure.
+    Selftest {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -207,6 +218,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Alerts { alerts } => alerts::run(alerts).await,
         Command::Notifications { notifications } => notifications::run(notifications).await,
         Command::Reload { config } => reload::run(&config).await,
+        Command::ValidationReport(args) => validation::run(args),
+        Command::Selftest { config } => selftest::run(&config).await,
         Command::Store { store: StoreCommand::Copy { from, to } } => {
             let copied = vigil::store::copy::copy(&from, &to).await?;
             for t in &copied {
