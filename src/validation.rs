@@ -82,7 +82,7 @@ pub fn parse_requirements(text: &str, file: &str) -> Result<Vec<Requirement>, Va
             .map(|l| (l.line(), l.column()))
             .or_else(|| positions.value(&key))
             .unwrap_or((1, 1));
-        let message = if key.is_empty() || key == "." { inner.to_string() } else { format!("{key}: {inner}") };
+        let message = serde_message(&key, &inner.to_string());
         ValidationError::Requirements { file: file.to_string(), line, col, message }
     })?;
     let mut seen = BTreeSet::new();
@@ -97,16 +97,48 @@ pub fn parse_requirements(text: &str, file: &str) -> Result<Vec<Requirement>, Va
         }
         for (j, t) in r.tests.iter().enumerate() {
             if !t.contains("::") || t.split("::").any(|part| part.trim().is_empty() || part != part.trim()) {
-                let message = format!("`{t}` is not a test name such as pipeline::a_test or lib::module::tests::a_test");
+                let message = format!(
+                    "`{t}` is not a test name such as pipeline::a_test or lib::module::tests::a_test"
+                );
                 return Err(at(&format!("requirements[{i}].tests[{j}]"), message));
             }
         }
         if r.text.trim().is_empty() {
-            return Err(at(&format!("requirements[{i}].text"), format!("requirement `{}` has no text", r.id)));
+            return Err(at(
+                &format!("requirements[{i}].text"),
+                format!("requirement `{}` has no text", r.id),
+            ));
         }
         out.push(Requirement { id: r.id, text: r.text, source: r.source, tests: r.tests });
     }
     Ok(out)
+}
+
+/// serde_yaml's message without the positions it embeds (the error leads with its own)
+/// and with the key in front once.
+fn serde_message(key: &str, msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(" at line ") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " at line ".len()..];
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let n = digits(after);
+        match after[n..].strip_prefix(" column ") {
+            Some(col) if n > 0 => rest = &col[digits(col)..],
+            _ => {
+                out.push_str(" at line ");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    let bare = out.strip_prefix(key).and_then(|m| m.strip_prefix(": ")).unwrap_or(&out);
+    if key.is_empty() || key == "." {
+        bare.to_string()
+    } else {
+        format!("{key}: {bare}")
+    }
 }
 
 /// `REQ-` then upper-case words and a number: REQ-ALERT-003.
@@ -114,7 +146,9 @@ fn is_requirement_id(id: &str) -> bool {
     let parts: Vec<&str> = id.split('-').collect();
     parts.len() >= 3
         && parts[0] == "REQ"
-        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_uppercase()))
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_uppercase()))
         && parts.last().is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
@@ -320,7 +354,10 @@ pub struct FileHash {
 /// SHA-256 of the `sha256sum`-style listing (`HASH  PATH\n` per file, paths relative to
 /// `dir`), which anyone can recompute from the listing the report prints.
 pub fn hash_rule_pack(dir: &Path) -> Result<(Vec<FileHash>, String), ValidationError> {
-    let read_err = |p: &Path, e: std::io::Error| ValidationError::Read { path: p.display().to_string(), message: e.to_string() };
+    let read_err = |p: &Path, e: std::io::Error| ValidationError::Read {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -398,7 +435,8 @@ pub struct Summary {
 pub fn summarize(traced: &[Traced], run: &TestRun) -> Summary {
     let count = |s: RequirementStatus| traced.iter().filter(|t| t.status == s).count();
     let outcomes = |o: Outcome| run.results.values().filter(|v| **v == o).count();
-    let linked: BTreeSet<&str> = traced.iter().flat_map(|t| t.requirement.tests.iter().map(String::as_str)).collect();
+    let linked: BTreeSet<&str> =
+        traced.iter().flat_map(|t| t.requirement.tests.iter().map(String::as_str)).collect();
     Summary {
         requirements: traced.len(),
         passed: count(RequirementStatus::Passed),
@@ -525,7 +563,8 @@ pub fn render_html(build: &Build, traced: &[Traced], run: &TestRun) -> Result<St
         .collect();
     // Columns of the matrix: every target a requirement names, in the run's order, then
     // the ones that did not run.
-    let named: BTreeSet<&str> = traced.iter().flat_map(|t| t.tests.iter().map(|(n, _)| target_of(n))).collect();
+    let named: BTreeSet<&str> =
+        traced.iter().flat_map(|t| t.tests.iter().map(|(n, _)| target_of(n))).collect();
     let mut matrix_targets: Vec<String> = Vec::new();
     for t in run.targets.iter().map(String::as_str).chain(named.iter().copied()) {
         if named.contains(t) && !matrix_targets.iter().any(|m| m == t) {
@@ -553,7 +592,8 @@ pub fn render_html(build: &Build, traced: &[Traced], run: &TestRun) -> Result<St
                     } else {
                         "untested"
                     };
-                    let text = if mine.is_empty() { String::new() } else { format!("{passed}/{}", mine.len()) };
+                    let text =
+                        if mine.is_empty() { String::new() } else { format!("{passed}/{}", mine.len()) };
                     MatrixCell { text, class }
                 })
                 .collect(),
@@ -574,7 +614,8 @@ pub fn render_html(build: &Build, traced: &[Traced], run: &TestRun) -> Result<St
             requirements,
         })
         .collect();
-    let linked: BTreeSet<&str> = traced.iter().flat_map(|t| t.tests.iter().map(|(n, _)| n.as_str())).collect();
+    let linked: BTreeSet<&str> =
+        traced.iter().flat_map(|t| t.tests.iter().map(|(n, _)| n.as_str())).collect();
     let mut unlinked: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for name in run.results.keys().filter(|k| !linked.contains(k.as_str())) {
         let target = target_of(name).to_string();
@@ -675,7 +716,8 @@ test src/lib.rs - rules (line 10) ... ok
 
     #[test]
     fn colour_escapes_and_other_targets_are_read() {
-        let text = "     \u{1b}[1m\u{1b}[92mRunning\u{1b}[0m tests/http_api.rs (target/debug/deps/http_api-1)\n\
+        let text =
+            "     \u{1b}[1m\u{1b}[92mRunning\u{1b}[0m tests/http_api.rs (target/debug/deps/http_api-1)\n\
                     test x ... \u{1b}[32mok\u{1b}[0m\n\
                     \u{1b}[1mRunning\u{1b}[0m unittests src/bin/tool.rs (target/debug/deps/tool-2)\n\
                     test y::z ... FAILED\n";
@@ -704,8 +746,17 @@ test src/lib.rs - rules (line 10) ... ok
         let run = parse_test_output(OUTPUT);
         let reqs = [
             req("REQ-A-001", &["lib::model::scales::tests::ctcae_grades_are_one_to_five"]),
-            req("REQ-A-002", &["lib::model::scales::tests::ctcae_grades_are_one_to_five", "lib::rules::lab::tests::cdisc_pilot_hys_law"]),
-            req("REQ-A-003", &["lib::model::scales::tests::ctcae_grades_are_one_to_five", "audit::does_not_exist"]),
+            req(
+                "REQ-A-002",
+                &[
+                    "lib::model::scales::tests::ctcae_grades_are_one_to_five",
+                    "lib::rules::lab::tests::cdisc_pilot_hys_law",
+                ],
+            ),
+            req(
+                "REQ-A-003",
+                &["lib::model::scales::tests::ctcae_grades_are_one_to_five", "audit::does_not_exist"],
+            ),
             req("REQ-A-004", &[]),
             req("REQ-A-005", &["lib::store::tests::slow"]),
             req("REQ-A-006", &["audit::does_not_exist", "lib::rules::lab::tests::cdisc_pilot_hys_law"]),
@@ -730,17 +781,25 @@ test src/lib.rs - rules (line 10) ... ok
         let twice = "requirements:\n  - {id: REQ-A-001, text: t, source: s}\n  - id: REQ-A-001\n    text: t\n    source: s\n";
         let e = parse_requirements(twice, "r.yaml").unwrap_err().to_string();
         assert_eq!(e, "r.yaml:3:9: requirement `REQ-A-001` is listed twice");
-        let bad_test = "requirements:\n  - id: REQ-A-001\n    text: t\n    source: s\n    tests: [just_a_name]\n";
+        let bad_test =
+            "requirements:\n  - id: REQ-A-001\n    text: t\n    source: s\n    tests: [just_a_name]\n";
         let e = parse_requirements(bad_test, "r.yaml").unwrap_err().to_string();
         assert!(e.starts_with("r.yaml:5:13: `just_a_name`"), "{e}");
+        let not_a_list = "requirements:\n  - id: REQ-A-001\n    text: t\n    source: s\n    tests: lib::x\n";
+        let e = parse_requirements(not_a_list, "r.yaml").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "r.yaml:5:12: requirements[0].tests: invalid type: string \"lib::x\", expected a sequence"
+        );
         let bad_id = "requirements:\n  - {id: ALERT-1, text: t, source: s}\n";
         assert!(parse_requirements(bad_id, "r.yaml").unwrap_err().to_string().contains("ALERT-1"));
     }
 
     #[test]
     fn the_shipped_requirements_parse_and_name_only_well_formed_tests() {
-        let reqs = load_requirements(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/requirements.yaml")))
-            .expect("docs/requirements.yaml parses");
+        let reqs =
+            load_requirements(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/requirements.yaml")))
+                .expect("docs/requirements.yaml parses");
         assert!(reqs.len() >= 40, "{} requirements", reqs.len());
         assert!(reqs.iter().all(|r| !r.tests.is_empty()), "every requirement names a test");
     }
@@ -767,7 +826,9 @@ test src/lib.rs - rules (line 10) ... ok
         let traced = trace(&reqs, &run);
         let html = render_html(&build, &traced, &run).expect("renders");
         assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"));
-        for s in ["PASSED", "FAILED", "NOT TESTED", "no such test", "9.9.9", "abc123", "1970-01-01 00:00:00 UTC"] {
+        for s in
+            ["PASSED", "FAILED", "NOT TESTED", "no such test", "9.9.9", "abc123", "1970-01-01 00:00:00 UTC"]
+        {
             assert!(html.contains(s), "{s} missing");
         }
     }

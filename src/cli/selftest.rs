@@ -115,7 +115,12 @@ fn rule_tests(config: &Config) -> Check {
             .collect();
         Check::fail(
             "rule-tests",
-            format!("{} passed, {} failed ({shown}): {}", outcome.passed, outcome.failed, failures.join(" | ")),
+            format!(
+                "{} passed, {} failed ({shown}): {}",
+                outcome.passed,
+                outcome.failed,
+                failures.join(" | ")
+            ),
         )
     }
 }
@@ -129,7 +134,8 @@ async fn database(config: &Config) -> Vec<Check> {
             return vec![Check::fail("database", format!("no database file at {path}"))];
         }
     }
-    let store = match Store::open(&config.database_url, vigil::clock::Clock::System, Migrations::Check).await {
+    let store = match Store::open(&config.database_url, vigil::clock::Clock::System, Migrations::Check).await
+    {
         Ok(s) => s,
         Err(e) => return vec![Check::fail("database", one_line(&format!("{e:#}")))],
     };

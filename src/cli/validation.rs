@@ -39,6 +39,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let output = std::fs::read(&args.results)
         .with_context(|| format!("cannot read test results {}", args.results.display()))?;
     let run = validation::parse_test_output(&String::from_utf8_lossy(&output));
+    if run.results.is_empty() {
+        // Still written (every requirement NOT TESTED), but probably the wrong file.
+        eprintln!(
+            "warning: no test results in {} (the plain output of `cargo test`?)",
+            args.results.display()
+        );
+    }
     let (rule_files, rule_pack_sha256) = validation::hash_rule_pack(&args.rules)?;
     let build = Build {
         version: env!("CARGO_PKG_VERSION").to_string(),
