@@ -22,3 +22,4 @@ pub mod publish;
 pub mod report;
 pub mod rules;
 pub mod store;
+pub mod validation;

@@ -13,7 +13,9 @@ mod reload;
 mod report;
 mod rules;
 mod run;
+mod selftest;
 mod users;
+mod validation;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
@@ -145,6 +147,15 @@ pub enum Command {
         #[command(subcommand)]
         audit: audit::AuditCommand,
     },
+    /// Write the HTML validation report: requirements (docs/requirements.yaml) against a
+    /// captured `cargo test` output, with hashes of the build and the rule pack.
+    ValidationReport(validation::ReportArgs),
+    /// Installation/operational qualification: config, rules, rule tests, database, mail
+    /// server; prints a dated PASS/FAIL per check; exit 1 on a failure.
+    Selftest {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,6 +238,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Users { users } => users::users(users).await,
         Command::Tokens { tokens } => users::tokens(tokens).await,
         Command::Audit { audit } => audit::run(audit).await,
+        Command::ValidationReport(args) => validation::run(args),
+        Command::Selftest { config } => selftest::run(&config).await,
         Command::Store { store: StoreCommand::Copy { from, to } } => {
             let copied = vigil::store::copy::copy(&from, &to).await?;
             for t in &copied {
