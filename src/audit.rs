@@ -4,14 +4,17 @@
 //! (triggers, migration 0011) and refuses UPDATE and DELETE on the trail; vigil seals the
 //! entries into a chain, each carrying the SHA-256 of the one before, so that an entry
 //! edited or removed behind the database's back breaks the chain at that entry.
-//! [`verify`] walks it. The head of the chain is printed where it leaves the database (the
+//! `vigil audit verify` walks it. The head of the chain is printed where it leaves the database (the
 //! DSMB report's title page, `vigil audit head`), so that even a rewrite of the whole chain
-//! is caught by comparing with what was sent.
+//! is caught by comparing with what was sent. `Store::verify_audit` walks the chain with
+//! [`check_link`].
 
-use crate::store::Store;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+/// The rule id of the daily email witnessing the audit trail's head (an info alert).
+pub const HEAD_RULE: &str = "vigil:audit-head";
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -84,7 +87,7 @@ impl std::fmt::Display for Break {
     }
 }
 
-/// What [`verify`] found.
+/// What a walk of the chain found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verification {
     /// Sealed entries checked.
@@ -96,49 +99,16 @@ pub struct Verification {
     pub first_break: Option<Break>,
 }
 
-/// Entries read per query while walking.
-const PAGE: i64 = 5_000;
-
-/// Walks the chain from its first entry and stops at the first break.
-pub async fn verify(store: &Store) -> anyhow::Result<Verification> {
-    let mut prev = GENESIS.to_string();
-    let mut expected = 1;
-    let mut head = None;
-    loop {
-        let page = store.audit_chain(expected - 1, PAGE).await?;
-        let last_page = (page.len() as i64) < PAGE;
-        for e in page {
-            let pos = e.pos.unwrap_or_default();
-            let stored = e.hash.clone().unwrap_or_default();
-            let broken = if pos != expected || e.prev_hash.as_deref() != Some(prev.as_str()) {
-                Some(Break::Unlinked { pos, seq: e.seq, expected_pos: expected })
-            } else if entry_hash(&prev, pos, &e) != stored {
-                Some(Break::Edited { pos, seq: e.seq })
-            } else {
-                None
-            };
-            if let Some(b) = broken {
-                return Ok(Verification {
-                    entries: expected - 1,
-                    head,
-                    unsealed: store.audit_unsealed().await?,
-                    first_break: Some(b),
-                });
-            }
-            head = Some((pos, stored.clone()));
-            prev = stored;
-            expected += 1;
-        }
-        if last_page {
-            break;
-        }
+/// Where `e`, found after `prev` when entry `expected` was due, breaks the chain, if it does.
+pub fn check_link(prev: &str, expected: i64, e: &Entry) -> Option<Break> {
+    let pos = e.pos.unwrap_or_default();
+    if pos != expected || e.prev_hash.as_deref() != Some(prev) {
+        return Some(Break::Unlinked { pos, seq: e.seq, expected_pos: expected });
     }
-    Ok(Verification {
-        entries: expected - 1,
-        head,
-        unsealed: store.audit_unsealed().await?,
-        first_break: None,
-    })
+    if Some(entry_hash(prev, pos, e)) != e.hash {
+        return Some(Break::Edited { pos, seq: e.seq });
+    }
+    None
 }
 
 /// Who acts from the command line on this machine: `local:ACCOUNT@HOST`. The command line

@@ -81,6 +81,8 @@ struct FileConfig {
     signatures: accounts::SignaturesFile,
     #[serde(default)]
     authority: accounts::AuthorityFile,
+    #[serde(default)]
+    audit: accounts::AuditFile,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -507,6 +509,8 @@ pub struct Config {
     pub accounts: AccountPolicy,
     /// Who may do what, and what must be signed (`authority`, `signatures`).
     pub authority: Authority,
+    /// When the day's audit-head email goes out (UTC), if at all (`audit.daily_head_at_utc`).
+    pub audit_head_at: Option<NaiveTime>,
 }
 
 /// One problem of a configuration file: the key, where it is, what is wrong.
@@ -679,6 +683,7 @@ impl Config {
         let report = report(&raw, &resolve, &mut issues);
         let account_policy = accounts::policy(&raw.accounts, &mut issues);
         let authority = accounts::authority(&raw.authority, &raw.signatures, &raw.recipients, &mut issues);
+        let audit_head_at = accounts::daily_head_at(&raw.audit, &mut issues);
         let (Some(email), Some(report), true) = (email, report, issues.found.is_empty()) else {
             return Err(ConfigError { file, issues: issues.found });
         };
@@ -724,6 +729,7 @@ impl Config {
             report,
             accounts: account_policy,
             authority,
+            audit_head_at,
         })
     }
 }

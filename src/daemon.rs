@@ -310,6 +310,9 @@ impl App {
         let _timing = crate::metrics::clock_pass_timer();
         let setup = self.setup();
         let raised = setup.evaluator.clock_pass().await?;
+        if let Err(e) = self.witness_audit_head(&setup).await {
+            tracing::error!(error = %format!("{e:#}"), "The day's audit-head email could not be queued; will retry.");
+        }
         let publisher = crate::publish::Publisher::new(&self.store, &setup.rules, &setup.config);
         // Schedules count from the first start of any replica on this database, not from
         // this process's: a replica that replaces a dead one still makes the report that
@@ -324,6 +327,55 @@ impl App {
         // Escalations, expired silences and reports queue emails too: let the outbox look.
         self.outbox_wake.notify_one();
         Ok(raised)
+    }
+
+    /// Once a day (after `audit.daily_head_at_utc`), the administrators get the audit
+    /// trail's head by email: a witness outside the database, so that a rewrite of the whole
+    /// chain shows against what was sent. It goes as an info alert (`vigil:audit-head`,
+    /// one per day, acknowledged by vigil at once), so it rides the outbox, the retries
+    /// and the info digest like any other.
+    async fn witness_audit_head(&self, setup: &Setup) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        let Some(at) = setup.config.audit_head_at.filter(|at| now.time() >= *at) else { return Ok(()) };
+        self.store.seal_audit().await?;
+        let Some((pos, hash)) = self.store.audit_head().await? else { return Ok(()) };
+        let day = now.date_naive();
+        let alert = crate::alerts::NewAlert {
+            rule_id: crate::audit::HEAD_RULE.into(),
+            rule_version: "built-in".into(),
+            subject: String::new(),
+            site: None,
+            episode: format!("day:{day}"),
+            level: 1,
+            severity: crate::rules::Severity::Info,
+            title: format!("Audit trail head on {day}"),
+            summary: format!(
+                "At {} UTC on {day} the audit trail stood at entry {pos}, SHA-256 {hash}. Keep this email: \
+                 `vigil audit verify` on the same database must find this entry with this hash; if it does \
+                 not, the trail was rewritten after this email was sent.",
+                now.format("%H:%M")
+            ),
+            evidence: serde_json::json!({ "pos": pos, "sha256": hash, "after": at.format("%H:%M").to_string() }),
+            recipients: setup.router.undeliverable_recipients(),
+            clinical_time: None,
+            delivery: crate::alerts::FirstNotice {
+                notify_at: now,
+                group: crate::audit::HEAD_RULE.into(),
+                escalate_at: None,
+            },
+        };
+        let e = crate::store::Evaluation { subject: "", alerts: vec![alert], ..Default::default() };
+        for id in self.store.commit_evaluation(e, setup.config.email.message_domain()).await? {
+            self.store
+                .transition(
+                    id,
+                    crate::alerts::Transition::Acknowledge,
+                    "vigil",
+                    Some("a witness: nothing to do"),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// One outbox pass: every alert notification and report email that is due.

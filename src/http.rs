@@ -17,7 +17,8 @@
 //! and closes one that waits `http.idle_timeout_secs` on its client; failed
 //! authentications are answered 429 past a limit per window, in all and per client address.
 
-use crate::accounts::{Accounts, Scope, User};
+use crate::access::Accounts;
+use crate::accounts::{Scope, User};
 use crate::config::{Action, Config};
 use crate::store::Store;
 use axum::extract::connect_info::{ConnectInfo, Connected};

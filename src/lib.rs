@@ -6,6 +6,7 @@
 //! `evaluate` takes pending subjects through the rules into alerts; `clock` is where every
 //! stage asks the time. `daemon` wires them together; `http` serves the API.
 
+pub mod access;
 pub mod accounts;
 pub mod alerts;
 pub mod audit;

@@ -216,7 +216,9 @@ impl<'a> Publisher<'a> {
         };
         let quarantined = self.store.quarantine_count().await?;
         let edss_rule = self.rules.edss_rule();
-        let alerts = self.store.alerts().await?;
+        // The daily audit-head witness is about the system, not the trial.
+        let mut alerts = self.store.alerts().await?;
+        alerts.retain(|a| a.rule_id != crate::audit::HEAD_RULE);
         let (stopping_rules, overdue_visits) =
             rule_status(self.rules, &self.study.schedule, &subjects, as_of);
         self.store.seal_audit().await?;
@@ -455,4 +457,82 @@ mod tests {
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }
+}
+
+/// Why a report cannot be released.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("no report #{0}")]
+    NoSuchReport(i64),
+    #[error("report #{0} was released already")]
+    Released(i64),
+    #[error("report #{id}'s file {path} is not the one archived (SHA-256 {found}, archived {archived}): it was changed after it was made, and is not released")]
+    Changed { id: i64, path: String, found: String, archived: String },
+}
+
+/// The report's file as it is now must be the file archived: a release vouches for it.
+pub fn check_unchanged(report: &ReportRow) -> Result<(), ReleaseError> {
+    let found = std::fs::read(&report.path)
+        .map(|b| hex::encode(Sha256::digest(&b)))
+        .unwrap_or_else(|e| format!("unreadable ({e})"));
+    if found != report.sha256 {
+        return Err(ReleaseError::Changed {
+            id: report.id,
+            path: report.path.clone(),
+            found,
+            archived: report.sha256.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The release page beside a released report (`…-release.html`): which file, its hash,
+/// who released it and their signature (21 CFR Part 11 §11.50: shown with the record),
+/// and the audit trail's head at release. Private like the report when it is closed.
+pub fn write_release_page(
+    report: &ReportRow,
+    released_by: &str,
+    signature: Option<&crate::accounts::Signature>,
+    audit_head: &str,
+) -> anyhow::Result<PathBuf> {
+    const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Release of DSMB report #{{ r.id }}</title>
+<style>body{font-family:sans-serif;max-width:46em;margin:2em auto;color:#111}
+dt{font-weight:bold;margin-top:.6em}.hash{font-family:monospace;font-size:.9em;word-break:break-all}
+.sig{border:2px solid #234;padding:.8em 1em;margin-top:1.2em}</style></head>
+<body><h1>Release of DSMB report #{{ r.id }}</h1>
+<dl>
+<dt>Report</dt><dd>{{ r.kind }} report, data cut-off {{ r.as_of }}</dd>
+<dt>File</dt><dd>{{ r.path }}</dd>
+<dt>File SHA-256</dt><dd class="hash">{{ r.sha256 }}</dd>
+<dt>Data snapshot SHA-256</dt><dd class="hash">{{ r.snapshot }}</dd>
+<dt>Released by</dt><dd>{{ released_by }} at {{ released_at }} UTC</dd>
+<dt>Audit trail at release</dt><dd class="hash">{{ audit_head }}</dd>
+</dl>
+{% if signature %}<div class="sig"><strong>Electronic signature</strong><br>
+{{ signature.printed_name }} ({{ signature.user_id }}) — meaning: <strong>{{ signature.meaning }}</strong><br>
+{{ signature.signed_at }} UTC ({{ signature.local_time }}, {{ signature.zone }})<br>
+<span class="hash">bound to SHA-256 {{ signature.content_hash }}</span></div>
+{% else %}<p>Released without an electronic signature.</p>{% endif %}
+</body></html>
+"#;
+    let mut env = minijinja::Environment::new();
+    env.add_template("release.html", PAGE)?;
+    let html = env.get_template("release.html")?.render(minijinja::context! {
+        r => minijinja::context! {
+            id => report.id, kind => report.kind.as_str(), as_of => report.as_of.format("%Y-%m-%d %H:%M UTC").to_string(),
+            path => report.path.clone(), sha256 => report.sha256.clone(), snapshot => report.snapshot.clone(),
+        },
+        released_by => released_by,
+        released_at => report.released_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
+        audit_head => audit_head,
+        signature => signature.map(|s| minijinja::context! {
+            printed_name => s.printed_name.clone(), user_id => s.user_id.clone(), meaning => s.meaning.clone(),
+            signed_at => s.signed_at.format("%Y-%m-%d %H:%M:%S").to_string(), local_time => s.local_time.clone(),
+            zone => s.zone.clone(), content_hash => s.content_hash.clone(),
+        }),
+    })?;
+    let path = PathBuf::from(report.path.trim_end_matches(".html").to_string() + "-release.html");
+    write_report_file(&path, html.as_bytes(), report.kind == crate::store::ReportKind::Closed)?;
+    Ok(path)
 }

@@ -359,3 +359,154 @@ async fn a_wrong_password_signs_nothing_and_counts_toward_lockout() {
     let (status, body) = site.post(&ack, Some(&safety), right).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_report_release_is_signed_and_refused_for_a_changed_file() {
+    let d = Deployment::with(None, "signatures:\n  required: [report_release]\n");
+    d.add_user("dr.chair", "Dr Claire Chair", "dsmb-chair");
+    d.add_user("dr.safety", "Dr Sarah Safety", "safety-officer");
+    let input = d.path("in.ndjson");
+    std::fs::write(&input, SEVERE).unwrap();
+    let config = d.config.to_str().unwrap();
+    d.vigil(&["ingest", "--config", config, input.to_str().unwrap()]);
+    let made = |dir: &str| {
+        vigil_ok(&d, &["report", "dsmb", "--out", d.path(dir).to_str().unwrap()]).trim().to_string()
+    };
+    let (first, second) = (made("r1"), made("r2"));
+    let password = format!("{PASSWORD}\n");
+    let release = |id: &str, who: &str, sign: Option<&str>| {
+        let mut args = vec!["report", "release", id, "--user", who, "--config", config];
+        if let Some(m) = sign {
+            args.extend(["--sign", m]);
+        }
+        d.vigil_with_input(&args, &password)
+    };
+    // Unsigned is refused where the study requires a signature; a blinded role may not release.
+    let unsigned = release("1", "dr.chair", None);
+    assert_eq!(unsigned.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unsigned.stderr).contains("requires an electronic signature"));
+    let blinded = release("1", "dr.safety", Some("approved"));
+    assert_eq!(blinded.status.code(), Some(1), "{}", String::from_utf8_lossy(&blinded.stderr));
+    assert!(String::from_utf8_lossy(&blinded.stderr).contains("dr.safety may not report_release"));
+
+    let out = release("1", "dr.chair", Some("approved"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .contains("report #1 released by user:dr.chair, signed by Dr Claire Chair (dr.chair), approved"),
+        "{stdout}"
+    );
+    let page =
+        std::fs::read_to_string(first.trim_end_matches(".html").to_string() + "-release.html").unwrap();
+    assert!(
+        page.contains("Dr Claire Chair (dr.chair)") && page.contains("<strong>approved</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("Audit trail at release"), "{page}");
+    let list = vigil_ok(&d, &["report", "list"]);
+    assert!(list.lines().next().unwrap().contains("released by user:dr.chair"), "{list}");
+    assert_eq!(release("1", "dr.chair", Some("approved")).status.code(), Some(1), "released once");
+
+    // A report whose file was changed after it was made is not released.
+    std::fs::write(&second, std::fs::read_to_string(&second).unwrap().replace("Test study", "Edited study"))
+        .unwrap();
+    let changed = release("2", "dr.chair", Some("approved"));
+    assert_eq!(changed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("is not the one archived"));
+    let entries = trail(&d);
+    assert!(has(&entries, "user:dr.chair", "report released", "1"));
+    assert!(entries.iter().any(|e| e["action"] == "signed" && e["actor"] == "user:dr.chair"));
+}
+
+#[tokio::test]
+async fn the_audit_head_is_emailed_once_a_day_and_matches_the_chain() {
+    let smtp = SmtpServer::start();
+    let site = Site::start(Some(&smtp.url()), "");
+    let d = &site.d;
+    // The test deployment turns the daily email off; this one wants it, due from midnight.
+    let text = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("daily_head_at_utc: \"off\"", "daily_head_at_utc: \"00:00\"");
+    std::fs::write(&d.config, text).unwrap();
+    site._daemon.signal("HUP");
+    let mail = wait_for("the audit-head email", Duration::from_secs(30), || {
+        smtp.messages().into_iter().find(|m| m.subject.contains("Audit trail head"))
+    });
+    assert_eq!(mail.rcpt_to, "so@trial.test", "the administrators (alerting.undeliverable.notify)");
+    // "… stood at entry N, SHA-256 H": that entry of the chain has that hash.
+    let at = mail.body.find("stood at entry ").expect("the head in the email") + "stood at entry ".len();
+    let rest = &mail.body[at..];
+    let pos: i64 = rest[..rest.find(',').unwrap()].parse().unwrap();
+    let hash: String = rest[rest.find("SHA-256 ").unwrap() + 8..].chars().take(64).collect();
+    let entries = trail(d);
+    let entry = entries.iter().find(|e| e["pos"] == pos).unwrap();
+    assert_eq!(entry["hash"], hash.as_str());
+    // Once a day: further clock passes send no second one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let heads = smtp.messages().iter().filter(|m| m.subject.contains("Audit trail head")).count();
+    assert_eq!(heads, 1);
+    let list = vigil_ok(d, &["alerts", "list"]);
+    assert!(list.lines().any(|l| l.contains("Audit trail head") && l.contains("acknowledged")), "{list}");
+}
+
+/// deploy/postgres-roles.sql, as a deployment runs it: the daemon's role writes and seals the
+/// trail but cannot change, delete or unprotect it (PostgreSQL, whatever the backend under test).
+#[tokio::test]
+async fn on_postgresql_the_daemons_role_cannot_touch_the_trail() {
+    let db = common::TestDatabase::postgres();
+    vigil::store::Store::migrate(&db.url).await.unwrap();
+    let role = format!("vigil_app_{}", std::process::id());
+    let script = format!("{}/deploy/postgres-roles.sql", common::REPO);
+    let out = std::process::Command::new("psql")
+        .args([&db.url, "-q", "-v", &format!("app={role}"), "-f", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let as_app = db.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(as_app, db.url, "the test database URL names its user");
+
+    // The daemon's work: records in (the triggers audit them), the trail sealed, verified.
+    let store =
+        vigil::store::Store::open(&as_app, vigil::clock::Clock::System, vigil::store::Migrations::Check)
+            .await
+            .unwrap();
+    store
+        .create_user(
+            "ada",
+            "Ada L",
+            "ada@trial.test",
+            &["safety-officer".into()],
+            "$argon2id$x",
+            "local:test",
+        )
+        .await
+        .unwrap();
+    assert!(store.seal_audit().await.unwrap() >= 1);
+    let v = store.verify_audit().await.unwrap();
+    assert!(v.first_break.is_none() && v.entries >= 1, "{v:?}");
+    store.close().await;
+
+    // What an intruder with the daemon's credentials cannot do.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&as_app).await.unwrap();
+    for sql in [
+        "UPDATE audit_log SET actor = 'user:mallory'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "DROP TRIGGER audit_log_no_update ON audit_log",
+        "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+        "UPDATE users SET name = 'x' WHERE false",
+    ] {
+        let refused = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&pool).await;
+        let allowed = sql.starts_with("UPDATE users");
+        assert_eq!(refused.is_ok(), allowed, "{sql}: {refused:?}");
+        if let Err(e) = refused {
+            let e = e.to_string();
+            assert!(e.contains("permission denied") || e.contains("must be owner"), "{sql}: {e}");
+        }
+    }
+    pool.close().await;
+    drop(db);
+    common::psql(&format!("DROP ROLE IF EXISTS {role}"));
+}

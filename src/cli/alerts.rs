@@ -211,15 +211,15 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
 /// Who acts from the command line: the person named by `--user` once their password is
 /// checked (a wrong one counts toward lockout), with their authority for `action`; else the
 /// local operator, who holds the database's credentials anyway.
-async fn actor(
+pub(super) async fn actor(
     config: &Config,
     store: &Store,
     user: Option<&str>,
     action: vigil::config::Action,
     purpose: &str,
-) -> anyhow::Result<(String, Option<(vigil::accounts::User, vigil::accounts::Accounts)>)> {
+) -> anyhow::Result<(String, Option<(vigil::accounts::User, vigil::access::Accounts)>)> {
     let Some(id) = user else { return Ok((vigil::audit::local_operator(), None)) };
-    let accounts = vigil::accounts::Accounts::new(store.clone(), config);
+    let accounts = vigil::access::Accounts::new(store.clone(), config);
     let password = super::users::read_password(&format!("Password for {id}: "))?;
     let person = match accounts.authenticate(id, &password, purpose).await? {
         Ok(p) => p,

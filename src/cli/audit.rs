@@ -56,7 +56,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify { config, format } => {
             let (_, store) = open(&config).await?;
-            let v = vigil::audit::verify(&store).await?;
+            let v = store.verify_audit().await?;
             store.close().await;
             print(format, &v, || {
                 match &v.head {

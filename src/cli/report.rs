@@ -1,6 +1,6 @@
 //! `vigil report`: the DSMB report from a frozen data cut, and the archive of reports.
 
-use super::{open_store, parse_as_of, print_rows, Output};
+use super::{open_store, parse_as_of, print_rows, Findings, Output};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +24,20 @@ pub enum ReportCommand {
         #[arg(long)]
         email: bool,
     },
+    /// Release a generated report to its readers (checks that its file is the one archived),
+    /// as the local operator or as a named person, signed where the study asks for it;
+    /// writes its release page beside it.
+    Release {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        id: i64,
+        /// Release as this person (password asked for).
+        #[arg(long)]
+        user: Option<String>,
+        /// Sign the release: reviewed, approved or responsible (needs --user).
+        #[arg(long)]
+        sign: Option<String>,
+    },
     /// The archive of generated reports, with their SHA-256.
     List {
         #[arg(long, env = "VIGIL_CONFIG")]
@@ -39,6 +53,9 @@ pub async fn run(command: ReportCommand) -> anyhow::Result<ExitCode> {
             dsmb(&config, out, as_of.as_deref(), closed, email).await
         }
         ReportCommand::List { config, format } => list(&config, format).await,
+        ReportCommand::Release { config, id, user, sign } => {
+            release(&config, id, user.as_deref(), sign.as_deref()).await
+        }
     }
 }
 
@@ -51,14 +68,18 @@ async fn list(config: &Path, output: Output) -> anyhow::Result<ExitCode> {
         let sent: Vec<String> =
             deliveries.iter().filter(|d| d.0 == r.id).map(|d| format!("{} {}", d.2, d.3)).collect();
         format!(
-            "#{:<4} {:<6} cut-off {}  {}  sha256 {}  {}{}",
+            "#{:<4} {:<6} cut-off {}  {}  sha256 {}  {}{}{}",
             r.id,
             r.kind,
             r.as_of.format("%Y-%m-%d %H:%M"),
             r.reason,
             r.sha256,
             r.path,
-            if sent.is_empty() { String::new() } else { format!("  [{}]", sent.join(", ")) }
+            if sent.is_empty() { String::new() } else { format!("  [{}]", sent.join(", ")) },
+            match (&r.released_by, r.released_at) {
+                (Some(by), Some(at)) => format!("  released by {by} {}", at.format("%Y-%m-%d %H:%M UTC")),
+                _ => "  not released".to_string(),
+            }
         )
     })
 }
@@ -84,5 +105,68 @@ async fn dsmb(
     }
     app.store.close().await;
     println!("{}", report.path);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn release(config: &Path, id: i64, user: Option<&str>, sign: Option<&str>) -> anyhow::Result<ExitCode> {
+    use vigil::config::Action;
+    let config = Config::load(config)?;
+    let store =
+        vigil::store::Store::connect(&config.database_url).await?.with_zones(config.study.zones.clone());
+    let report = store
+        .report(id)
+        .await?
+        .ok_or(vigil::publish::ReleaseError::NoSuchReport(id))
+        .map_err(|e| Findings(e.to_string()))?;
+    if report.released_at.is_some() {
+        return Err(Findings(vigil::publish::ReleaseError::Released(id).to_string()).into());
+    }
+    vigil::publish::check_unchanged(&report).map_err(|e| Findings(e.to_string()))?;
+    let meaning = sign.map(vigil::accounts::Meaning::parse).transpose().map_err(Findings)?;
+    if meaning.is_some() && user.is_none() {
+        return Err(Findings("--sign needs --user: a signature is a person's".into()).into());
+    }
+    if meaning.is_none() && config.authority.requires_signature(Action::ReleaseReport) {
+        return Err(Findings(
+            "this study requires an electronic signature to release a report: add --user ID --sign MEANING"
+                .into(),
+        )
+        .into());
+    }
+    let purpose = if meaning.is_some() { "signature" } else { "sign-in" };
+    let (by, person) = super::alerts::actor(&config, &store, user, Action::ReleaseReport, purpose).await?;
+    let signature = match (meaning, &person) {
+        (Some(m), Some((p, accounts))) => Some(accounts.signature(
+            p,
+            m,
+            Action::ReleaseReport,
+            "report",
+            &id.to_string(),
+            &report.signed_content(),
+            None,
+            config.study.zones.study,
+        )),
+        _ => None,
+    };
+    if !store.release_report(id, &by, signature.as_ref()).await? {
+        return Err(Findings(vigil::publish::ReleaseError::Released(id).to_string()).into());
+    }
+    store.seal_audit().await?;
+    let released = store.report(id).await?.ok_or(vigil::publish::ReleaseError::NoSuchReport(id))?;
+    let recorded = match released.signature_id {
+        Some(sid) => store.signature(sid).await?,
+        None => None,
+    };
+    let head = match store.audit_head().await? {
+        Some((pos, hash)) => format!("entry {pos}, SHA-256 {hash}"),
+        None => "empty".into(),
+    };
+    let page = vigil::publish::write_release_page(&released, &by, recorded.as_ref(), &head)?;
+    store.close().await;
+    match &recorded {
+        Some(s) => println!("report #{id} released by {by}, {}", s.line()),
+        None => println!("report #{id} released by {by}"),
+    }
+    println!("{}", page.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -151,7 +151,7 @@ async fn database(config: &Config) -> Vec<Check> {
 /// The audit trail's hash chain, walked as `vigil audit verify` does (read-only: nothing
 /// is sealed here, so unsealed entries are counted, not checked).
 async fn with_store(store: &Store) -> Vec<Check> {
-    let check = match vigil::audit::verify(store).await {
+    let check = match store.verify_audit().await {
         Ok(v) => match (&v.first_break, &v.head) {
             (Some(b), _) => Check::fail("audit-chain", format!("{b}")),
             (None, Some((pos, hash))) => Check::pass(

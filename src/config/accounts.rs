@@ -19,6 +19,30 @@ pub(super) struct AccountsFile {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct AuditFile {
+    /// When (UTC, HH:MM) the day's email witnessing the audit trail's head goes to the
+    /// administrators; `off` for none. Default 06:00.
+    daily_head_at_utc: Option<String>,
+}
+
+/// The time of the daily audit-head email, or None (`audit.daily_head_at_utc: off`).
+pub(super) fn daily_head_at(raw: &AuditFile, issues: &mut Issues) -> Option<chrono::NaiveTime> {
+    match raw.daily_head_at_utc.as_deref().map(str::trim) {
+        None => chrono::NaiveTime::from_hms_opt(6, 0, 0),
+        Some("off") => None,
+        Some(t) => match chrono::NaiveTime::parse_from_str(t, "%H:%M") {
+            Ok(at) => Some(at),
+            Err(_) => {
+                issues
+                    .add("audit.daily_head_at_utc", format!("`{t}` is not a time such as 06:00 (or `off`)"));
+                None
+            }
+        },
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct SignaturesFile {
     #[serde(default)]
     required: Vec<String>,

@@ -143,7 +143,7 @@ impl Store {
         Ok(self.user_with_password(id).await?.map(|(u, _)| u))
     }
 
-    /// A user and their password hash (for [`crate::accounts::Accounts::authenticate`] only).
+    /// A user and their password hash (for the password check of `access`, only).
     pub(crate) async fn user_with_password(&self, id: &str) -> anyhow::Result<Option<(User, String)>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;

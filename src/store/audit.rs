@@ -3,7 +3,7 @@
 //! by [`Store::audit`]; sealed into a hash chain here, in one order for every replica.
 
 use super::{Backend, Store};
-use crate::audit::{entry_hash, Entry, GENESIS};
+use crate::audit::{check_link, entry_hash, Entry, Verification, GENESIS};
 use anyhow::Context;
 use sqlx::{AnyPool, Row};
 
@@ -178,6 +178,31 @@ impl Store {
         let rows =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(entry).collect()
+    }
+
+    /// Walks the chain from its first entry and stops at the first break.
+    pub async fn verify_audit(&self) -> anyhow::Result<Verification> {
+        const PAGE: i64 = 5_000;
+        let mut prev = GENESIS.to_string();
+        let mut expected = 1;
+        let mut head = None;
+        let first_break = 'walk: loop {
+            let page = self.audit_chain(expected - 1, PAGE).await?;
+            let last_page = (page.len() as i64) < PAGE;
+            for e in page {
+                if let Some(b) = check_link(&prev, expected, &e) {
+                    break 'walk Some(b);
+                }
+                let hash = e.hash.unwrap_or_default();
+                head = Some((expected, hash.clone()));
+                prev = hash;
+                expected += 1;
+            }
+            if last_page {
+                break None;
+            }
+        };
+        Ok(Verification { entries: expected - 1, head, unsealed: self.audit_unsealed().await?, first_break })
     }
 
     /// Entries not yet sealed.

@@ -61,6 +61,24 @@ pub struct ReportRow {
     pub path: String,
     /// SHA-256 of the report file.
     pub sha256: String,
+    /// When and by whom it was released to its readers, with the signature if signed.
+    pub released_at: Option<DateTime<Utc>>,
+    pub released_by: Option<String>,
+    pub signature_id: Option<i64>,
+}
+
+impl ReportRow {
+    /// What a signature on this report's release signs: the file (its hash) and its cut.
+    pub fn signed_content(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "kind": self.kind.as_str(),
+            "as_of": self.as_of.timestamp_millis(),
+            "snapshot": self.snapshot,
+            "path": self.path,
+            "sha256": self.sha256,
+        })
+    }
 }
 
 fn report_row(r: &sqlx::any::AnyRow) -> anyhow::Result<ReportRow> {
@@ -73,6 +91,9 @@ fn report_row(r: &sqlx::any::AnyRow) -> anyhow::Result<ReportRow> {
         snapshot: r.try_get("snapshot")?,
         path: r.try_get("path")?,
         sha256: r.try_get("sha256")?,
+        released_at: r.try_get::<Option<i64>, _>("released_at")?.map(to_time),
+        released_by: super::opt_text(r, "released_by"),
+        signature_id: r.try_get("signature_id")?,
     })
 }
 
@@ -204,7 +225,7 @@ impl Store {
 
     pub async fn reports(&self) -> anyhow::Result<Vec<ReportRow>> {
         let rows = sqlx::query(
-            "SELECT id, kind, as_of, generated_at, reason, snapshot, path, sha256 FROM reports ORDER BY id",
+            "SELECT id, kind, as_of, generated_at, reason, snapshot, path, sha256, released_at, released_by, signature_id FROM reports ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -214,7 +235,7 @@ impl Store {
     /// The latest report generated for this reason (for schedules and triggers).
     pub async fn last_report_for(&self, reason: &str) -> anyhow::Result<Option<ReportRow>> {
         let row = sqlx::query(
-            "SELECT id, kind, as_of, generated_at, reason, snapshot, path, sha256 FROM reports \
+            "SELECT id, kind, as_of, generated_at, reason, snapshot, path, sha256, released_at, released_by, signature_id FROM reports \
              WHERE reason = $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(reason)
@@ -225,12 +246,42 @@ impl Store {
 
     pub async fn report(&self, id: i64) -> anyhow::Result<Option<ReportRow>> {
         let row = sqlx::query(
-            "SELECT id, kind, as_of, generated_at, reason, snapshot, path, sha256 FROM reports WHERE id = $1",
+            "SELECT id, kind, as_of, generated_at, reason, snapshot, path, sha256, released_at, released_by, signature_id FROM reports WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(report_row).transpose()
+    }
+
+    /// Releases a report to its readers, once, with the releaser's signature if given (in
+    /// the same transaction). False if it was released already.
+    pub async fn release_report(
+        &self,
+        id: i64,
+        by: &str,
+        signature: Option<&crate::accounts::NewSignature>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let signed = match signature {
+            Some(s) => Some(super::accounts::insert_signature(&mut tx, s).await?),
+            None => None,
+        };
+        let done = sqlx::query(
+            "UPDATE reports SET released_at = $2, released_by = $3, signature_id = $4 \
+             WHERE id = $1 AND released_at IS NULL",
+        )
+        .bind(id)
+        .bind(self.now_ms())
+        .bind(by)
+        .bind(signed)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// (report id, role, recipient, status, last error) of every report email.

@@ -271,6 +271,11 @@ impl TestDatabase {
                 postgres: None,
             };
         }
+        Self::postgres()
+    }
+
+    /// A new database on the PostgreSQL server whatever the backend under test.
+    pub fn postgres() -> TestDatabase {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let db = format!(
             "vigil_t{}_{}_{}",
@@ -302,7 +307,7 @@ fn admin_url() -> String {
 }
 
 /// One statement through psql (synchronous: usable from Drop and from sync helpers).
-fn psql(sql: &str) {
+pub fn psql(sql: &str) {
     let out = Command::new("psql")
         .arg(admin_url())
         .args(["-qAtc", sql])
@@ -348,7 +353,8 @@ impl Deployment {
              \x20 medical-monitor:\n    addresses: [\"mm@trial.test\"]\n\
              \x20 dsmb-chair:\n    addresses: [\"chair@trial.test\"]\n    blinded: false\n\
              default_roles: [safety-officer]\n\
-             clock_interval_secs: 1\n"
+             clock_interval_secs: 1\n\
+             audit:\n  daily_head_at_utc: \"off\"\n"
         );
         let alerting =
             if extra.contains("alerting:") { String::new() } else { "alerting:\n  group_wait: 1s\n".into() };
