@@ -11,9 +11,11 @@
 //! from the environment, never from the file.
 
 mod accounts;
+mod console;
 mod smtp;
 
 pub use accounts::{AccountPolicy, Action, Authority, ADMIN_ROLE};
+pub use console::ConsoleConfig;
 pub use smtp::{SmtpSettings, SmtpUrlError, TlsMode};
 
 use crate::model::Zones;
@@ -83,6 +85,8 @@ struct FileConfig {
     authority: accounts::AuthorityFile,
     #[serde(default)]
     audit: accounts::AuditFile,
+    #[serde(default)]
+    console: console::ConsoleFile,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -511,6 +515,8 @@ pub struct Config {
     pub authority: Authority,
     /// When the day's audit-head email goes out (UTC), if at all (`audit.daily_head_at_utc`).
     pub audit_head_at: Option<NaiveTime>,
+    /// The safety console (`console`).
+    pub console: ConsoleConfig,
 }
 
 /// One problem of a configuration file: the key, where it is, what is wrong.
@@ -684,6 +690,7 @@ impl Config {
         let account_policy = accounts::policy(&raw.accounts, &mut issues);
         let authority = accounts::authority(&raw.authority, &raw.signatures, &raw.recipients, &mut issues);
         let audit_head_at = accounts::daily_head_at(&raw.audit, &mut issues);
+        let console = console::console(&raw.console, &mut issues);
         let (Some(email), Some(report), true) = (email, report, issues.found.is_empty()) else {
             return Err(ConfigError { file, issues: issues.found });
         };
@@ -730,6 +737,7 @@ impl Config {
             accounts: account_policy,
             authority,
             audit_head_at,
+            console,
         })
     }
 }

@@ -524,7 +524,14 @@ impl App {
                 let state =
                     crate::http::ApiState::from_config(config, app.store.clone(), app.evaluate_wake())?
                         .with_reload(reload_requests);
-                Some(tokio::spawn(crate::http::serve(addr, state)))
+                let console = match config.console.enabled {
+                    true => Some(crate::console::router(crate::console::ConsoleState::new(
+                        app.store.clone(),
+                        config,
+                    )?)),
+                    false => None,
+                };
+                Some(tokio::spawn(crate::http::serve(addr, state, console)))
             }
             None => None,
         };

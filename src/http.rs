@@ -488,12 +488,17 @@ pub fn router(api: ApiState) -> Router {
     idle_aware(routes.with_state(api), idle)
 }
 
-pub async fn serve(addr: SocketAddr, state: ApiState) -> anyhow::Result<()> {
+/// Serves the API, and `pages` (the console) beside it on the same address.
+pub async fn serve(addr: SocketAddr, state: ApiState, pages: Option<Router>) -> anyhow::Result<()> {
     let inner = tokio::net::TcpListener::bind(addr).await?;
     let (max, idle) = (state.max_connections.clamp(1, Semaphore::MAX_PERMITS), state.idle_timeout);
     tracing::info!(addr = %inner.local_addr()?, max_connections = max, idle_timeout_secs = idle.as_secs(), "HTTP server listening.");
     let listener = Limited::new(inner, max, idle);
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<Client>()).await?;
+    let routes = match pages {
+        Some(pages) => router(state).merge(pages),
+        None => router(state),
+    };
+    axum::serve(listener, routes.into_make_service_with_connect_info::<Client>()).await?;
     Ok(())
 }
 

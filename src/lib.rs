@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod evaluate;
 pub mod http;

@@ -34,6 +34,16 @@ pub struct AlertContext {
     pub arm: Option<String>,
 }
 
+/// The treatment arm a reader may see: none for a blinded reader. The one rule of blinding,
+/// used by the emails (through [`alert_context`]) and by the console.
+pub fn visible_arm(blinded: bool, arm: Option<&str>) -> Option<String> {
+    if blinded {
+        None
+    } else {
+        arm.map(str::to_string)
+    }
+}
+
 /// The one door through which alert data reaches a template.
 pub fn alert_context(alert: &AlertRow, blinded: bool, arm: Option<&str>) -> AlertContext {
     AlertContext {
@@ -47,7 +57,7 @@ pub fn alert_context(alert: &AlertRow, blinded: bool, arm: Option<&str>) -> Aler
         site: alert.site.clone(),
         summary: alert.summary.clone(),
         why: alert.evidence.get("why").and_then(|w| w.as_str()).unwrap_or_default().to_string(),
-        arm: if blinded { None } else { arm.map(str::to_string) },
+        arm: visible_arm(blinded, arm),
     }
 }
 

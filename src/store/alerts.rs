@@ -1074,3 +1074,117 @@ impl Store {
         row.as_ref().map(alert_row).transpose()
     }
 }
+
+/// Which alerts a listing shows (the console's inbox); every field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    pub status: Option<String>,
+    pub severity: Option<String>,
+    pub rule_id: Option<String>,
+    pub site: Option<String>,
+    pub subject: Option<String>,
+    /// Raised at or after / before (epoch ms).
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+impl AlertFilter {
+    /// ` WHERE …` with `$1…` placeholders from `first`, and the values in order.
+    fn sql(&self, first: usize) -> (String, Vec<String>, Vec<i64>) {
+        let mut clauses = Vec::new();
+        let mut texts = Vec::new();
+        let mut n = first;
+        for (column, value) in [
+            ("status", &self.status),
+            ("severity", &self.severity),
+            ("rule_id", &self.rule_id),
+            ("site", &self.site),
+            ("subject", &self.subject),
+        ] {
+            if let Some(v) = value {
+                clauses.push(format!("{column} = ${n}"));
+                texts.push(v.clone());
+                n += 1;
+            }
+        }
+        let mut numbers = Vec::new();
+        if let Some(from) = self.from_ms {
+            clauses.push(format!("raised_at >= ${n}"));
+            numbers.push(from);
+            n += 1;
+        }
+        if let Some(to) = self.to_ms {
+            clauses.push(format!("raised_at < ${n}"));
+            numbers.push(to);
+        }
+        let sql =
+            if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+        (sql, texts, numbers)
+    }
+}
+
+impl Store {
+    /// One page of alerts: open critical ones first (oldest first), then other open ones
+    /// (oldest first), then the rest (newest first); and the total that match.
+    pub async fn alert_page(
+        &self,
+        filter: &AlertFilter,
+        offset: i64,
+        limit: i64,
+    ) -> anyhow::Result<(Vec<AlertRow>, i64)> {
+        let (where_sql, texts, numbers) = filter.sql(1);
+        let n = texts.len() + numbers.len();
+        let sql = format!(
+            "{}{where_sql} ORDER BY CASE WHEN status = 'open' AND severity = 'critical' THEN 0 \
+             WHEN status = 'open' THEN 1 ELSE 2 END, \
+             CASE WHEN status = 'open' THEN raised_at ELSE -raised_at END, id LIMIT ${} OFFSET ${}",
+            select_alerts!(""),
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in &texts {
+            q = q.bind(t.clone());
+        }
+        for v in &numbers {
+            q = q.bind(*v);
+        }
+        let rows = q.bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        let alerts = rows.iter().map(alert_row).collect::<anyhow::Result<Vec<_>>>()?;
+        let count_sql = format!("SELECT COUNT(*) AS n FROM alerts{where_sql}");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(count_sql));
+        for t in &texts {
+            q = q.bind(t.clone());
+        }
+        for v in &numbers {
+            q = q.bind(*v);
+        }
+        let total: i64 = q.fetch_one(&self.pool).await?.try_get("n")?;
+        Ok((alerts, total))
+    }
+
+    /// Alerts per status among those `filter` lets through, status filter aside.
+    pub async fn alert_counts(&self, filter: &AlertFilter) -> anyhow::Result<Vec<(String, i64)>> {
+        let unfiltered = AlertFilter { status: None, ..filter.clone() };
+        let (where_sql, texts, numbers) = unfiltered.sql(1);
+        let sql = format!("SELECT status, COUNT(*) AS n FROM alerts{where_sql} GROUP BY status");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in &texts {
+            q = q.bind(t.clone());
+        }
+        for v in &numbers {
+            q = q.bind(*v);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect()
+    }
+
+    /// Every alert of one subject, oldest first.
+    pub async fn alerts_of(&self, subject: &str) -> anyhow::Result<Vec<AlertRow>> {
+        let rows = sqlx::query(select_alerts!("WHERE subject = $1 ORDER BY id"))
+            .bind(subject)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(alert_row).collect()
+    }
+}

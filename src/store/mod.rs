@@ -14,10 +14,11 @@ mod loads;
 mod outbox;
 mod records;
 mod reports;
+mod sessions;
 mod vitals;
 
 pub use accounts::{AccountError, TokenRow};
-pub use alerts::{AlertEvent, AlertRow, CohortContribution, CohortTotals, Evaluation};
+pub use alerts::{AlertEvent, AlertFilter, AlertRow, CohortContribution, CohortTotals, Evaluation};
 // The alert types the store records; they live with the policy in `crate::alerts`.
 pub use crate::alerts::{FirstNotice, NewAlert, Recipient, Silence, StillFiring, TransitionError};
 pub use loads::ConfigLoad;
@@ -27,6 +28,7 @@ pub use outbox::{
 };
 pub use records::{BatchOutcome, NewRecord, Rejected};
 pub use reports::{ReportClaim, ReportKind, ReportRow, UnknownReportKind};
+pub use sessions::SessionRow;
 pub use vitals::Vitals;
 
 use crate::clock::Clock;
