@@ -65,6 +65,9 @@ pub struct Templates {
     env: Environment<'static>,
     /// The study's time zone, named in every email (`timezone` in the templates).
     timezone: chrono_tz::Tz,
+    /// The console's address (`console.base_url`): each alert links to its page there,
+    /// which asks whoever follows the link to sign in.
+    console: Option<String>,
 }
 
 /// A rendered email.
@@ -91,12 +94,17 @@ impl Templates {
             env.add_template_owned(name.to_string(), source)
                 .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
         }
-        Ok(Self { env, timezone: chrono_tz::Tz::UTC })
+        Ok(Self { env, timezone: chrono_tz::Tz::UTC, console: None })
     }
 
     /// The templates for a study in `timezone` (config `study.timezone`; UTC by default).
     pub fn in_zone(self, timezone: chrono_tz::Tz) -> Self {
         Self { timezone, ..self }
+    }
+
+    /// Alerts link to their page on the console at `base_url`.
+    pub fn with_console(self, base_url: Option<String>) -> Self {
+        Self { console: base_url, ..self }
     }
 
     /// Renders one email about one or more alerts for one recipient.
@@ -115,6 +123,7 @@ impl Templates {
             recipient => context! { role => role },
             study => study,
             timezone => self.timezone.name(),
+            console => self.console.clone(),
         };
         let get = |name: &str| -> anyhow::Result<String> {
             self.env.get_template(name)?.render(&ctx).map_err(|e| anyhow::anyhow!("template {name}: {e}"))

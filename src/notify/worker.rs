@@ -51,7 +51,8 @@ impl Outbox {
             message_domain: config.email.message_domain().to_string(),
             mailer: super::mailer(&config.email)?,
             templates: Templates::load(config.email.templates_dir.as_deref())?
-                .in_zone(config.study.zones.study),
+                .in_zone(config.study.zones.study)
+                .with_console(config.console.base_url.clone()),
             from: config.email.from.clone(),
             study_title: config.study.title.clone(),
             retry: config.email.retry,
