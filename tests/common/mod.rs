@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use base64::Engine;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
