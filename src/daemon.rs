@@ -283,9 +283,14 @@ impl App {
 
     /// Evaluates every subject with new records and wakes the outbox if anything was raised.
     pub async fn evaluate(&self) -> anyhow::Result<Vec<i64>> {
+        // Before each chunk of a long backlog, the small files that arrived meanwhile are
+        // stored and evaluated first: after a restart with thousands of subjects pending, a
+        // critical record waits for one chunk, not for the whole backlog.
+        let mut done = HashSet::new();
+        let mut small_first = SmallFilesFirst { app: self, current: Path::new(""), done: &mut done };
         self.setup()
             .evaluator
-            .evaluate_pending_then(|ids| {
+            .evaluate_pending_between(&mut small_first, |ids| {
                 if !ids.is_empty() {
                     self.outbox_wake.notify_one();
                 }
@@ -642,6 +647,12 @@ struct SmallFilesFirst<'a> {
     app: &'a App,
     current: &'a Path,
     done: &'a mut HashSet<PathBuf>,
+}
+
+impl crate::evaluate::BeforeChunk for SmallFilesFirst<'_> {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        Between::run(self).await
+    }
 }
 
 impl Between for SmallFilesFirst<'_> {

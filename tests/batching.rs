@@ -166,3 +166,48 @@ fn common_alert(
         },
     }
 }
+
+/// A restart with a backlog of 1,500 subjects pending (three chunks): a critical record that
+/// arrives meanwhile is stored and evaluated after the first chunk, not after the whole
+/// backlog (its alert comes before the alerts of the later chunks).
+#[tokio::test]
+async fn a_critical_file_is_not_held_behind_a_long_backlog() {
+    let d = common::Deployment::new(None);
+    let vigil = common::InProcess::build(&d).await;
+    // The backlog: each subject has a grade 2 infusion reaction (an alert each), stored and
+    // not yet evaluated, as a crash leaves it.
+    let backlog: String = (0..1_500)
+        .map(|s| {
+            format!(
+                concat!(
+                    r#"{{"subject":"Q-{s:04}","site":"KS","visit":"H2","record_id":"q{s}","doses":[{{"start":"2024-01-01T09:00:00Z"}}],"#,
+                    r#""adverse_events":[{{"id":"AE-1","term":"Infusion related reaction","grade":2,"onset":"2024-01-01T09:30:00Z"}}]}}"#,
+                    "\n"
+                ),
+                s = s
+            )
+        })
+        .collect();
+    let batch = native::parse("backlog.ndjson", &backlog);
+    vigil.app.store.store_batch(&batch.records, &batch.rejected).await.unwrap();
+    assert_eq!(vigil.app.store.pending_subjects().await.unwrap().len(), 1_500);
+    // The critical record arrives in the drop folder while the backlog waits.
+    d.drop_file(
+        "critical.ndjson",
+        concat!(
+            r#"{"subject":"KS-999","site":"KS","visit":"H2","record_id":"c1","doses":[{"start":"2024-01-01T09:00:00Z"}],"#,
+            r#""adverse_events":[{"id":"AE-1","term":"Infusion related reaction","grade":4,"onset":"2024-01-01T09:20:00Z"}]}"#,
+            "\n"
+        ),
+    );
+    vigil.app.evaluate().await.unwrap();
+    let alerts = vigil.app.store.alerts().await.unwrap();
+    let critical =
+        alerts.iter().find(|a| a.subject == "KS-999" && a.rule_id == "infusion-reaction-severe").unwrap();
+    let backlog_alerts: Vec<i64> =
+        alerts.iter().filter(|a| a.subject.starts_with("Q-")).map(|a| a.id).collect();
+    let before = backlog_alerts.iter().filter(|id| **id < critical.id).count();
+    let after = backlog_alerts.len() - before;
+    assert!(after >= 500 && before >= 500, "evaluated after the first chunk: {before} before, {after} after");
+    assert!(d.processed("critical.ndjson"), "filed away");
+}

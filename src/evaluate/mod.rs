@@ -29,6 +29,20 @@ pub struct Evaluator {
     pub clock: Clock,
 }
 
+/// Work done before each chunk of a backlog (see [`Evaluator::evaluate_pending_between`]).
+pub trait BeforeChunk {
+    fn run(&mut self) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Nothing before each chunk.
+pub struct NothingFirst;
+
+impl BeforeChunk for NothingFirst {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
 impl Evaluator {
     /// An evaluator that routes to nobody (no recipients, no schedule): for benchmarks and
     /// tests that look at what the rules find, not at who hears of it.
@@ -63,10 +77,29 @@ impl Evaluator {
 
     /// `evaluate_pending`, calling `committed` with the alerts of each chunk as soon as it
     /// is committed: the outbox can send them while a backlog is still being evaluated.
-    pub async fn evaluate_pending_then(&self, mut committed: impl FnMut(&[i64])) -> anyhow::Result<Vec<i64>> {
+    pub async fn evaluate_pending_then(&self, committed: impl FnMut(&[i64])) -> anyhow::Result<Vec<i64>> {
+        self.evaluate_pending_between(&mut NothingFirst, committed).await
+    }
+
+    /// `evaluate_pending_then`, running `first` before each chunk of the backlog but the
+    /// first: the
+    /// daemon takes the small files that arrived meanwhile there, so that a critical record
+    /// waits for one chunk of a long backlog (after a restart, say), not for all of it.
+    pub async fn evaluate_pending_between(
+        &self,
+        first: &mut impl BeforeChunk,
+        mut committed: impl FnMut(&[i64]),
+    ) -> anyhow::Result<Vec<i64>> {
         let as_of = self.clock.now();
         let pending = self.store.pending_subjects().await?;
-        let mut raised = self.evaluate_chunks(&pending, as_of, &mut committed).await?;
+        let mut raised = Vec::new();
+        for (i, chunk) in pending.chunks(SUBJECTS_PER_COMMIT).enumerate() {
+            // What arrived while the chunks before were evaluated.
+            if i > 0 {
+                first.run().await?;
+            }
+            raised.extend(self.evaluate_chunks(chunk, as_of, &mut committed).await?);
+        }
         if !pending.is_empty() {
             let ids = self.judge_cohort(as_of).await?;
             committed(&ids);
@@ -95,11 +128,12 @@ impl Evaluator {
     }
 
     /// What time alone changes: clock-driven rules (SAE clocks, overdue visits) for every
-    /// subject, cohort rules, escalations that fell due, silences that expired.
+    /// subject, cohort rules, escalations that fell due, silences that expired. Subjects
+    /// marked pending by other means (a person resolved one of their alerts from the command
+    /// line) are left to the evaluate stage, which the daemon's clock loop wakes after each
+    /// pass: two passes over one backlog would only compete for it.
     pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
-        // Subjects marked for a new look by other means (a person resolved one of their
-        // alerts from the command line) are evaluated here at the latest.
-        let mut raised = self.evaluate_pending().await?;
+        let mut raised = Vec::new();
         let as_of = self.clock.now();
         if self.rules.rules.iter().any(|r| r.kind.is_time_driven()) {
             let all = self.store.subjects().await?;
