@@ -471,6 +471,7 @@ pub fn router(api: ApiState) -> Router {
         .route("/v1/alerts/{id}/ack", post(ack))
         .route("/v1/alerts/{id}/resolve", post(resolve))
         .route("/v1/silences", post(silence).get(list_silences))
+        .route("/v1/silences/{id}/close", post(close_silence))
         .route("/v1/reload", post(reload))
         .route("/v1/subjects/{id}", get(subject))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), require_token));
@@ -1043,6 +1044,41 @@ async fn silence(
         .create_silence(s.rule.as_deref(), s.subject.as_deref(), s.site.as_deref(), expires, &who, &s.comment)
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "expires_at": expires}))).into_response())
+}
+
+/// Ends a silence now (its alerts open again at the next clock pass), signed where given or
+/// required: `{"signature": {"password", "meaning"}}`.
+async fn close_silence(
+    State(api): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    let user = api.person_for(&caller, Action::CloseSilence, "silence", &id.to_string()).await?;
+    let d: Decision = if body.trim().is_empty() {
+        Decision::default()
+    } else {
+        serde_json::from_str(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?
+    };
+    let silence = api.store.silences().await?.into_iter().find(|s| s.id == id && !s.ended);
+    let silence =
+        silence.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no active silence #{id}")))?;
+    let signature = signature_of(
+        &api,
+        &caller,
+        &user,
+        Action::CloseSilence,
+        "silence",
+        &id.to_string(),
+        &silence.signed_content(),
+        d.comment.as_deref(),
+        d.signature,
+    )
+    .await?;
+    if !api.store.close_silence(id, &caller.actor(), signature.as_ref()).await? {
+        return Err(ApiError(StatusCode::CONFLICT, format!("silence #{id} has ended already")));
+    }
+    Ok(Json(json!({"id": id, "ended_by": caller.actor(), "signed": signature.is_some()})))
 }
 
 async fn list_silences(

@@ -168,10 +168,16 @@ async fn every_lifecycle_action_is_in_the_trail_with_its_user() {
     let (status, _) =
         site.post(&format!("/v1/alerts/{id}/ack"), Some(&safety), r#"{"comment":"patient seen"}"#).await;
     assert_eq!(status, 200);
-    let (status, _) = site
+    let (status, silenced) = site
         .post("/v1/silences", Some(&safety), r#"{"subject":"KS-701","for":"1h","comment":"under review"}"#)
         .await;
     assert_eq!(status, 201);
+    // Closed early, with a signature.
+    let close = format!("/v1/silences/{}/close", silenced["id"]);
+    let signed = json!({"signature": {"password": PASSWORD, "meaning": "approved"}}).to_string();
+    let (status, closed) = site.post(&close, Some(&safety), signed.clone()).await;
+    assert_eq!((status, closed["signed"].as_bool()), (200, Some(true)), "{closed}");
+    assert_eq!(site.post(&close, Some(&safety), signed).await.0, 409, "ended once");
     // The command line, as a named person (password on stdin) and as the local operator.
     let config = d.config.to_str().unwrap();
     let id_text = id.to_string();
@@ -195,6 +201,10 @@ async fn every_lifecycle_action_is_in_the_trail_with_its_user() {
     assert!(has(&entries, "user:dr.safety", "acknowledged", &alert), "the HTTP acknowledgement");
     assert!(has(&entries, "user:dr.mm", "resolved", &alert), "the CLI resolution");
     assert!(entries.iter().any(|e| e["actor"] == "user:dr.safety" && e["action"] == "silence created"));
+    assert!(entries.iter().any(|e| e["actor"] == "user:dr.safety" && e["action"] == "silence ended"));
+    assert!(entries.iter().any(|e| e["actor"] == "user:dr.safety"
+        && e["action"] == "signed"
+        && e["detail"].as_str().unwrap_or_default().contains("close_silence")));
     assert!(entries
         .iter()
         .any(|e| e["actor"] == "vigil" && e["action"] == "alert raised" && e["entity_id"] == alert));
@@ -273,7 +283,8 @@ async fn a_refused_action_is_audited() {
 
 #[tokio::test]
 async fn a_signed_acknowledgement_shows_name_time_and_meaning() {
-    let site = Site::start(None, "signatures:\n  required: [resolve]\n");
+    let smtp = SmtpServer::start();
+    let site = Site::start(Some(&smtp.url()), "signatures:\n  required: [resolve]\n");
     let d = &site.d;
     let safety = d.token_of("dr.safety", "ingest,read,operate");
     assert_eq!(site.post("/v1/records", Some(&safety), SEVERE).await.0, 202);
@@ -295,6 +306,23 @@ async fn a_signed_acknowledgement_shows_name_time_and_meaning() {
     let (status, body) = site.post(&resolve, Some(&safety), r#"{"comment":"over"}"#).await;
     assert_eq!(status, 403, "{body}");
     assert!(body["error"].as_str().unwrap().contains("requires an electronic signature"), "{body}");
+    let signed = json!({"comment": "treated", "signature": {"password": PASSWORD, "meaning": "responsible"}});
+    assert_eq!(site.post(&resolve, Some(&safety), signed.to_string()).await.0, 200);
+    // The grade 3 reaction is still on record: the alert opens again, and its email shows
+    // the signatures on it so far.
+    let reopened = wait_for("the re-open email", Duration::from_secs(30), || {
+        smtp.messages().into_iter().find(|m| m.body.contains("Signed: resolve signed by"))
+    });
+    assert!(
+        reopened.body.contains("Signed: acknowledge signed by Dr Sarah Safety (dr.safety), reviewed"),
+        "{}",
+        reopened.body
+    );
+    assert!(
+        reopened.body.contains("Signed: resolve signed by Dr Sarah Safety (dr.safety), responsible"),
+        "{}",
+        reopened.body
+    );
 
     // The DSMB report shows the signature, and the audit trail's head on its title page.
     let out = vigil_ok(d, &["report", "dsmb", "--out", d.path("reports").to_str().unwrap()]);

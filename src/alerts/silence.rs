@@ -30,6 +30,17 @@ pub struct Silence {
     pub ended: bool,
 }
 
+impl Silence {
+    /// What a signature on closing this silence signs.
+    pub fn signed_content(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id, "rule_id": self.rule_id, "subject": self.subject, "site": self.site,
+            "comment": self.comment, "created_by": self.created_by,
+            "created_at": self.created_at.timestamp_millis(), "expires_at": self.expires_at.timestamp_millis(),
+        })
+    }
+}
+
 /// What a silence is matched against: an alert's rule, subject and site.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {

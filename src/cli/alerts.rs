@@ -49,6 +49,19 @@ pub enum AlertsCommand {
         #[arg(long)]
         comment: String,
     },
+    /// End a silence before its time (the alerts it kept quiet open again and are notified
+    /// at the next clock pass), as a named person or the local operator; signed where given or
+    /// where the study requires it (`signatures.required: [close_silence]`).
+    Unsilence {
+        #[arg(long, env = "VIGIL_CONFIG")]
+        config: PathBuf,
+        id: i64,
+        #[arg(long)]
+        user: Option<String>,
+        /// Sign: reviewed, approved or responsible (needs --user).
+        #[arg(long)]
+        sign: Option<String>,
+    },
     /// The silences, active and ended.
     Silences {
         #[arg(long, env = "VIGIL_CONFIG")]
@@ -107,6 +120,9 @@ pub async fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
             .await
         }
         AlertsCommand::Silences { config, format } => silences(&config, format).await,
+        AlertsCommand::Unsilence { config, id, user, sign } => {
+            unsilence(&config, id, user.as_deref(), sign.as_deref()).await
+        }
         AlertsCommand::Route { config, rule, severity, site } => {
             route(&config, &rule, severity.as_deref(), site.as_deref())
         }
@@ -327,6 +343,56 @@ async fn silence(
     store.seal_audit().await?;
     store.close().await;
     println!("silence #{id} until {}, by {by}", expires.format("%Y-%m-%d %H:%M UTC"));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn unsilence(
+    config: &Path,
+    id: i64,
+    user: Option<&str>,
+    sign: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    use vigil::config::Action;
+    let config = Config::load(config)?;
+    let store = Store::connect(&config.database_url).await?.with_zones(config.study.zones.clone());
+    let silence = store.silences().await?.into_iter().find(|s| s.id == id && !s.ended);
+    let silence = silence.ok_or_else(|| Findings(format!("no active silence #{id}")))?;
+    let meaning = sign.map(vigil::accounts::Meaning::parse).transpose().map_err(Findings)?;
+    if meaning.is_some() && user.is_none() {
+        return Err(Findings("--sign needs --user: a signature is a person's".into()).into());
+    }
+    if meaning.is_none() && config.authority.requires_signature(Action::CloseSilence) {
+        return Err(Findings(
+            "this study requires an electronic signature to close a silence: add --user ID --sign MEANING"
+                .into(),
+        )
+        .into());
+    }
+    let purpose = if meaning.is_some() { "signature" } else { "sign-in" };
+    let (by, person) = actor(&config, &store, user, Action::CloseSilence, purpose).await?;
+    let signature = match (meaning, &person) {
+        (Some(m), Some((p, accounts))) => Some(accounts.signature(
+            p,
+            m,
+            Action::CloseSilence,
+            "silence",
+            &id.to_string(),
+            &silence.signed_content(),
+            None,
+            config.study.zones.study,
+        )),
+        _ => None,
+    };
+    let closed = store.close_silence(id, &by, signature.as_ref()).await?;
+    store.seal_audit().await?;
+    store.close().await;
+    if !closed {
+        return Err(Findings(format!("silence #{id} has ended already")).into());
+    }
+    let signed = signature
+        .map(|s| format!(", signed ({}) by {}", s.meaning.as_str(), s.printed_name))
+        .unwrap_or_default();
+    println!("silence #{id} ended by {by}{signed}; its alerts open again at the next clock pass");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,6 +32,9 @@ pub struct AlertContext {
     pub why: String,
     /// Only ever set for unblinded recipients.
     pub arm: Option<String>,
+    /// The electronic signatures on the alert's decisions so far, one line each (21 CFR
+    /// Part 11 §11.50: shown wherever the record is).
+    pub signatures: Vec<String>,
 }
 
 /// The treatment arm a reader may see: none for a blinded reader. The one rule of blinding,
@@ -58,6 +61,7 @@ pub fn alert_context(alert: &AlertRow, blinded: bool, arm: Option<&str>) -> Aler
         summary: alert.summary.clone(),
         why: alert.evidence.get("why").and_then(|w| w.as_str()).unwrap_or_default().to_string(),
         arm: visible_arm(blinded, arm),
+        signatures: Vec::new(),
     }
 }
 

@@ -231,7 +231,20 @@ impl Outbox {
                     } else {
                         self.store.history(&a.subject).await.ok().and_then(|h| h.arm().map(str::to_string))
                     };
-                    alerts.push(alert_context(&a, n.blinded, arm.as_deref()));
+                    let mut context = alert_context(&a, n.blinded, arm.as_deref());
+                    context.signatures = match self.store.alert_events(alert_id).await {
+                        Ok(events) => events
+                            .iter()
+                            .filter_map(|e| e.signature.as_ref())
+                            .map(|s| format!("{} {}", s.action, s.line()))
+                            .collect(),
+                        Err(e) => {
+                            return Err(
+                                self.retry(attempts, format!("cannot read alert {alert_id}'s history: {e}"))
+                            )
+                        }
+                    };
+                    alerts.push(context);
                 }
                 Ok(None) => {
                     return Err(Delivery::Failed { error: format!("alert {alert_id} does not exist") })

@@ -895,6 +895,37 @@ impl Store {
         Ok(id)
     }
 
+    /// A person ends a silence before its time: it expires now (the next clock pass re-opens
+    /// the alerts it kept quiet and notifies them), with who ended it and their signature if
+    /// signed. False if the silence had ended already.
+    pub async fn close_silence(
+        &self,
+        id: i64,
+        by: &str,
+        signature: Option<&crate::accounts::NewSignature>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let signed = match signature {
+            Some(s) => Some(super::accounts::insert_signature(&mut tx, s).await?),
+            None => None,
+        };
+        let done = sqlx::query(
+            "UPDATE silences SET expires_at = $2, ended_by = $3, signature_id = $4 \
+             WHERE id = $1 AND ended_at IS NULL AND ended_by IS NULL",
+        )
+        .bind(id)
+        .bind(self.now_ms())
+        .bind(by)
+        .bind(signed)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Ends expired silences. Alerts they silenced that are still silenced re-open; the
     /// ones whose notice never went out are returned, to be notified now.
     pub async fn expire_silences(&self) -> anyhow::Result<Vec<AlertRow>> {
