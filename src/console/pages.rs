@@ -263,7 +263,8 @@ async fn render_reports(
             released_at => r.released_at.map(|t| at(t, zone)), released_by => r.released_by.clone(),
             signature => signature.as_ref().map(|s| s.line()),
             holds => signature.as_ref().map(|s| s.holds_for(&r.signed_content())),
-            pdf => pdf_path(r).is_file(), csv => csv_files(r),
+            pdf => pdf_path(r).is_file(),
+            csv => csv_files(r).iter().map(|n| minijinja::context! { name => n.clone(), q => super::url_encode(n) }).collect::<Vec<_>>(),
             can_release => may_release && r.released_at.is_none(),
         });
     }
@@ -499,7 +500,7 @@ pub(crate) async fn rules(
             most.push(r.id.clone());
         }
         rows.push(minijinja::context! {
-            id => r.id.clone(), title => r.title.clone(), kind => r.kind.name(), severity => r.severity.as_str(),
+            id => r.id.clone(), query => super::url_encode(&r.id), title => r.title.clone(), kind => r.kind.name(), severity => r.severity.as_str(),
             version => r.version.clone(), file => r.file.display().to_string(),
             file_name => r.file.file_name().map(|n| n.to_string_lossy().into_owned()), line => r.line,
             last => act.and_then(|a| a.last_raised).map(|t| at(t, zone)),
