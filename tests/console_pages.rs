@@ -29,7 +29,9 @@ fn form(fields: &[(&str, &str)]) -> String {
     let enc = |s: &str| -> String {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect()
@@ -72,7 +74,12 @@ impl Console {
         let resp = self.client.get(format!("{}/console/sign-in", self.base)).send().await.unwrap();
         let pre = set_cookie(&resp, "vigil_sign_in").expect("sign-in cookie");
         let html = resp.text().await.unwrap();
-        let body = form(&[("user", user), ("password", PASSWORD), ("csrf", &csrf_of(&html)), ("next", "/console/alerts")]);
+        let body = form(&[
+            ("user", user),
+            ("password", PASSWORD),
+            ("csrf", &csrf_of(&html)),
+            ("next", "/console/alerts"),
+        ]);
         let resp = self
             .client
             .post(format!("{}/console/sign-in", self.base))
@@ -112,7 +119,10 @@ impl Console {
         let Ok(dir) = std::env::var("VIGIL_SCREENSHOTS") else { return };
         let dir = std::path::PathBuf::from(dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let html = html.replace("href=\"/console/static/console.css\"", &format!("href=\"{}/console/static/console.css\"", self.base));
+        let html = html.replace(
+            "href=\"/console/static/console.css\"",
+            &format!("href=\"{}/console/static/console.css\"", self.base),
+        );
         let file = dir.join(format!("{name}.html"));
         std::fs::write(&file, html).unwrap();
         for (suffix, size) in [("", "1280,1400"), ("-phone", "390,1400")] {
@@ -151,7 +161,9 @@ async fn the_console_pages_show_what_each_person_may_see() {
     let closed = vigil_ok(&d, &["report", "dsmb", "--closed", "--out", reports.to_str().unwrap()]);
     assert!(open.trim().ends_with(".html") && closed.contains("closed"), "{open} {closed}");
     let daemon = d.start();
-    wait_for("the HTTP server", Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    wait_for("the HTTP server", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
     let console = Console {
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
@@ -187,21 +199,38 @@ async fn the_console_pages_show_what_each_person_may_see() {
         if page.body.contains("href=\"/console/alerts?rule=infusion-reaction-severe\">1</a>") {
             break page;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "no severe alert on the rules page: {}\n{}", page.body, daemon.log_text());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no severe alert on the rules page: {}\n{}",
+            page.body,
+            daemon.log_text()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     console.keep("rules", &rules.body);
     assert!(rules.body.contains("<tr id=\"infusion-reaction-severe\""), "{}", rules.body);
     assert!(rules.body.contains("1 (50 %)"), "one subject of two: {}", rules.body);
     assert!(rules.body.contains("Never fired"));
-    assert!(rules.body.contains("msc-progressive-ms.test.yaml") && rules.body.contains("pass-text"), "{}", rules.body);
+    assert!(
+        rules.body.contains("msc-progressive-ms.test.yaml") && rules.body.contains("pass-text"),
+        "{}",
+        rules.body
+    );
 
     // Reports: the closed one is listed for the chair only; typed by the blinded, refused
     // and audited.
     let listed = console.get(&safety, "/console/reports").await;
-    assert!(listed.body.contains("id=\"report-1\"") && !listed.body.contains("id=\"report-2\""), "{}", listed.body);
+    assert!(
+        listed.body.contains("id=\"report-1\"") && !listed.body.contains("id=\"report-2\""),
+        "{}",
+        listed.body
+    );
     let listed = console.get(&chair, "/console/reports").await;
-    assert!(listed.body.contains("id=\"report-1\"") && listed.body.contains("id=\"report-2\""), "{}", listed.body);
+    assert!(
+        listed.body.contains("id=\"report-1\"") && listed.body.contains("id=\"report-2\""),
+        "{}",
+        listed.body
+    );
     let refused = console.get(&safety, "/console/reports/2/file?format=html").await;
     assert_eq!(refused.status, 403);
     assert!(!refused.body.contains("MSC-HIGH"));
@@ -220,10 +249,12 @@ async fn the_console_pages_show_what_each_person_may_see() {
 
     // Release: the study requires a signature; signed, the signer is shown.
     let csrf = csrf_of(&listed.body);
-    let unsigned = console.post(&chair, "/console/reports/1/release", &[("csrf", &csrf), ("meaning", "")]).await;
+    let unsigned =
+        console.post(&chair, "/console/reports/1/release", &[("csrf", &csrf), ("meaning", "")]).await;
     assert_eq!(unsigned.status, 422, "{}", unsigned.body);
     assert!(unsigned.body.contains("requires an electronic signature"));
-    let fields = [("csrf", csrf.as_str()), ("meaning", "approved"), ("user", "dr.chair"), ("password", PASSWORD)];
+    let fields =
+        [("csrf", csrf.as_str()), ("meaning", "approved"), ("user", "dr.chair"), ("password", PASSWORD)];
     let signed = console.post(&chair, "/console/reports/1/release", &fields).await;
     assert_eq!(signed.status, 303, "{}", signed.body);
     assert_eq!(signed.headers["location"], "/console/reports?done=released");
@@ -234,15 +265,24 @@ async fn the_console_pages_show_what_each_person_may_see() {
     assert!(after.body.contains("by user:dr.chair"));
 
     // Silences: one set from the alert's page is listed as active, with who and why.
-    let alert = unblind.body.split("href=\"/console/alerts/").nth(1).and_then(|s| s.split('"').next()).unwrap();
+    let alert =
+        unblind.body.split("href=\"/console/alerts/").nth(1).and_then(|s| s.split('"').next()).unwrap();
     let silenced = console
-        .post(&safety, &format!("/console/alerts/{alert}/silence"), &[("csrf", &csrf_of(&blind.body)), ("for", "4h"), ("comment", "seen, site calling back")])
+        .post(
+            &safety,
+            &format!("/console/alerts/{alert}/silence"),
+            &[("csrf", &csrf_of(&blind.body)), ("for", "4h"), ("comment", "seen, site calling back")],
+        )
         .await;
     assert_eq!(silenced.status, 303, "{}", silenced.body);
     let silences = console.get(&safety, "/console/silences").await;
     console.keep("silences", &silences.body);
     let active = silences.body.split("id=\"ended-h\"").next().unwrap();
-    assert!(active.contains("seen, site calling back") && active.contains("user:dr.safety"), "{}", silences.body);
+    assert!(
+        active.contains("seen, site calling back") && active.contains("user:dr.safety"),
+        "{}",
+        silences.body
+    );
     assert!(active.contains("href=\"/console/subjects/KS-701\""));
 
     // Audit: the safety officer's sign-in, found by user; record hashes hidden when blinded.

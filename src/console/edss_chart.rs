@@ -75,15 +75,15 @@ fn draw(visits: &[EdssVisit], first: NaiveDate, last: NaiveDate, threshold: Opti
         let (plot, strip) = root.split_vertically(HEIGHT as i32 - 34);
         let mut chart = ChartBuilder::on(&plot)
             .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(48)
+            .x_label_area_size(46)
+            .y_label_area_size(54)
             .build_cartesian_2d(-pad..span + pad, 0.0..10.0)?;
         chart
             .configure_mesh()
             .x_desc("Date")
             .y_desc("EDSS")
-            .axis_desc_style((FONT, 16).into_font())
-            .label_style((FONT, 14).into_font())
+            .axis_desc_style((FONT, 19).into_font())
+            .label_style((FONT, 17).into_font())
             .light_line_style(WHITE.mix(0.0))
             .x_labels(6)
             .y_labels(11)
@@ -95,10 +95,7 @@ fn draw(visits: &[EdssVisit], first: NaiveDate, last: NaiveDate, threshold: Opti
         let x_range = (-pad, span + pad);
         if let Some(t) = threshold {
             let b = t.baseline.score.value();
-            chart.draw_series(LineSeries::new(
-                [(x_range.0, b), (x_range.1, b)],
-                BASELINE.stroke_width(2),
-            ))?;
+            chart.draw_series(LineSeries::new([(x_range.0, b), (x_range.1, b)], BASELINE.stroke_width(2)))?;
             chart.draw_series(DashedLineSeries::new(
                 [(x_range.0, t.worse_at), (x_range.1, t.worse_at)],
                 8,
@@ -121,9 +118,9 @@ fn draw(visits: &[EdssVisit], first: NaiveDate, last: NaiveDate, threshold: Opti
             strip.draw(&Text::new(
                 label.clone(),
                 (x + 28, 14),
-                TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+                TextStyle::from((FONT, 17).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
             ))?;
-            x += 40 + 8 * label.chars().count() as i32;
+            x += 44 + 9 * label.chars().count() as i32;
         }
         root.present()?;
     }
@@ -187,7 +184,10 @@ mod tests {
         let t = threshold(&visits, &[], &ProgressionParams::default());
         let svg = svg(&visits, t.as_ref(), "EDSS of KS-1 <test>");
         assert!(svg.starts_with("<svg") || svg.contains("<svg"), "{svg}");
-        assert!(svg.contains("role=\"img\"") && svg.contains("<title id=\"edss-chart-title\">EDSS of KS-1 &lt;test&gt;</title>"));
+        assert!(
+            svg.contains("role=\"img\"")
+                && svg.contains("<title id=\"edss-chart-title\">EDSS of KS-1 &lt;test&gt;</title>")
+        );
         assert!(svg.contains("baseline 3.0 (2020-01-01)"), "{svg}");
         assert!(svg.contains("worsening at ≥ 4.0 (+1.0)"), "{svg}");
         assert!(svg.contains("2020-01-01"));

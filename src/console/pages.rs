@@ -38,6 +38,16 @@ async fn pack(state: &ConsoleState) -> Result<Arc<RulePack>, ConsoleError> {
 
 // --- subject -----------------------------------------------------------------------------
 
+/// A reference range as read: "3.0–40.0", "≤ 40.0", "≥ 3.0", or nothing.
+pub(crate) fn range_text(low: Option<f64>, high: Option<f64>) -> Option<String> {
+    match (low, high) {
+        (Some(l), Some(h)) => Some(format!("{l}–{h}")),
+        (None, Some(h)) => Some(format!("≤ {h}")),
+        (Some(l), None) => Some(format!("≥ {l}")),
+        (None, None) => None,
+    }
+}
+
 /// What each stored version of one adverse event changed: "version 1: grade 2, not
 /// serious", then "version 2: grade 2 → 3; serious no → yes".
 pub(crate) fn version_notes(versions: &[AeVersion]) -> Vec<String> {
@@ -121,7 +131,7 @@ pub(crate) async fn subject(
             let ratio = l.high.filter(|h| *h > 0.0).map(|h| l.value / h);
             minijinja::context! {
                 when => when(*t), visit => visit.map(str::to_string), test => l.test.clone(), value => l.value,
-                unit => l.unit.clone(), low => l.low, high => l.high,
+                unit => l.unit.clone(), range => range_text(l.low, l.high),
                 uln => ratio.map(|r| format!("{r:.1}×")), above => ratio.is_some_and(|r| r > 1.0),
             }
         })
@@ -298,7 +308,13 @@ pub(crate) async fn report_file(
     if !may_see(&viewer, &report) {
         // Even a typed URL: the attempt is in the trail.
         state
-            .refused(&viewer, "report download", "report", &id.to_string(), "a closed report, asked for by a blinded person")
+            .refused(
+                &viewer,
+                "report download",
+                "report",
+                &id.to_string(),
+                "a closed report, asked for by a blinded person",
+            )
             .await;
         return Err(ConsoleError(
             StatusCode::FORBIDDEN,
@@ -306,7 +322,8 @@ pub(crate) async fn report_file(
         ));
     }
     // The archive vouches for the file: a changed file is not served as the report.
-    crate::publish::check_unchanged(&report).map_err(|e| ConsoleError(StatusCode::CONFLICT, e.to_string()))?;
+    crate::publish::check_unchanged(&report)
+        .map_err(|e| ConsoleError(StatusCode::CONFLICT, e.to_string()))?;
     let (path, content_type, attachment) = match q.format.as_deref().unwrap_or("html") {
         "html" => (std::path::PathBuf::from(&report.path), "text/html; charset=utf-8", false),
         "pdf" => (pdf_path(&report), "application/pdf", true),
@@ -314,18 +331,28 @@ pub(crate) async fn report_file(
             let name = q.name.unwrap_or_default();
             // Only a table the folder lists: no path from the URL reaches the disk.
             if !csv_files(&report).contains(&name) {
-                return Err(ConsoleError(StatusCode::NOT_FOUND, format!("Report #{id} has no table `{name}`.")));
+                return Err(ConsoleError(
+                    StatusCode::NOT_FOUND,
+                    format!("Report #{id} has no table `{name}`."),
+                ));
             }
             (csv_dir(&report).join(name), "text/csv; charset=utf-8", true)
         }
         other => {
-            return Err(ConsoleError(StatusCode::BAD_REQUEST, format!("There is no format `{other}` (html, pdf or csv).")))
+            return Err(ConsoleError(
+                StatusCode::BAD_REQUEST,
+                format!("There is no format `{other}` (html, pdf or csv)."),
+            ))
         }
     };
     let bytes = std::fs::read(&path).map_err(|e| {
-        ConsoleError(StatusCode::NOT_FOUND, format!("Report #{id}'s file {} cannot be read: {e}.", path.display()))
+        ConsoleError(
+            StatusCode::NOT_FOUND,
+            format!("Report #{id}'s file {} cannot be read: {e}.", path.display()),
+        )
     })?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| format!("report-{id}"));
+    let name =
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| format!("report-{id}"));
     let mut response = bytes.into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -338,7 +365,9 @@ pub(crate) async fn report_file(
     if !attachment {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"),
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
+            ),
         );
     }
     Ok(response)
@@ -402,7 +431,13 @@ pub(crate) async fn release(
                 let typed = form.user.as_deref().map(str::trim).unwrap_or_default();
                 if typed != viewer.user.id {
                     state
-                        .refused(&viewer, "signature", "report", &id.to_string(), "user id missing or not the signed-in person's")
+                        .refused(
+                            &viewer,
+                            "signature",
+                            "report",
+                            &id.to_string(),
+                            "user id missing or not the signed-in person's",
+                        )
                         .await;
                     let why = "Nothing was signed: the first signature of a session needs your user id and password.";
                     return fail(why.into(), StatusCode::FORBIDDEN).await;
@@ -433,7 +468,12 @@ pub(crate) async fn release(
     }
     // The release page witnesses the trail's head, so seal what this release wrote first.
     state.store.seal_audit().await?;
-    let released = state.store.report(id).await?.ok_or(crate::publish::ReleaseError::NoSuchReport(id)).map_err(anyhow::Error::new)?;
+    let released = state
+        .store
+        .report(id)
+        .await?
+        .ok_or(crate::publish::ReleaseError::NoSuchReport(id))
+        .map_err(anyhow::Error::new)?;
     let recorded = match released.signature_id {
         Some(sid) => state.store.signature(sid).await?,
         None => None,
@@ -455,7 +495,7 @@ pub(crate) fn median(mut values: Vec<i64>) -> Option<i64> {
     }
     values.sort_unstable();
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2 } else { values[mid] })
+    Some(if values.len().is_multiple_of(2) { (values[mid - 1] + values[mid]) / 2 } else { values[mid] })
 }
 
 /// A rule that fires on more than half the subjects with records says little about any
@@ -605,7 +645,11 @@ pub(crate) async fn audit(
             Some(d) => {
                 let t = crate::model::ClinicalTime::parse_in(&d, zone)
                     .map_err(|e| ConsoleError(StatusCode::BAD_REQUEST, format!("{d}: {e}")))?;
-                Ok(Some(if end { t.latest().timestamp_millis() + 1 } else { t.earliest().timestamp_millis() }))
+                Ok(Some(if end {
+                    t.latest().timestamp_millis() + 1
+                } else {
+                    t.earliest().timestamp_millis()
+                }))
             }
         }
     };
@@ -643,9 +687,13 @@ pub(crate) async fn audit(
     let pages = (total + AUDIT_PAGE - 1) / AUDIT_PAGE;
     let link = |p: i64| {
         let mut parts: Vec<String> = Vec::new();
-        for (k, v) in
-            [("subject", &q.subject), ("user", &q.user), ("action", &q.action), ("from", &q.from), ("to", &q.to)]
-        {
+        for (k, v) in [
+            ("subject", &q.subject),
+            ("user", &q.user),
+            ("action", &q.action),
+            ("from", &q.from),
+            ("to", &q.to),
+        ] {
             if let Some(v) = given(v) {
                 parts.push(format!("{k}={}", super::url_encode(&v)));
             }
@@ -678,7 +726,12 @@ mod tests {
 
     #[test]
     fn each_version_says_what_it_changed() {
-        let notes = version_notes(&[v(1, Some(2), false), v(2, Some(3), false), v(3, Some(3), true), v(4, Some(3), true)]);
+        let notes = version_notes(&[
+            v(1, Some(2), false),
+            v(2, Some(3), false),
+            v(3, Some(3), true),
+            v(4, Some(3), true),
+        ]);
         assert_eq!(
             notes,
             [
@@ -689,6 +742,14 @@ mod tests {
             ]
         );
         assert_eq!(version_notes(&[v(1, None, true)]), ["version 1: not graded, serious"]);
+    }
+
+    #[test]
+    fn a_range_with_one_end_is_not_read_as_a_negative_number() {
+        assert_eq!(range_text(None, Some(40.0)).as_deref(), Some("≤ 40"));
+        assert_eq!(range_text(Some(3.5), Some(40.0)).as_deref(), Some("3.5–40"));
+        assert_eq!(range_text(Some(3.5), None).as_deref(), Some("≥ 3.5"));
+        assert_eq!(range_text(None, None), None);
     }
 
     #[test]
@@ -720,7 +781,10 @@ mod tests {
     fn a_blinded_person_sees_no_record_content_hash() {
         let d = r#"{"seq":3,"subject":"KS-1","content_hash":"abc123"}"#;
         let shown = shown_detail("record", d, true);
-        assert!(!shown.contains("abc123") && shown.contains("\"content_hash\":\"—\"") && shown.contains("KS-1"), "{shown}");
+        assert!(
+            !shown.contains("abc123") && shown.contains("\"content_hash\":\"—\"") && shown.contains("KS-1"),
+            "{shown}"
+        );
         assert_eq!(shown_detail("record", d, false), d);
         assert_eq!(shown_detail("alert", r#"{"content_hash":"x"}"#, true), r#"{"content_hash":"x"}"#);
         assert_eq!(shown_detail("record", "not json", true), "—");

@@ -47,7 +47,12 @@ pub(crate) fn current(config: &Config) -> anyhow::Result<Arc<RulePack>> {
         }
     }
     let rules = crate::daemon::load_rules(config)?;
-    let pack = Arc::new(RulePack { fingerprint, test_folders: folders, rules: Arc::new(rules), tests: OnceLock::new() });
+    let pack = Arc::new(RulePack {
+        fingerprint,
+        test_folders: folders,
+        rules: Arc::new(rules),
+        tests: OnceLock::new(),
+    });
     if let Ok(mut c) = CURRENT.lock() {
         *c = Some(pack.clone());
     }
@@ -102,7 +107,9 @@ fn run_tests(folders: &[PathBuf]) -> Vec<TestFile> {
     for f in folders {
         walk(f, &mut files);
     }
-    files.retain(|f| f.to_string_lossy().ends_with(".test.yaml") || f.to_string_lossy().ends_with(".test.yml"));
+    files.retain(|f| {
+        f.to_string_lossy().ends_with(".test.yaml") || f.to_string_lossy().ends_with(".test.yml")
+    });
     files.sort();
     files
         .iter()
@@ -160,7 +167,7 @@ mod tests {
     fn the_shipped_rule_pack_passes_its_tests_file_by_file() {
         let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
         let folders = test_folders(std::slice::from_ref(&rules));
-        assert_eq!(folders, [rules.clone()]);
+        assert_eq!(folders, std::slice::from_ref(&rules));
         let results = run_tests(&folders);
         assert!(!results.is_empty());
         assert!(results.iter().all(|t| t.file.ends_with(".test.yaml")), "{results:?}");

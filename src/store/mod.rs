@@ -6,9 +6,9 @@
 //! written is the store's `Clock`'s, never the machine's directly, so tests can move it.
 
 mod accounts;
-pub(crate) mod console_queries;
 mod alerts;
 pub(crate) mod audit;
+pub(crate) mod console_queries;
 pub mod copy;
 mod leases;
 mod loads;
