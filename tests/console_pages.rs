@@ -275,6 +275,29 @@ async fn the_console_pages_show_what_each_person_may_see() {
         )
         .await;
     assert_eq!(silenced.status, 303, "{}", silenced.body);
+    // Acknowledged, the rule's median time to acknowledgement appears.
+    let ack = console
+        .post(
+            &safety,
+            &format!("/console/alerts/{alert}/acknowledge"),
+            &[("csrf", &csrf_of(&blind.body)), ("comment", "seen")],
+        )
+        .await;
+    assert_eq!(ack.status, 303, "{}", ack.body);
+    let rules = console.get(&safety, "/console/rules").await;
+    let row = rules
+        .body
+        .split("<tr id=\"infusion-reaction-severe\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        row.contains(" s <span class=\"note\">(of 1)</span>")
+            || row.contains(" min <span class=\"note\">(of 1)</span>"),
+        "{row}"
+    );
     let silences = console.get(&safety, "/console/silences").await;
     console.keep("silences", &silences.body);
     let active = silences.body.split("id=\"ended-h\"").next().unwrap();
@@ -296,6 +319,17 @@ async fn the_console_pages_show_what_each_person_may_see() {
     assert!(blind_trail.body.contains("content_hash&quot;:&quot;—"), "{}", blind_trail.body);
     let chair_trail = console.get(&chair, "/console/audit?subject=KS-701&action=record").await;
     assert!(!chair_trail.body.contains("content_hash&quot;:&quot;—"), "the unblinded see the hashes");
+    for path in [
+        "/console/reports",
+        "/console/rules",
+        "/console/silences",
+        "/console/audit",
+        "/console/audit?subject=KS-701",
+    ] {
+        let page = console.get(&safety, path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(!page.body.contains("MSC-HIGH") && !page.body.contains("PLACEBO"), "an arm on {path}");
+    }
     let verified = console.get(&chair, "/console/audit?verify=1").await;
     assert!(verified.body.contains("the chain is intact"), "{}", verified.body);
 }

@@ -361,7 +361,8 @@ pub(crate) async fn report_file(
     if let Ok(v) = HeaderValue::from_str(&format!("{disposition}; filename=\"{safe}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    // The report's own page has inline styles and charts: its own policy, still no script.
+    // The report's own page has inline styles: its own policy, still no script. (The console's
+    // header layer currently replaces it with the console's; see the merge notes.)
     if !attachment {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -408,6 +409,16 @@ pub(crate) async fn release(
         .report(id)
         .await?
         .ok_or_else(|| ConsoleError(StatusCode::NOT_FOUND, format!("There is no report #{id}.")))?;
+    if !may_see(&viewer, &report) {
+        // Authority may be configured wider than blinding: nobody releases what they may not read.
+        let why = "a closed report, released by a blinded person";
+        state.refused(&viewer, Action::ReleaseReport.as_str(), "report", &id.to_string(), why).await;
+        return fail(
+            "This is a closed report (results by arm): only unblinded people may release it.".into(),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
     if report.released_at.is_some() {
         return fail(crate::publish::ReleaseError::Released(id).to_string(), StatusCode::CONFLICT).await;
     }
