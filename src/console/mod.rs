@@ -9,8 +9,10 @@
 //! decided in one place, [`crate::notify::render::visible_arm`], the one the emails use.
 
 mod alert;
+mod edss_chart;
 mod inbox;
 mod pages;
+mod rule_pack;
 
 use crate::access::Accounts;
 use crate::accounts::User;

@@ -8,6 +8,7 @@
 mod accounts;
 mod alerts;
 pub(crate) mod audit;
+pub(crate) mod console_queries;
 pub mod copy;
 mod leases;
 mod loads;
