@@ -39,7 +39,16 @@ fn site(smtp: Option<&str>, extra: &str) -> Site {
 async fn sign_in(b: &Browser, user: &str, password: &str) {
     b.find("#user").await.send_keys(user).await;
     b.find("#password").await.send_keys(password).await;
+    // Mark the page, then wait until another page has replaced it: reading the next page's
+    // message must not find this one's.
+    b.execute("document.body.setAttribute('data-left', '1')", vec![]).await;
     b.find("form.card button[type=submit]").await.click().await;
+    let start = std::time::Instant::now();
+    let check = "return document.readyState === 'complete' && !document.body.hasAttribute('data-left')";
+    while b.execute(check, vec![]).await != serde_json::Value::Bool(true) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the sign-in form was not answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Reloads until `text` shows (the inbox also refreshes itself every 15 s).
@@ -170,4 +179,61 @@ async fn a_form_without_its_csrf_token_is_refused() {
     let export = s.d.vigil(&["audit", "export", "--config", s.d.config.to_str().unwrap()]);
     let trail = String::from_utf8_lossy(&export.stdout);
     assert!(trail.lines().any(|l| l.contains("user:dr.safety") && l.contains("form refused")), "{trail}");
+}
+
+#[tokio::test]
+async fn a_blinded_person_never_sees_the_arm_and_is_refused_a_closed_report() {
+    let s = site(None, "");
+    s.d.add_user("dr.chair", "Dr Claire Chair", "dsmb-chair");
+    let config = s.d.config.to_str().unwrap().to_string();
+    let input = s.d.path("in.ndjson");
+    std::fs::write(&input, SEVERE).unwrap();
+    s.d.vigil(&["ingest", "--config", &config, input.to_str().unwrap()]);
+    let reports = s.d.path("reports");
+    let closed =
+        s.d.vigil(&["report", "dsmb", "--closed", "--out", reports.to_str().unwrap(), "--config", &config]);
+    assert!(closed.status.success(), "{}", String::from_utf8_lossy(&closed.stderr));
+    let list = s.d.vigil(&["report", "list", "--format", "json", "--config", &config]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let closed_id =
+        list.as_array().unwrap().iter().find(|r| r["kind"] == "closed").unwrap()["id"].as_i64().unwrap();
+
+    // The blinded safety officer: every page, and no arm anywhere.
+    let b = Browser::start().await;
+    b.goto(&format!("{}/console/sign-in", s.base)).await;
+    sign_in(&b, "dr.safety", PASSWORD).await;
+    for (page, shot) in [
+        ("/console/alerts", "console-blinded-inbox"),
+        ("/console/alerts/1", "console-blinded-alert"),
+        ("/console/subjects/KS-801", "console-blinded-subject"),
+        ("/console/reports", "console-blinded-reports"),
+        ("/console/rules", "console-rules"),
+        ("/console/silences", "console-silences"),
+        ("/console/audit", "console-audit-blinded"),
+    ] {
+        b.goto(&format!("{}{page}", s.base)).await;
+        assert!(!b.source().await.contains("MSC-HIGH"), "{page} shows the arm to a blinded person");
+        b.screenshot(shot).await;
+    }
+    // Typing the closed report's address: refused, and audited.
+    b.goto(&format!("{}/console/reports/{closed_id}/file?format=html", s.base)).await;
+    let text = b.body_text().await;
+    assert!(text.contains("Forbidden") && !b.source().await.contains("MSC-HIGH"), "{text}");
+    b.screenshot("console-blinded-closed-report-403").await;
+    let export = s.d.vigil(&["audit", "export", "--config", &config]);
+    assert!(String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .any(|l| l.contains("user:dr.safety") && l.contains("refused") && l.contains("report")));
+
+    // The DSMB chair (unblinded) sees the arm and the closed report.
+    let chair = Browser::start().await;
+    chair.goto(&format!("{}/console/sign-in", s.base)).await;
+    sign_in(&chair, "dr.chair", PASSWORD).await;
+    chair.goto(&format!("{}/console/subjects/KS-801", s.base)).await;
+    assert!(chair.body_text().await.contains("MSC-HIGH"), "the unblinded see the arm");
+    chair.screenshot("console-unblinded-subject").await;
+    chair.goto(&format!("{}/console/reports", s.base)).await;
+    chair.screenshot("console-reports-unblinded").await;
+    chair.goto(&format!("{}/console/reports/{closed_id}/file?format=html", s.base)).await;
+    assert!(chair.source().await.contains("CLOSED REPORT"), "the chair opens the closed report");
 }

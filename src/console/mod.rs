@@ -104,10 +104,10 @@ pub fn router(state: ConsoleState) -> Router {
 async fn security_headers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"),
-    );
+    // A page may set a stricter policy of its own (a DSMB report with its inline styles).
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    ));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -275,7 +275,7 @@ impl ConsoleState {
             },
             csrf => viewer.csrf.clone(),
             signed_before => viewer.signed,
-            zone => self.config.study.zones.study.name(),
+            zone => (self.config.study.zones.study != chrono_tz::Tz::UTC).then(|| self.config.study.zones.study.name()),
         };
         let ctx = minijinja::context! { ..base, ..ctx };
         self.templates
