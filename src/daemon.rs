@@ -540,6 +540,17 @@ impl App {
             }
             None => None,
         };
+        // Whatever is still running when the daemon stops is cut off at its next wait: its
+        // transaction rolls back and its work resumes at the next start (nothing is lost),
+        // and the store can close instead of waiting on a connection held by it.
+        let mut running: Vec<tokio::task::AbortHandle> = vec![
+            inbox.abort_handle(),
+            outbox.abort_handle(),
+            clock.abort_handle(),
+            seal.abort_handle(),
+            reloads.abort_handle(),
+        ];
+        running.extend(http.as_ref().map(|h| h.abort_handle()));
         let http_done = async {
             match http {
                 Some(h) => h.await,
@@ -576,7 +587,12 @@ impl App {
                 Ok(())
             }
         };
-        app.store.close().await;
+        for task in running {
+            task.abort();
+        }
+        if tokio::time::timeout(Duration::from_secs(5), app.store.close()).await.is_err() {
+            tracing::warn!("The database connections did not close in time; exiting anyway.");
+        }
         result
     }
 }

@@ -120,7 +120,21 @@ impl Templates {
         role: &str,
         study: &str,
     ) -> anyhow::Result<Rendered> {
+        self.render_more(kind, digest, alerts, 0, role, study)
+    }
+
+    /// `render`, saying that `more` alerts of the same email are not listed.
+    pub fn render_more(
+        &self,
+        kind: &str,
+        digest: bool,
+        alerts: &[AlertContext],
+        more: usize,
+        role: &str,
+        study: &str,
+    ) -> anyhow::Result<Rendered> {
         let ctx = context! {
+            more => more,
             kind => kind,
             digest => digest,
             alerts => Value::from(minijinja::value::Serde(alerts)),
@@ -144,6 +158,18 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_group_lists_some_alerts_and_counts_the_rest() {
+        let t = Templates::load(None).unwrap();
+        let shown = [alert_context(&alert(), true, None), alert_context(&alert(), true, None)];
+        let r = t.render_more("alert", false, &shown, 498, "safety-officer", "Study").unwrap();
+        assert!(r.subject.contains("500 alerts"), "{}", r.subject);
+        assert!(r.text.contains("… and 498 more alerts of this group"), "{}", r.text);
+        assert!(r.html.contains("498 more alerts"), "{}", r.html);
+        let one = t.render("alert", false, &shown[..1], "safety-officer", "Study").unwrap();
+        assert!(!one.text.contains("more alert"));
+    }
 
     fn alert() -> AlertRow {
         AlertRow {

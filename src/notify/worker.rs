@@ -216,7 +216,8 @@ impl Outbox {
     async fn alert_message(&self, group: &[NotificationRow]) -> Result<lettre::Message, Delivery> {
         let attempts = group.first().map_or(0, |n| n.attempts);
         let mut alerts = Vec::new();
-        for n in group {
+        let listed = group.len().min(super::message::ALERTS_PER_EMAIL);
+        for n in &group[..listed] {
             let Notice::Alert(alert_id) = n.about else {
                 return Err(Delivery::Failed {
                     error: format!("notification {} is not about an alert", n.id),
@@ -252,7 +253,7 @@ impl Outbox {
                 Err(e) => return Err(self.retry(attempts, format!("cannot read alert {alert_id}: {e}"))),
             }
         }
-        message::build(&self.templates, group, &alerts, &self.from, &self.study_title)
+        message::build(&self.templates, group, &alerts, group.len() - listed, &self.from, &self.study_title)
             .map_err(|e| Delivery::Failed { error: format!("cannot build the message: {e}") })
     }
 
