@@ -163,47 +163,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
 /// fault is in the file (or the folder), and a retry every few seconds forever would hide it.
 const ATTEMPTS_PER_FILE: u32 = 5;
 
-/// Loads the rules named by the configuration, or explains every problem.
-pub fn load_rules(config: &Config) -> anyhow::Result<RuleSet> {
-    let rules = crate::rules::load_rules(&config.rules).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
-    })?;
-    let mut problems = Router::new(config).unknown_roles(&rules);
-    problems.extend(unscheduled_visits(config, &rules));
-    if !problems.is_empty() {
-        anyhow::bail!("invalid rules:\n{}", problems.join("\n"));
-    }
-    Ok(rules)
-}
-
-/// Overdue-visit rules that name a visit the schedule does not have (it would never fire).
-pub fn unscheduled_visits(config: &Config, rules: &RuleSet) -> Vec<String> {
-    let mut out = Vec::new();
-    for r in &rules.rules {
-        let crate::rules::RuleKind::OverdueVisit(o) = &r.kind else { continue };
-        if config.study.schedule.is_empty() {
-            out.push(format!(
-                "{}:{}:1: rule `{}` needs `study.schedule` in the config",
-                r.file.display(),
-                r.line,
-                r.id
-            ));
-            continue;
-        }
-        for v in o.visits.iter().flatten() {
-            if !config.study.schedule.iter().any(|s| s.visit.eq_ignore_ascii_case(v)) {
-                out.push(format!(
-                    "{}:{}:1: rule `{}` watches visit `{v}`, which is not in `study.schedule`",
-                    r.file.display(),
-                    r.line,
-                    r.id
-                ));
-            }
-        }
-    }
-    out
-}
+pub use crate::evaluate::{load_rules, unscheduled_visits};
 
 impl App {
     /// The app on the system clock.

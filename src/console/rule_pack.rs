@@ -1,5 +1,5 @@
 //! The rule set the console shows, and the result of its shipped tests: loaded from the
-//! configured rule files the way the daemon loads them, kept until a file changes (the
+//! configured rule files the way the evaluate stage loads them, kept until a file changes (the
 //! tests evaluate whole timelines, so they run once, at the first request that needs them).
 
 use crate::config::Config;
@@ -46,7 +46,7 @@ pub(crate) fn current(config: &Config) -> anyhow::Result<Arc<RulePack>> {
             return Ok(p);
         }
     }
-    let rules = crate::daemon::load_rules(config)?;
+    let rules = crate::evaluate::load_rules(config)?;
     let pack = Arc::new(RulePack {
         fingerprint,
         test_folders: folders,

@@ -351,3 +351,45 @@ impl Wake {
         self.0.notified().await;
     }
 }
+
+/// Loads the rules named by the configuration, or explains every problem.
+pub fn load_rules(config: &crate::config::Config) -> anyhow::Result<crate::rules::RuleSet> {
+    let rules = crate::rules::load_rules(&config.rules).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid rules:\n{}", lines.join("\n"))
+    })?;
+    let mut problems = crate::alerts::Router::new(config).unknown_roles(&rules);
+    problems.extend(unscheduled_visits(config, &rules));
+    if !problems.is_empty() {
+        anyhow::bail!("invalid rules:\n{}", problems.join("\n"));
+    }
+    Ok(rules)
+}
+
+/// Overdue-visit rules that name a visit the schedule does not have (it would never fire).
+pub fn unscheduled_visits(config: &crate::config::Config, rules: &crate::rules::RuleSet) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &rules.rules {
+        let crate::rules::RuleKind::OverdueVisit(o) = &r.kind else { continue };
+        if config.study.schedule.is_empty() {
+            out.push(format!(
+                "{}:{}:1: rule `{}` needs `study.schedule` in the config",
+                r.file.display(),
+                r.line,
+                r.id
+            ));
+            continue;
+        }
+        for v in o.visits.iter().flatten() {
+            if !config.study.schedule.iter().any(|s| s.visit.eq_ignore_ascii_case(v)) {
+                out.push(format!(
+                    "{}:{}:1: rule `{}` watches visit `{v}`, which is not in `study.schedule`",
+                    r.file.display(),
+                    r.line,
+                    r.id
+                ));
+            }
+        }
+    }
+    out
+}
