@@ -274,7 +274,9 @@ impl App {
     pub async fn clock_pass(&self) -> anyhow::Result<Vec<i64>> {
         let _timing = crate::metrics::clock_pass_timer();
         let setup = self.setup();
-        let raised = setup.evaluator.clock_pass().await?;
+        let mut done = HashSet::new();
+        let mut small_first = SmallFilesFirst { app: self, current: Path::new(""), done: &mut done };
+        let raised = setup.evaluator.clock_pass_between(&mut small_first).await?;
         if let Err(e) = self.witness_audit_head(&setup).await {
             tracing::error!(error = %format!("{e:#}"), "The day's audit-head email could not be queued; will retry.");
         }
