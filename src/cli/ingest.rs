@@ -43,6 +43,9 @@ pub async fn ingest(
         let pass = app.setup().outbox.deliver_due().await?;
         println!("{} emails sent, {} to retry, {} failed", pass.sent, pass.retrying, pass.failed);
     }
+    // What was stored and raised is sealed into the audit chain now, not at the daemon's
+    // next second.
+    app.store.seal_audit().await?;
     app.store.close().await;
     if quarantined > 0 {
         return Err(Findings(format!("{quarantined} records quarantined")).into());

@@ -21,6 +21,7 @@ pub async fn run(command: NotificationsCommand) -> anyhow::Result<ExitCode> {
         NotificationsCommand::Retry { config, id } => {
             let store = open_store(&config).await?;
             let queued = store.retry_notification(id).await?;
+            store.seal_audit().await?;
             store.close().await;
             if !queued {
                 return Err(Findings(format!("notification #{id} does not exist or has not failed")).into());

@@ -103,6 +103,7 @@ async fn dsmb(
         let sent = setup.outbox.deliver_due_of(Some(vigil::store::NotificationKind::Report)).await?.sent;
         eprintln!("{sent} report emails sent");
     }
+    app.store.seal_audit().await?;
     app.store.close().await;
     println!("{}", report.path);
     Ok(ExitCode::SUCCESS)
