@@ -15,3 +15,6 @@ CREATE TABLE console_sessions (
     signed_at    BIGINT
 );
 CREATE INDEX console_sessions_by_user ON console_sessions (user_id);
+
+-- The console's inbox filters by rule (and orders by time within it).
+CREATE INDEX alerts_by_rule ON alerts (rule_id, raised_at);
