@@ -167,7 +167,7 @@ fn common_alert(
     }
 }
 
-/// A restart with a backlog of 1,500 subjects pending (three chunks): a critical record that
+/// A restart with a backlog of 1,500 subjects pending (several chunks): a critical record that
 /// arrives meanwhile is stored and evaluated after the first chunk, not after the whole
 /// backlog (its alert comes before the alerts of the later chunks).
 #[tokio::test]
@@ -208,6 +208,7 @@ async fn a_critical_file_is_not_held_behind_a_long_backlog() {
         alerts.iter().filter(|a| a.subject.starts_with("Q-")).map(|a| a.id).collect();
     let before = backlog_alerts.iter().filter(|id| **id < critical.id).count();
     let after = backlog_alerts.len() - before;
-    assert!(after >= 500 && before >= 500, "evaluated after the first chunk: {before} before, {after} after");
+    // Taken after the first chunk of the backlog, long before its end.
+    assert!(before > 0 && after > 2 * before, "evaluated after the first chunk: {before} before, {after} after");
     assert!(d.processed("critical.ndjson"), "filed away");
 }

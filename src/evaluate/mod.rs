@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 /// Subjects evaluated and committed together: one history query and one transaction
-/// for all of them, small enough that a burst of new records is not held back long.
-const SUBJECTS_PER_COMMIT: usize = 500;
+/// for all of them, small enough that a new record waits little between two chunks of a
+/// backlog (restart p99 2.1-2.6 s at 500, 1.4-2.0 s at 200, same ingest rate; BENCHMARKS.md).
+const SUBJECTS_PER_COMMIT: usize = 200;
 
 /// Everything the stage needs; cheap to clone (the store is a pool handle, the rest
 /// shared), so the daemon's loops and the HTTP wake handle can each hold one.
