@@ -209,6 +209,9 @@ async fn a_critical_file_is_not_held_behind_a_long_backlog() {
     let before = backlog_alerts.iter().filter(|id| **id < critical.id).count();
     let after = backlog_alerts.len() - before;
     // Taken after the first chunk of the backlog, long before its end.
-    assert!(before > 0 && after > 2 * before, "evaluated after the first chunk: {before} before, {after} after");
+    assert!(
+        before > 0 && after > 2 * before,
+        "evaluated after the first chunk: {before} before, {after} after"
+    );
     assert!(d.processed("critical.ndjson"), "filed away");
 }
