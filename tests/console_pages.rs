@@ -307,6 +307,30 @@ async fn the_console_pages_show_what_each_person_may_see() {
         silences.body
     );
     assert!(active.contains("href=\"/console/subjects/KS-701\""));
+    // Ended early from the page, signed (the session signed before: the password alone).
+    let silence_id =
+        active.split("action=\"/console/silences/").nth(1).and_then(|s| s.split('/').next()).unwrap();
+    let ended = console
+        .post(
+            &safety,
+            &format!("/console/silences/{silence_id}/close"),
+            &[
+                ("csrf", &csrf_of(&silences.body)),
+                ("meaning", "approved"),
+                ("user", "dr.safety"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(ended.status, 303, "{}", ended.body);
+    let after = console.get(&safety, "/console/silences?done=ended").await;
+    let (active, done) = after.body.split_once("id=\"ended-h\"").unwrap();
+    assert!(!active.contains("seen, site calling back"), "no longer active");
+    assert!(done.contains("ended by user:dr.safety") || done.contains("by user:dr.safety"), "{}", after.body);
+    let again = console
+        .post(&safety, &format!("/console/silences/{silence_id}/close"), &[("csrf", &csrf_of(&after.body))])
+        .await;
+    assert_eq!(again.status, 409, "ended once: {}", again.body);
 
     // Audit: the safety officer's sign-in, found by user; record hashes hidden when blinded.
     let found = console.get(&chair, "/console/audit?user=dr.safety&action=signed+in").await;

@@ -69,7 +69,7 @@ pub(crate) fn record_view(r: &Record, zone: chrono_tz::Tz) -> minijinja::Value {
 
 #[derive(Deserialize, Default)]
 pub(crate) struct Done {
-    done: Option<String>,
+    pub done: Option<String>,
 }
 
 pub(crate) async fn page(
@@ -172,6 +172,66 @@ async fn render(
     Ok((status, html).into_response())
 }
 
+/// The signature fields of a console form.
+pub(crate) struct Signing<'a> {
+    /// Empty or absent: not signed.
+    pub meaning: Option<&'a str>,
+    /// The signer's id: asked at the first signing of a session only.
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+}
+
+/// The signature a console form asks for on `action` over `content`: None where none is
+/// given and none is required; Err with the status and the reason to show where it is
+/// refused (nothing is signed then; a wrong password counts toward lockout).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn signed(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    form: Signing<'_>,
+    action: Action,
+    entity: &str,
+    id: &str,
+    content: &serde_json::Value,
+    comment: Option<&str>,
+) -> Result<Result<Option<crate::accounts::NewSignature>, (StatusCode, String)>, ConsoleError> {
+    let meaning = form.meaning.map(str::trim).filter(|m| !m.is_empty());
+    let Some(meaning) = meaning else {
+        if state.config.authority.requires_signature(action) {
+            let why = format!(
+                "This study requires an electronic signature to {}: choose its meaning and enter your password.",
+                action.as_str()
+            );
+            return Ok(Err((StatusCode::UNPROCESSABLE_ENTITY, why)));
+        }
+        return Ok(Ok(None));
+    };
+    let meaning = match crate::accounts::Meaning::parse(meaning) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err((StatusCode::UNPROCESSABLE_ENTITY, e))),
+    };
+    // The first signing of a session: id and password; later ones: the password.
+    if !viewer.signed && form.user.map(str::trim).unwrap_or_default() != viewer.user.id {
+        state.refused(viewer, "signature", entity, id, "user id missing or not the signed-in person's").await;
+        let why = "Nothing was signed: the first signature of a session needs your user id and password.";
+        return Ok(Err((StatusCode::FORBIDDEN, why.to_string())));
+    }
+    match state.accounts.authenticate(&viewer.user.id, form.password.unwrap_or_default(), "signature").await?
+    {
+        Ok(signer) => Ok(Ok(Some(state.accounts.signature(
+            &signer,
+            meaning,
+            action,
+            entity,
+            id,
+            content,
+            comment,
+            state.config.study.zones.study,
+        )))),
+        Err(e) => Ok(Err((StatusCode::FORBIDDEN, format!("Nothing was signed: {e}.")))),
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct Decision {
     #[serde(default)]
@@ -243,52 +303,24 @@ pub(crate) async fn act(
             .await?;
         return Ok(Redirect::to(&format!("/console/alerts/{id}?done=silenced")).into_response());
     };
-    // The signature: given (a meaning chosen) or required by the study.
-    let meaning = form.meaning.as_deref().map(str::trim).filter(|m| !m.is_empty());
-    let required = state.config.authority.requires_signature(authority_action);
-    let signature = match (meaning, required) {
-        (None, false) => None,
-        (None, true) => {
-            let why = format!("This study requires an electronic signature to {}: choose its meaning and enter your password.", authority_action.as_str());
-            return fail(why, StatusCode::UNPROCESSABLE_ENTITY).await;
-        }
-        (Some(m), _) => {
-            let meaning = match crate::accounts::Meaning::parse(m) {
-                Ok(m) => m,
-                Err(e) => return fail(e, StatusCode::UNPROCESSABLE_ENTITY).await,
-            };
-            // The first signing of a session: id and password; later ones: the password.
-            if !viewer.signed {
-                let typed = form.user.as_deref().map(str::trim).unwrap_or_default();
-                if typed != viewer.user.id {
-                    let why = "Nothing was signed: the first signature of a session needs your user id and password.".to_string();
-                    state
-                        .refused(
-                            &viewer,
-                            "signature",
-                            "alert",
-                            &id.to_string(),
-                            "user id missing or not the signed-in person's",
-                        )
-                        .await;
-                    return fail(why, StatusCode::FORBIDDEN).await;
-                }
-            }
-            let password = form.password.as_deref().unwrap_or_default();
-            match state.accounts.authenticate(&viewer.user.id, password, "signature").await? {
-                Ok(signer) => Some(state.accounts.signature(
-                    &signer,
-                    meaning,
-                    authority_action,
-                    "alert",
-                    &id.to_string(),
-                    &alert.signed_content(),
-                    comment,
-                    state.config.study.zones.study,
-                )),
-                Err(e) => return fail(format!("Nothing was signed: {e}."), StatusCode::FORBIDDEN).await,
-            }
-        }
+    let signature = match signed(
+        &state,
+        &viewer,
+        Signing {
+            meaning: form.meaning.as_deref(),
+            user: form.user.as_deref(),
+            password: form.password.as_deref(),
+        },
+        authority_action,
+        "alert",
+        &id.to_string(),
+        &alert.signed_content(),
+        comment,
+    )
+    .await?
+    {
+        Ok(s) => s,
+        Err((status, why)) => return fail(why, status).await,
     };
     let result = state
         .store

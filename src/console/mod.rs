@@ -94,6 +94,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/reports/{id}/release", post(pages::release))
         .route("/console/rules", get(pages::rules))
         .route("/console/silences", get(pages::silences))
+        .route("/console/silences/{id}/close", post(pages::close_silence))
         .route("/console/audit", get(pages::audit))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -587,6 +587,7 @@ pub(crate) async fn rules(
 pub(crate) async fn silences(
     State(state): State<ConsoleState>,
     viewer: Viewer,
+    axum::extract::Query(done): axum::extract::Query<super::alert::Done>,
 ) -> Result<Response, ConsoleError> {
     let zone = state.config.study.zones.study;
     let now = state.store.now();
@@ -605,8 +606,62 @@ pub(crate) async fn silences(
             ended.push(row);
         }
     }
-    let ctx = minijinja::context! { active => active, ended => ended };
+    let ctx = minijinja::context! { active => active, ended => ended, done => done.done };
     Ok(state.render("silences.html", &viewer, ctx)?.into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CloseSilence {
+    #[serde(default)]
+    csrf: String,
+    meaning: Option<String>,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+/// Ends a silence now (its alerts open again at the next clock pass), signed where given
+/// or required.
+pub(crate) async fn close_silence(
+    State(state): State<ConsoleState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    axum::Form(form): axum::Form<CloseSilence>,
+) -> Result<Response, ConsoleError> {
+    use crate::config::Action;
+    state.check_csrf(&viewer, &form.csrf).await?;
+    if !state.config.authority.permits(&viewer.user.roles, Action::CloseSilence) {
+        let why = "You may not end silences.";
+        state.refused(&viewer, Action::CloseSilence.as_str(), "silence", &id.to_string(), why).await;
+        return Err(ConsoleError(StatusCode::FORBIDDEN, why.into()));
+    }
+    let silence = state.store.silences().await?.into_iter().find(|s| s.id == id && !s.ended);
+    let silence = silence
+        .ok_or_else(|| ConsoleError(StatusCode::NOT_FOUND, format!("There is no active silence #{id}.")))?;
+    let signing = super::alert::Signing {
+        meaning: form.meaning.as_deref(),
+        user: form.user.as_deref(),
+        password: form.password.as_deref(),
+    };
+    let content = silence.signed_content();
+    let signature = super::alert::signed(
+        &state,
+        &viewer,
+        signing,
+        Action::CloseSilence,
+        "silence",
+        &id.to_string(),
+        &content,
+        None,
+    )
+    .await?
+    .map_err(|(status, why)| ConsoleError(status, why))?;
+    if !state.store.close_silence(id, &viewer.user.actor(), signature.as_ref()).await? {
+        return Err(ConsoleError(StatusCode::CONFLICT, format!("Silence #{id} has ended already.")));
+    }
+    if signature.is_some() {
+        state.store.mark_session_signed(&viewer.session).await?;
+    }
+    Ok(axum::response::Redirect::to("/console/silences?done=ended").into_response())
 }
 
 // --- audit trail -------------------------------------------------------------------------
