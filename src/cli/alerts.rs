@@ -227,7 +227,7 @@ async fn show(config: &Path, id: i64, output: Output) -> anyhow::Result<ExitCode
 /// Who acts from the command line: the person named by `--user` once their password is
 /// checked (a wrong one counts toward lockout), with their authority for `action`; else the
 /// local operator, who holds the database's credentials anyway.
-pub(super) async fn actor(
+async fn actor(
     config: &Config,
     store: &Store,
     user: Option<&str>,
@@ -258,6 +258,42 @@ pub(super) async fn actor(
     Ok((person.actor(), Some((person, accounts))))
 }
 
+/// Who acts on `action` (see [`actor`]), and their signature over `content` where `--sign`
+/// asks for one; refused when the study requires a signature and none is given.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn signed_actor(
+    config: &Config,
+    store: &Store,
+    user: Option<&str>,
+    sign: Option<&str>,
+    action: vigil::config::Action,
+    entity: &str,
+    id: &str,
+    content: &serde_json::Value,
+    comment: Option<&str>,
+) -> anyhow::Result<(String, Option<vigil::accounts::NewSignature>)> {
+    let meaning = sign.map(vigil::accounts::Meaning::parse).transpose().map_err(Findings)?;
+    if meaning.is_some() && user.is_none() {
+        return Err(Findings("--sign needs --user: a signature is a person's".into()).into());
+    }
+    if meaning.is_none() && config.authority.requires_signature(action) {
+        return Err(Findings(format!(
+            "this study requires an electronic signature to {}: add --user ID --sign MEANING",
+            action.as_str()
+        ))
+        .into());
+    }
+    let purpose = if meaning.is_some() { "signature" } else { "sign-in" };
+    let (by, person) = actor(config, store, user, action, purpose).await?;
+    let signature = match (meaning, &person) {
+        (Some(m), Some((p, accounts))) => {
+            Some(accounts.signature(p, m, action, entity, id, content, comment, config.study.zones.study))
+        }
+        _ => None,
+    };
+    Ok((by, signature))
+}
+
 async fn transition(args: TransitionArgs, action: vigil::alerts::Transition) -> anyhow::Result<ExitCode> {
     let TransitionArgs { config, id, user, sign, comment } = args;
     let config = Config::load(&config)?;
@@ -266,33 +302,19 @@ async fn transition(args: TransitionArgs, action: vigil::alerts::Transition) -> 
         vigil::alerts::Transition::Resolve => vigil::config::Action::Resolve,
         _ => vigil::config::Action::Acknowledge,
     };
-    let meaning = sign.as_deref().map(vigil::accounts::Meaning::parse).transpose().map_err(Findings)?;
-    if meaning.is_some() && user.is_none() {
-        return Err(Findings("--sign needs --user: a signature is a person's".into()).into());
-    }
-    if meaning.is_none() && config.authority.requires_signature(authority) {
-        return Err(Findings(format!(
-            "this study requires an electronic signature to {}: add --user ID --sign MEANING",
-            authority.as_str()
-        ))
-        .into());
-    }
-    let purpose = if meaning.is_some() { "signature" } else { "sign-in" };
-    let (by, person) = actor(&config, &store, user.as_deref(), authority, purpose).await?;
     let alert = store.alert(id).await?.ok_or_else(|| Findings(format!("no alert #{id}")))?;
-    let signature = match (meaning, &person) {
-        (Some(m), Some((p, accounts))) => Some(accounts.signature(
-            p,
-            m,
-            authority,
-            "alert",
-            &id.to_string(),
-            &alert.signed_content(),
-            comment.as_deref(),
-            config.study.zones.study,
-        )),
-        _ => None,
-    };
+    let (by, signature) = signed_actor(
+        &config,
+        &store,
+        user.as_deref(),
+        sign.as_deref(),
+        authority,
+        "alert",
+        &id.to_string(),
+        &alert.signed_content(),
+        comment.as_deref(),
+    )
+    .await?;
     let second_person = config.alerting.second_person_resolves_critical;
     let result =
         store.transition_signed(id, action, &by, comment.as_deref(), second_person, signature.as_ref()).await;
@@ -357,32 +379,19 @@ async fn unsilence(
     let store = Store::connect(&config.database_url).await?.with_zones(config.study.zones.clone());
     let silence = store.silences().await?.into_iter().find(|s| s.id == id && !s.ended);
     let silence = silence.ok_or_else(|| Findings(format!("no active silence #{id}")))?;
-    let meaning = sign.map(vigil::accounts::Meaning::parse).transpose().map_err(Findings)?;
-    if meaning.is_some() && user.is_none() {
-        return Err(Findings("--sign needs --user: a signature is a person's".into()).into());
-    }
-    if meaning.is_none() && config.authority.requires_signature(Action::CloseSilence) {
-        return Err(Findings(
-            "this study requires an electronic signature to close a silence: add --user ID --sign MEANING"
-                .into(),
-        )
-        .into());
-    }
-    let purpose = if meaning.is_some() { "signature" } else { "sign-in" };
-    let (by, person) = actor(&config, &store, user, Action::CloseSilence, purpose).await?;
-    let signature = match (meaning, &person) {
-        (Some(m), Some((p, accounts))) => Some(accounts.signature(
-            p,
-            m,
-            Action::CloseSilence,
-            "silence",
-            &id.to_string(),
-            &silence.signed_content(),
-            None,
-            config.study.zones.study,
-        )),
-        _ => None,
-    };
+    let content = silence.signed_content();
+    let (by, signature) = signed_actor(
+        &config,
+        &store,
+        user,
+        sign,
+        Action::CloseSilence,
+        "silence",
+        &id.to_string(),
+        &content,
+        None,
+    )
+    .await?;
     let closed = store.close_silence(id, &by, signature.as_ref()).await?;
     store.seal_audit().await?;
     store.close().await;

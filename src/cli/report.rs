@@ -123,32 +123,19 @@ async fn release(config: &Path, id: i64, user: Option<&str>, sign: Option<&str>)
         return Err(Findings(vigil::publish::ReleaseError::Released(id).to_string()).into());
     }
     vigil::publish::check_unchanged(&report).map_err(|e| Findings(e.to_string()))?;
-    let meaning = sign.map(vigil::accounts::Meaning::parse).transpose().map_err(Findings)?;
-    if meaning.is_some() && user.is_none() {
-        return Err(Findings("--sign needs --user: a signature is a person's".into()).into());
-    }
-    if meaning.is_none() && config.authority.requires_signature(Action::ReleaseReport) {
-        return Err(Findings(
-            "this study requires an electronic signature to release a report: add --user ID --sign MEANING"
-                .into(),
-        )
-        .into());
-    }
-    let purpose = if meaning.is_some() { "signature" } else { "sign-in" };
-    let (by, person) = super::alerts::actor(&config, &store, user, Action::ReleaseReport, purpose).await?;
-    let signature = match (meaning, &person) {
-        (Some(m), Some((p, accounts))) => Some(accounts.signature(
-            p,
-            m,
-            Action::ReleaseReport,
-            "report",
-            &id.to_string(),
-            &report.signed_content(),
-            None,
-            config.study.zones.study,
-        )),
-        _ => None,
-    };
+    let content = report.signed_content();
+    let (by, signature) = super::alerts::signed_actor(
+        &config,
+        &store,
+        user,
+        sign,
+        Action::ReleaseReport,
+        "report",
+        &id.to_string(),
+        &content,
+        None,
+    )
+    .await?;
     if !store.release_report(id, &by, signature.as_ref()).await? {
         return Err(Findings(vigil::publish::ReleaseError::Released(id).to_string()).into());
     }

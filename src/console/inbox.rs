@@ -1,7 +1,7 @@
 //! The alert inbox: open, acknowledged, silenced, resolved; filtered; the oldest open
 //! critical alert first; one page of 50 at a time.
 
-use super::{ConsoleError, ConsoleState, Viewer};
+use super::{day_ms, given, page_link, ConsoleError, ConsoleState, Viewer};
 use crate::store::AlertFilter;
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -24,38 +24,20 @@ pub(crate) struct InboxQuery {
     fragment: Option<String>,
 }
 
-fn given(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
-}
-
 pub(crate) async fn inbox(
     State(state): State<ConsoleState>,
     viewer: Viewer,
     Query(q): Query<InboxQuery>,
 ) -> Result<Response, ConsoleError> {
     let zone = state.config.study.zones.study;
-    let day = |s: &Option<String>, end: bool| -> Result<Option<i64>, ConsoleError> {
-        match given(s) {
-            None => Ok(None),
-            Some(d) => {
-                let t = crate::model::ClinicalTime::parse_in(&d, zone)
-                    .map_err(|e| ConsoleError(axum::http::StatusCode::BAD_REQUEST, format!("{d}: {e}")))?;
-                Ok(Some(if end {
-                    t.latest().timestamp_millis() + 1
-                } else {
-                    t.earliest().timestamp_millis()
-                }))
-            }
-        }
-    };
     let filter = AlertFilter {
         status: given(&q.status),
         severity: given(&q.severity),
         rule_id: given(&q.rule),
         site: given(&q.site),
         subject: given(&q.subject),
-        from_ms: day(&q.from, false)?,
-        to_ms: day(&q.to, true)?,
+        from_ms: day_ms(&q.from, zone, false)?,
+        to_ms: day_ms(&q.to, zone, true)?,
     };
     let page = q.page.unwrap_or(1).max(1);
     let started = std::time::Instant::now();
@@ -77,24 +59,16 @@ pub(crate) async fn inbox(
         })
         .collect();
     let pages = (total + PAGE - 1) / PAGE;
-    let query = |p: i64| {
-        let mut parts: Vec<String> = Vec::new();
-        for (k, v) in [
-            ("status", &q.status),
-            ("severity", &q.severity),
-            ("rule", &q.rule),
-            ("site", &q.site),
-            ("subject", &q.subject),
-            ("from", &q.from),
-            ("to", &q.to),
-        ] {
-            if let Some(v) = given(v) {
-                parts.push(format!("{k}={}", super::url_encode(&v)));
-            }
-        }
-        parts.push(format!("page={p}"));
-        format!("?{}", parts.join("&"))
-    };
+    let fields = [
+        ("status", &q.status),
+        ("severity", &q.severity),
+        ("rule", &q.rule),
+        ("site", &q.site),
+        ("subject", &q.subject),
+        ("from", &q.from),
+        ("to", &q.to),
+    ];
+    let query = |p: i64| page_link(&fields, p);
     let ctx = minijinja::context! {
         alerts => rows,
         total => total,

@@ -229,6 +229,32 @@ impl FromRequestParts<ConsoleState> for Viewer {
     }
 }
 
+/// A form field as given: trimmed, None when empty.
+pub(crate) fn given(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+/// A date field (YYYY-MM-DD, a whole day in the study's zone) as epoch ms: the day's start,
+/// or just after its end (`end`), for a `[from, to)` range. 400 when it is not a date.
+pub(crate) fn day_ms(
+    s: &Option<String>,
+    zone: chrono_tz::Tz,
+    end: bool,
+) -> Result<Option<i64>, ConsoleError> {
+    let Some(d) = given(s) else { return Ok(None) };
+    let t = crate::model::ClinicalTime::parse_in(&d, zone)
+        .map_err(|e| ConsoleError(StatusCode::BAD_REQUEST, format!("{d}: {e}")))?;
+    Ok(Some(if end { t.latest().timestamp_millis() + 1 } else { t.earliest().timestamp_millis() }))
+}
+
+/// `?k=v&…&page=N` with the fields given, for a listing's page links.
+pub(crate) fn page_link(fields: &[(&str, &Option<String>)], page: i64) -> String {
+    let mut parts: Vec<String> =
+        fields.iter().filter_map(|(k, v)| given(v).map(|v| format!("{k}={}", url_encode(&v)))).collect();
+    parts.push(format!("page={page}"));
+    format!("?{}", parts.join("&"))
+}
+
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {

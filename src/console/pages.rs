@@ -6,7 +6,7 @@
 //! person asking for one is refused and audited.
 
 use super::rule_pack::{self, RulePack};
-use super::{ConsoleError, ConsoleState, Viewer};
+use super::{day_ms, given, page_link, ConsoleError, ConsoleState, Viewer};
 use crate::config::Action;
 use crate::store::console_queries::{AeVersion, AuditQuery};
 use crate::store::{ReportKind, ReportRow};
@@ -20,10 +20,6 @@ use std::sync::Arc;
 
 fn at(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
     t.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string()
-}
-
-fn given(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 async fn pack(state: &ConsoleState) -> Result<Arc<RulePack>, ConsoleError> {
@@ -705,26 +701,12 @@ pub(crate) async fn audit(
     Query(q): Query<AuditParams>,
 ) -> Result<Response, ConsoleError> {
     let zone = state.config.study.zones.study;
-    let day = |s: &Option<String>, end: bool| -> Result<Option<i64>, ConsoleError> {
-        match given(s) {
-            None => Ok(None),
-            Some(d) => {
-                let t = crate::model::ClinicalTime::parse_in(&d, zone)
-                    .map_err(|e| ConsoleError(StatusCode::BAD_REQUEST, format!("{d}: {e}")))?;
-                Ok(Some(if end {
-                    t.latest().timestamp_millis() + 1
-                } else {
-                    t.earliest().timestamp_millis()
-                }))
-            }
-        }
-    };
     let query = AuditQuery {
         subject: given(&q.subject),
         actor: given(&q.user),
         action: given(&q.action),
-        from_ms: day(&q.from, false)?,
-        to_ms: day(&q.to, true)?,
+        from_ms: day_ms(&q.from, zone, false)?,
+        to_ms: day_ms(&q.to, zone, true)?,
     };
     let page = q.page.unwrap_or(1).max(1);
     let (entries, total) = state.store.audit_search(&query, (page - 1) * AUDIT_PAGE, AUDIT_PAGE).await?;
@@ -751,22 +733,9 @@ pub(crate) async fn audit(
         None
     };
     let pages = (total + AUDIT_PAGE - 1) / AUDIT_PAGE;
-    let link = |p: i64| {
-        let mut parts: Vec<String> = Vec::new();
-        for (k, v) in [
-            ("subject", &q.subject),
-            ("user", &q.user),
-            ("action", &q.action),
-            ("from", &q.from),
-            ("to", &q.to),
-        ] {
-            if let Some(v) = given(v) {
-                parts.push(format!("{k}={}", super::url_encode(&v)));
-            }
-        }
-        parts.push(format!("page={p}"));
-        format!("?{}", parts.join("&"))
-    };
+    let fields =
+        [("subject", &q.subject), ("user", &q.user), ("action", &q.action), ("from", &q.from), ("to", &q.to)];
+    let link = |p: i64| page_link(&fields, p);
     let ctx = minijinja::context! {
         entries => rows, total => total, page => page, pages => pages,
         prev => (page > 1).then(|| link(page - 1)), next => (page < pages).then(|| link(page + 1)),

@@ -82,11 +82,19 @@ fn signature(row: &AnyRow) -> anyhow::Result<Signature> {
     })
 }
 
-/// Records a signature inside the transaction of the action it signs.
-pub(super) async fn insert_signature(
+/// Records the signature, if any, inside the transaction of the action it signs: its id.
+pub(super) async fn insert_signature_of(
     tx: &mut Transaction<'static, Any>,
-    s: &NewSignature,
-) -> anyhow::Result<i64> {
+    signature: Option<&NewSignature>,
+) -> anyhow::Result<Option<i64>> {
+    match signature {
+        Some(s) => Ok(Some(insert_signature(tx, s).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Records a signature inside the transaction of the action it signs.
+async fn insert_signature(tx: &mut Transaction<'static, Any>, s: &NewSignature) -> anyhow::Result<i64> {
     let row = sqlx::query(
         "INSERT INTO signatures (user_id, printed_name, meaning, action, entity, entity_id, content_hash, signed_at, \
          zone, local_time, comment) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",

@@ -702,10 +702,7 @@ impl Store {
             match requested {
                 Some(first) => confirming = Some(first),
                 None => {
-                    let signed = match signature {
-                        Some(s) => Some(super::accounts::insert_signature(&mut tx, s).await?),
-                        None => None,
-                    };
+                    let signed = super::accounts::insert_signature_of(&mut tx, signature).await?;
                     signed_event(&mut tx, now_ms, id, actor, RESOLUTION_REQUESTED, comment, signed).await?;
                     tx.commit().await?;
                     return self.alert(id).await?.ok_or_else(|| TransitionError::NotFound(id).into());
@@ -731,10 +728,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let signed = match signature {
-            Some(s) => Some(super::accounts::insert_signature(&mut tx, s).await?),
-            None => None,
-        };
+        let signed = super::accounts::insert_signature_of(&mut tx, signature).await?;
         signed_event(&mut tx, now_ms, id, actor, transition.action(), comment, signed).await?;
         if transition == Transition::Resolve {
             // Resolved means "no longer present": the next evaluation looks again, and the
@@ -905,10 +899,7 @@ impl Store {
         signature: Option<&crate::accounts::NewSignature>,
     ) -> anyhow::Result<bool> {
         let mut tx = self.begin_write().await?;
-        let signed = match signature {
-            Some(s) => Some(super::accounts::insert_signature(&mut tx, s).await?),
-            None => None,
-        };
+        let signed = super::accounts::insert_signature_of(&mut tx, signature).await?;
         let done = sqlx::query(
             "UPDATE silences SET expires_at = $2, ended_by = $3, signature_id = $4 \
              WHERE id = $1 AND ended_at IS NULL AND ended_by IS NULL",

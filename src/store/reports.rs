@@ -263,10 +263,7 @@ impl Store {
         signature: Option<&crate::accounts::NewSignature>,
     ) -> anyhow::Result<bool> {
         let mut tx = self.begin_write().await?;
-        let signed = match signature {
-            Some(s) => Some(super::accounts::insert_signature(&mut tx, s).await?),
-            None => None,
-        };
+        let signed = super::accounts::insert_signature_of(&mut tx, signature).await?;
         let done = sqlx::query(
             "UPDATE reports SET released_at = $2, released_by = $3, signature_id = $4 \
              WHERE id = $1 AND released_at IS NULL",
