@@ -117,6 +117,27 @@ async fn insert_signature(tx: &mut Transaction<'static, Any>, s: &NewSignature) 
 }
 
 impl Store {
+    /// Runs `update` (`$1` id, `$2` now, `$3` who, `$4` the signature's id) once, with the
+    /// signature recorded in the same transaction: both or neither. False if `update`
+    /// changed no row (done already), and then nothing is signed either.
+    pub(super) async fn signed_once(
+        &self,
+        update: &'static str,
+        id: i64,
+        by: &str,
+        signature: Option<&NewSignature>,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let signed = insert_signature_of(&mut tx, signature).await?;
+        let done =
+            sqlx::query(update).bind(id).bind(self.now_ms()).bind(by).bind(signed).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Adds a person. The id is theirs for good: it is never reused (§11.100(a)).
     pub async fn create_user(
         &self,

@@ -898,23 +898,14 @@ impl Store {
         by: &str,
         signature: Option<&crate::accounts::NewSignature>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let signed = super::accounts::insert_signature_of(&mut tx, signature).await?;
-        let done = sqlx::query(
+        self.signed_once(
             "UPDATE silences SET expires_at = $2, ended_by = $3, signature_id = $4 \
              WHERE id = $1 AND ended_at IS NULL AND ended_by IS NULL",
+            id,
+            by,
+            signature,
         )
-        .bind(id)
-        .bind(self.now_ms())
-        .bind(by)
-        .bind(signed)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        .await
     }
 
     /// Ends expired silences. Alerts they silenced that are still silenced re-open; the

@@ -262,23 +262,14 @@ impl Store {
         by: &str,
         signature: Option<&crate::accounts::NewSignature>,
     ) -> anyhow::Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let signed = super::accounts::insert_signature_of(&mut tx, signature).await?;
-        let done = sqlx::query(
+        self.signed_once(
             "UPDATE reports SET released_at = $2, released_by = $3, signature_id = $4 \
              WHERE id = $1 AND released_at IS NULL",
+            id,
+            by,
+            signature,
         )
-        .bind(id)
-        .bind(self.now_ms())
-        .bind(by)
-        .bind(signed)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        .await
     }
 
     /// (report id, role, recipient, status, last error) of every report email.
